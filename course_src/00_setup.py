@@ -1,0 +1,165 @@
+# %% [markdown]
+# # 00 · Setup: meet the model and look inside it
+#
+# **Time:** about 15 minutes · **You need:** Python, a little NumPy/PyTorch; no interpretability background.
+#
+# In this course you will do "AI neuroscience" on a small chat model: have it read short stories,
+# record what happens inside it, find directions that track emotions, and then push on those
+# directions to see whether they change what the model does. This first notebook makes sure
+# everything works on your machine and introduces the one tool we use to look inside: **nnsight**.
+#
+# **Learning goals**
+# 1. Load the course model (offline) and chat with it once.
+# 2. See the model as a stack of decoder layers that each update a *residual stream*.
+# 3. Use nnsight to read a layer's output, and know its shape: `[batch, tokens, d_model]`.
+# 4. Get your first activations of a story with `extract_activations`.
+
+# %% [markdown]
+# ## Parameters
+# The next cell holds the settings. The test suite and `make course` override them (papermill
+# "parameters" cell). On Colab with a GPU you can set `MODEL_NAME` to a larger Hugging Face model,
+# e.g. `"HuggingFaceTB/SmolLM2-1.7B-Instruct"`; `None` means the bundled SmolLM2-135M-Instruct,
+# which runs offline on any laptop.
+
+# %% tags=["parameters"]
+# None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
+MODEL_NAME = None
+# True runs MODEL_NAME on NDIF (needs NDIF_API_KEY), for models no laptop can hold.
+REMOTE = False
+# True gives the smallest run, used by the tests and by weak laptops.
+FAST = False
+
+# %%
+import torch
+
+import course_utils
+from course_utils import chat, extract_activations, load_model
+from course_utils.data import load_stories
+
+torch.manual_seed(0)
+print("torch", torch.__version__)
+
+# %% [markdown]
+# ## 1. Load the model
+# `load_model()` returns an nnsight `LanguageModel`: the ordinary Hugging Face model, wrapped so that
+# we can read and edit its internals. The first call converts the bundled GGUF file to a cached
+# float32 copy (about 20 seconds); later calls take a second or two.
+
+# %%
+model = load_model(MODEL_NAME, remote=REMOTE)
+print(f"model: {model.course_id}")
+print(f"decoder layers: {model.n_layers}, residual stream width d_model: {model.d_model}")
+
+# %% [markdown]
+# ## 2. Chat with it once
+# Chat models read a conversation written in a special *chat template*. `chat()` builds that
+# string and stops exactly where the assistant's reply begins. Look at the special tokens.
+
+# %%
+prompt = chat(model, "In one sentence, what is a lighthouse for?")
+print(prompt)
+
+# %% [markdown]
+# Generation with nnsight looks like ordinary generation wrapped in a `with` block. Inside the
+# block we could read or change anything; here we only collect the result.
+
+# %%
+with torch.no_grad(), model.generate(prompt, max_new_tokens=30, do_sample=False) as tracer:
+    tokens = tracer.result.save()
+reply = model.tokenizer.decode(tokens[0][len(model.tokenizer(prompt)["input_ids"]):], skip_special_tokens=True)
+print("tokens shape:", tuple(tokens.shape))
+print("reply:", reply)
+
+# %% [markdown]
+# A 135-million-parameter model is tiny by today's standards (the paper studied a frontier model).
+# Its answers are often clumsy. That is fine: we are going to study what it *represents*, and
+# later we will measure behaviour with log-probabilities over many prompts rather than trusting
+# one sampled answer.
+
+# %% [markdown]
+# ## 3. Look inside: the module tree
+# Printing the model shows its parts. The ones we care about are the decoder layers
+# (`model.layers[0]` ... `model.layers[29]`): each reads the residual stream, adds its update, and
+# passes it on. `model.layer(i)` is the course's shortcut that also works for Qwen, Gemma and GPT-2 style models.
+
+# %%
+print(model)
+
+# %% [markdown]
+# ## 4. Read a layer's output with nnsight
+# Inside `model.trace(...)`, `model.layer(i).output` is the residual stream *after* decoder layer `i`.
+# `nnsight.save(...)` keeps it after the block ends. Note the shape: **`[batch, tokens, d_model]`**.
+# (In transformers 5 this is a plain tensor; older code wrote `output[0]` to unpack a tuple, which
+# now silently takes batch row 0 instead.)
+
+# %%
+import nnsight
+
+with torch.no_grad(), model.trace("The lighthouse keeper climbed the stairs.", remote=REMOTE):
+    out = nnsight.save(model.layer(20).output)
+print("layer 20 output shape [batch, tokens, d_model]:", tuple(out.shape))
+print("norm of each token's residual vector:", out[0].norm(dim=-1).round().tolist())
+
+# %% [markdown]
+# Look at the norms: at this layer the **first token's** vector is about a hundred times longer than the
+others (in SmolLM2-135M this starts at layer 11 and lasts to the end).
+# Many small models park a huge "attention sink" activation on the first token. It carries no
+# meaning about the text, so from now on we never let the first token into an average.
+
+# %% [markdown]
+# ### Exercise 0 · Read the residual stream after a layer
+# > **Difficulty:** 🔴⚪⚪⚪⚪ · **Importance:** 🔵🔵🔵🔵⚪ · **Time:** 5 minutes
+#
+# Write `residual_after(model, prompt, layer)` that returns the residual stream after decoder layer
+# `layer` for one prompt, as a tensor of shape `[n_tokens, d_model]` on the CPU.
+#
+# <details><summary>Hint 1</summary>Copy the trace above; save <code>model.layer(layer).output</code>.</details>
+# <details><summary>Hint 2</summary>The saved output has a batch axis of size 1. Index it away with <code>[0]</code>
+# (this is the correct use of <code>[0]</code>: on the tensor, after the trace).</details>
+
+# %%
+def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
+    """The residual stream after decoder layer `layer` for one prompt: [n_tokens, d_model]."""
+    # BEGIN SOLUTION
+    with torch.no_grad(), model.trace(prompt, remote=REMOTE):
+        out = nnsight.save(model.layer(layer).output)
+    return out[0].detach().cpu()
+    # END SOLUTION
+
+
+# %%
+from course_utils import checks
+
+residual_after = checks.check_residual_after(residual_after, model)
+print("shape:", tuple(residual_after(model, "Hello there", 5).shape))
+
+# %% [markdown]
+# ## 5. Your first activations of a story
+# `extract_activations` does the same for many texts at once, for every layer, in batches, and
+# keeps the result in a cache on disk that all notebooks share. With `reduce="mean"` it averages
+# each text's tokens (leaving out the first `skip_first` tokens and all padding) and returns
+# `[n_texts, n_layers, d_model]`.
+
+# %%
+stories = load_stories(split="train")
+story = stories.iloc[0]
+print(f"emotion: {story.emotion}  ·  topic: {story.topic}\n")
+print(story.text)
+
+# %%
+acts = extract_activations(model, [story.text], reduce="mean")
+print("mean activations [n_texts, n_layers, d_model]:", tuple(acts.shape))
+print("norm of the story's mean vector at each layer:", acts[0].norm(dim=-1).round().tolist())
+
+# %% [markdown]
+# ## Recap
+# - The model is a stack of decoder layers updating a residual stream of width `d_model`.
+# - nnsight reads any layer's output inside a `trace`; outputs are `[batch, tokens, d_model]`.
+# - The first token is an outlier with a huge norm; averages leave it out.
+# - `extract_activations` turns texts into `[n_texts, n_layers, d_model]`, cached for later notebooks.
+#
+# **Questions to think about**
+# 1. Why might a model keep an enormous vector on the first token?
+# 2. If we average a story's tokens, what information do we lose? What do we keep?
+#
+# **Next:** `01_reading_stories`: the stories the model will read, and the baseline any probe must beat.

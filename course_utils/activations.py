@@ -1,0 +1,166 @@
+"""Read the residual stream with nnsight: per-layer activations of many texts, reduced and cached on disk."""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import nnsight
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from .models import CourseModel, tokenize
+from .paths import cache_dir
+
+REDUCES = ("mean", "last", "none")
+CACHE_VERSION = 1
+
+
+def masked_mean(acts: torch.Tensor, mask: torch.Tensor, skip_first: int) -> torch.Tensor:
+    """Mean over each row's real tokens from its `skip_first`-th on: acts [b, t, d], mask [b, t] -> [b, d]."""
+    position = mask.cumsum(-1) - 1  # index of each token among the real tokens of its row
+    keep = (mask.bool() & (position >= skip_first)).to(acts.dtype).unsqueeze(-1)
+    return (acts * keep).sum(1) / keep.sum(1)
+
+
+def last_token(acts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The activation at each row's last real token: acts [b, t, d], mask [b, t] -> [b, d]."""
+    idx = (mask * torch.arange(mask.shape[1], device=mask.device)).argmax(-1)
+    return acts[torch.arange(acts.shape[0], device=acts.device), idx]
+
+
+def _check_args(model: CourseModel, texts: Sequence[str], layers: Sequence[int] | None,
+                reduce: str, skip_first: int, batch_size: int) -> list[int]:
+    """Validate arguments; return the layer list."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string (wrap it: [text])")
+    if len(texts) == 0:
+        raise ValueError("texts is empty: pass at least one text")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise ValueError(f"texts[{i}] must be a non-empty string, got {t!r}")
+    if reduce not in REDUCES:
+        raise ValueError(f"reduce={reduce!r} is not allowed: use one of {REDUCES}")
+    if not isinstance(skip_first, int) or skip_first < 0:
+        raise ValueError(f"skip_first={skip_first!r} must be an int >= 0")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
+    n = model.n_layers
+    layers = list(range(n)) if layers is None else [int(l) for l in layers]
+    bad = [l for l in layers if not 0 <= l < n]
+    if bad or not layers:
+        raise ValueError(f"layers={layers!r}: each layer must be in 0..{n - 1}")
+    return layers
+
+
+def _cache_key(model: CourseModel, texts: Sequence[str], layers: list[int], reduce: str, skip_first: int) -> str:
+    """The JSON description of a request; its hash names the cache file."""
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\x00")
+    return json.dumps({"version": CACHE_VERSION, "model": model.course_id, "n_texts": len(texts),
+                       "texts_sha256": h.hexdigest(), "layers": layers, "reduce": reduce,
+                       "skip_first": skip_first if reduce == "mean" else None}, sort_keys=True)
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    """A checksum of the tensors' bytes, stored with them to detect corruption."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _cache_path(key: str) -> Path:
+    return cache_dir("activations") / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".safetensors")
+
+
+def _read_cache(path: Path, key: str) -> dict[str, torch.Tensor] | None:
+    """Load a cache file if it is intact and matches the request; warn and return None otherwise."""
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        warnings.warn(f"activation cache file {path} is unreadable ({e}); recomputing it", stacklevel=3)
+        return None
+    if meta.get("key") != key:
+        warnings.warn(f"activation cache file {path} belongs to another request (stale); recomputing it", stacklevel=3)
+        return None
+    if meta.get("sha256") != _digest(tensors):
+        warnings.warn(f"activation cache file {path} failed its checksum (corrupted); recomputing it", stacklevel=3)
+        return None
+    return tensors
+
+
+def _write_cache(path: Path, key: str, tensors: dict[str, torch.Tensor]) -> None:
+    """Write atomically (temp file, then rename) so an interrupted run never leaves half a file."""
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"key": key, "sha256": _digest(tensors)})
+    tmp.replace(path)
+
+
+def _run_batches(model: CourseModel, texts: Sequence[str], layers: list[int], reduce: str,
+                 skip_first: int, batch_size: int, progress: bool | None) -> dict[str, torch.Tensor]:
+    """Run the model over length-sorted batches and reduce each layer's output inside the trace."""
+    lengths = [len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    if reduce == "mean":
+        short = [i for i, n in enumerate(lengths) if n <= skip_first]
+        if short:
+            raise ValueError(f"texts[{short[0]}] has only {lengths[short[0]]} tokens, not more than "
+                             f"skip_first={skip_first}: nothing left to average (lower skip_first or lengthen it)")
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    show = progress if progress is not None else len(batches) > 2
+    results: dict[int, list[torch.Tensor]] = {}
+    for batch in tqdm(batches, desc="extracting activations", disable=not show, leave=False):
+        enc = tokenize(model, [texts[i] for i in batch])
+        mask = enc["attention_mask"]
+        with torch.no_grad(), model.trace(enc, remote=model.remote):
+            m = mask.to(model.device) if not model.remote else mask
+            saved = []
+            for layer in layers:
+                out = model.layer(layer).output
+                out = out[0] if isinstance(out, tuple) else out
+                if reduce == "mean":
+                    out = masked_mean(out, m, skip_first)
+                elif reduce == "last":
+                    out = last_token(out, m)
+                saved.append(out)
+            saved = nnsight.save(saved)
+        stacked = torch.stack([s.detach().float().cpu() for s in saved], dim=1)  # [b, L, (t,) d]
+        for j, i in enumerate(batch):
+            if reduce == "none":
+                real = mask[j].bool()
+                results[i] = stacked[j][:, real].transpose(0, 1)  # [t, L, d]
+            else:
+                results[i] = stacked[j]
+    if reduce == "none":
+        per_text = [results[i] for i in range(len(texts))]
+        return {"acts": torch.cat(per_text), "lengths": torch.tensor([a.shape[0] for a in per_text])}
+    return {"acts": torch.stack([results[i] for i in range(len(texts))])}
+
+
+def extract_activations(model: CourseModel, texts: Sequence[str], *, layers: Sequence[int] | None = None,
+                        reduce: str = "mean", skip_first: int = 3, batch_size: int = 16, cache: bool = True,
+                        progress: bool | None = None) -> torch.Tensor | list[torch.Tensor]:
+    """Residual-stream activations after each decoder layer: [n_texts, n_layers, d_model] (or per-token list for reduce="none")."""
+    layers = _check_args(model, texts, layers, reduce, skip_first, batch_size)
+    key = _cache_key(model, texts, layers, reduce, skip_first)
+    path = _cache_path(key)
+    tensors = _read_cache(path, key) if cache else None
+    if tensors is None:
+        tensors = _run_batches(model, texts, layers, reduce, skip_first, batch_size, progress)
+        if cache:
+            _write_cache(path, key, tensors)
+    if reduce == "none":
+        return list(torch.split(tensors["acts"], tensors["lengths"].tolist()))
+    return tensors["acts"]

@@ -1,0 +1,92 @@
+"""Checks that run right after each exercise: they say what is wrong, and fall back to the reference."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+FALLBACK = "using the reference solution; fill in the cell above to use yours"
+
+
+def _report(ok: bool, message: str) -> None:
+    """Print a check's verdict (plain text, so it reads the same in Jupyter, Colab and papermill logs)."""
+    print(("PASS  " if ok else "CHECK ") + message)
+
+
+def _run(fn: Callable[..., Any], *args: Any) -> tuple[Any, str | None]:
+    """Call a learner's function; return (result, None) or (None, why it could not be used)."""
+    try:
+        return fn(*args), None
+    except NotImplementedError:
+        return None, "not filled in yet"
+    except Exception as e:  # the learner's code raised: show the error, keep the notebook going
+        return None, f"your function raised {type(e).__name__}: {e}"
+
+
+def _verdict(fn: Callable, reference: Callable, problem: str | None, name: str) -> Callable:
+    """Return the learner's function if it passed, else explain and return the reference."""
+    if problem is None:
+        _report(True, f"{name} matches the reference. Well done.")
+        return fn
+    _report(False, f"{name}: {problem}")
+    print(f"      -> {FALLBACK}")
+    return reference
+
+
+def _same(a: Any, b: Any, atol: float = 1e-4, rtol: float = 1e-4) -> bool:
+    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol, rtol=rtol)
+
+
+def check_residual_after(fn: Callable, model: Any, prompt: str = "The lighthouse keeper climbed the stairs.",
+                         layer: int = 10) -> Callable:
+    """Exercise 00: fn(model, prompt, layer) -> [n_tokens, d_model], the residual stream after `layer`."""
+    from .solutions import residual_after
+
+    got, problem = _run(fn, model, prompt, layer)
+    if problem is None:
+        want = residual_after(model, prompt, layer)
+        if not isinstance(got, torch.Tensor):
+            problem = f"expected a torch.Tensor, got {type(got).__name__}"
+        elif got.dim() == 3 and got.shape[0] == 1:
+            problem = (f"shape {tuple(got.shape)} still has the batch axis: take row 0 "
+                       f"(the layer output is [batch, tokens, d_model]) to get [tokens, d_model]")
+        elif got.shape == want.shape[::-1]:
+            problem = f"shape {tuple(got.shape)} is transposed: expected [n_tokens, d_model] = {tuple(want.shape)}"
+        elif got.shape != want.shape:
+            problem = f"shape {tuple(got.shape)}, expected [n_tokens, d_model] = {tuple(want.shape)}"
+        elif not _same(got, want):
+            for off in (-1, 1):
+                if 0 <= layer + off < model.n_layers and _same(got, residual_after(model, prompt, layer + off)):
+                    problem = (f"these are the activations after layer {layer + off}, not {layer}: "
+                               "remember model.layer(i).output is the stream *after* decoder layer i "
+                               "(in output_hidden_states, that is hidden_states[i + 1])")
+                    break
+            else:
+                problem = "values differ from the reference: did you read .output of model.layer(layer)?"
+    return _verdict(fn, residual_after, problem, "residual_after")
+
+
+def check_masked_mean(fn: Callable) -> Callable:
+    """Exercise 02: fn(acts [b,t,d], mask [b,t], skip_first) -> [b, d], mean over real tokens after skip_first."""
+    from .activations import masked_mean
+
+    g = torch.Generator().manual_seed(0)
+    acts = torch.randn(3, 6, 4, generator=g)
+    acts[:, :, 0] += 100.0 * torch.arange(6)  # make positions easy to tell apart
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]])
+    got, problem = _run(fn, acts, mask, 1)
+    want = masked_mean(acts, mask, 1)
+    if problem is None:
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            problem = f"expected shape [batch, d_model] = {tuple(want.shape)}, got {shape} (average over the token axis, dim=1)"
+        elif _same(got, masked_mean(acts, torch.ones_like(mask), 1)) or _same(got, acts[:, 1:].mean(1)):
+            problem = "padding tokens were averaged in: multiply by the attention mask before summing and divide by the count of real tokens"
+        elif _same(got, masked_mean(acts, mask, 0)):
+            problem = "the first real token was included: with left padding it sits at a different position in each row; skip it using each row's own token count (cumsum of the mask)"
+        elif _same(got, (acts * mask.unsqueeze(-1)).sum(1)):
+            problem = "that is a sum, not a mean: divide by the number of tokens kept in each row"
+        elif not _same(got, want):
+            problem = "values differ from the reference: check the mask, the skipped tokens and the division"
+    return _verdict(fn, masked_mean, problem, "masked_mean")

@@ -1,0 +1,27 @@
+"""Where the course keeps its data, cache and generated files."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    """The course's data folder (override with COURSE_DATA_DIR)."""
+    return Path(os.environ.get("COURSE_DATA_DIR", REPO_ROOT / "data"))
+
+
+def build_dir() -> Path:
+    """Where generated artefacts go (override with COURSE_BUILD_DIR); created on demand."""
+    path = Path(os.environ.get("COURSE_BUILD_DIR", REPO_ROOT / "build"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir(kind: str) -> Path:
+    """A cache sub-folder shared by every notebook (override the root with COURSE_CACHE_DIR)."""
+    root = Path(os.environ.get("COURSE_CACHE_DIR", REPO_ROOT / "build" / "cache"))
+    path = root / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,42 @@
+"""Shared fixtures. The whole suite runs with the network blocked (and CI also cuts it with unshare -n)."""
+from __future__ import annotations
+
+import os
+
+os.environ["COURSE_BLOCK_NETWORK"] = "1"  # before course_utils is imported; inherited by notebook kernels
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import course_utils  # noqa: E402,F401  (installs the network guard)
+from course_utils.models import CourseModel, load_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def model() -> CourseModel:
+    """The real bundled SmolLM2-135M-Instruct, loaded once per session."""
+    return load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(model: CourseModel) -> CourseModel:
+    """A randomly initialised 4-layer Llama with the course tokenizer: fast unit tests of mechanics."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(model.tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=True, pad_token_id=model.tokenizer.pad_token_id)
+    hf = LlamaForCausalLM(cfg).eval()
+    tiny = CourseModel(hf, tokenizer=model.tokenizer)
+    tiny.course_id = "tiny-random-llama-seed0"
+    return tiny
+
+
+@pytest.fixture()
+def tmp_cache(tmp_path, monkeypatch):
+    """A private activation cache for one test."""
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
