@@ -1,0 +1,71 @@
+"""Linear probes and their controls: per-layer logistic regression, shuffled labels, bag-of-words."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+# Fixed in advance, never tuned on the test split.
+PROBE_C = 1.0
+BOW_C = 1.0
+
+
+def accuracy_ci(correct: Sequence[bool] | np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Accuracy and its 95% bootstrap interval over test items: (accuracy, low, high)."""
+    correct = np.asarray(correct, dtype=float)
+    rng = np.random.default_rng(seed)
+    boots = rng.choice(correct, size=(n_boot, len(correct)), replace=True).mean(1)
+    return float(correct.mean()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+
+
+def make_probe(C: float = PROBE_C) -> object:
+    """The course's probe: standardised features, then multinomial logistic regression."""
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+
+
+def fit_probe(X_train: np.ndarray, y_train: Sequence[str], C: float = PROBE_C) -> object:
+    """Fit one probe on [n, d] features."""
+    return make_probe(C).fit(np.asarray(X_train, dtype=np.float32), list(y_train))
+
+
+def probe_by_layer(acts_train: torch.Tensor, y_train: Sequence[str], acts_test: torch.Tensor, y_test: Sequence[str],
+                   layers: Sequence[int] | None = None, shuffle_seed: int | None = None,
+                   C: float = PROBE_C) -> pd.DataFrame:
+    """Test accuracy (with 95% CI) of a probe at each layer; shuffle_seed permutes the training labels (control)."""
+    if acts_train.dim() != 3 or acts_test.dim() != 3:
+        raise ValueError("acts_train and acts_test must be [n_texts, n_layers, d_model]")
+    if len(y_train) != acts_train.shape[0] or len(y_test) != acts_test.shape[0]:
+        raise ValueError("labels must have one entry per text")
+    y_train = np.asarray(y_train)
+    if shuffle_seed is not None:
+        y_train = np.random.default_rng(shuffle_seed).permutation(y_train)
+    layers = range(acts_train.shape[1]) if layers is None else layers
+    rows = []
+    for layer in layers:
+        probe = fit_probe(acts_train[:, layer].numpy(), y_train, C)
+        correct = probe.predict(acts_test[:, layer].numpy()) == np.asarray(y_test)
+        acc, lo, hi = accuracy_ci(correct)
+        rows.append({"layer": int(layer), "accuracy": acc, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def bag_of_words_probe(train_texts: Sequence[str], y_train: Sequence[str], C: float = BOW_C) -> object:
+    """TF-IDF over words + logistic regression: the lexical baseline any activation probe must beat."""
+    return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2), LogisticRegression(C=C, max_iter=3000)).fit(
+        list(train_texts), list(y_train))
+
+
+def bag_of_words_baseline(emotions: str | Sequence[str] | None = None) -> tuple[float, float]:
+    """Train->test accuracy of the bag-of-words baseline on the course stories, and chance (1/classes)."""
+    from .data import load_stories
+
+    s = load_stories(emotions=emotions)
+    train, test = s[s.split == "train"], s[s.split == "test"]
+    clf = bag_of_words_probe(train.text, train.emotion)
+    return float((clf.predict(test.text) == test.emotion).mean()), 1.0 / s.emotion.nunique()
