@@ -8,5 +8,6 @@ if _os.environ.get("COURSE_BLOCK_NETWORK") == "1":  # set by the test suite, inh
 
 from .activations import extract_activations  # noqa: E402
 from .models import chat, load_model  # noqa: E402
+from .vectors import EmotionVectors, build_emotion_vectors  # noqa: E402
 
-__all__ = ["load_model", "extract_activations", "chat"]
+__all__ = ["load_model", "extract_activations", "chat", "build_emotion_vectors", "EmotionVectors"]

@@ -90,3 +90,93 @@ def check_masked_mean(fn: Callable) -> Callable:
         elif not _same(got, want):
             problem = "values differ from the reference: check the mask, the skipped tokens and the division"
     return _verdict(fn, masked_mean, problem, "masked_mean")
+
+
+def check_bow_accuracy(fn: Callable) -> Callable:
+    """Exercise 01: fn(train_df, test_df) -> test accuracy of a TF-IDF + logistic-regression baseline."""
+    from .data import load_stories
+    from .solutions import bow_accuracy
+
+    s = load_stories(emotions="core")
+    train, test = s[s.split == "train"], s[s.split == "test"]
+    got, problem = _run(fn, train, test)
+    if problem is None:
+        want = bow_accuracy(train, test)
+        leaky = bow_accuracy(train, train)
+        if not isinstance(got, (float, int)) or not 0 <= float(got) <= 1:
+            problem = f"expected an accuracy between 0 and 1, got {got!r}"
+        elif abs(got - leaky) < 0.02 and abs(got - want) > 0.05:
+            problem = (f"{got:.2f} is the accuracy on the training stories: score on `test`, "
+                       "never on the data the classifier was fitted on")
+        elif got > 0.95:
+            problem = f"{got:.2f} is too good to be true for words alone: was the classifier fitted on test stories?"
+        elif abs(got - want) > 0.08:
+            problem = (f"accuracy {got:.2f} is far from the reference {want:.2f}: fit TfidfVectorizer + "
+                       "LogisticRegression on train texts and train emotions, predict test texts")
+    return _verdict(fn, bow_accuracy, problem, "bow_accuracy")
+
+
+def check_probe_accuracy(fn: Callable, acts_train: torch.Tensor, y_train: Any, acts_test: torch.Tensor,
+                         y_test: Any) -> Callable:
+    """Exercise 03: fn(X_train [n,d], y_train, X_test [m,d], y_test) -> test accuracy of a logistic probe."""
+    from .solutions import probe_accuracy
+
+    got, problem = _run(fn, acts_train, y_train, acts_test, y_test)
+    if problem is None:
+        want = probe_accuracy(acts_train, y_train, acts_test, y_test)
+        on_train = probe_accuracy(acts_train, y_train, acts_train, y_train)
+        if not isinstance(got, (float, int)) or not 0 <= float(got) <= 1:
+            problem = f"expected an accuracy between 0 and 1, got {got!r}"
+        elif abs(got - on_train) < 1e-9 and abs(on_train - want) > 0.02:
+            problem = f"{got:.2f} is the training accuracy: predict on X_test and compare with y_test"
+        elif abs(got - want) > 0.1:
+            problem = (f"accuracy {got:.2f} vs the reference {want:.2f}: did you standardise the features "
+                       "(StandardScaler) and fit on the training split only?")
+    return _verdict(fn, probe_accuracy, problem, "probe_accuracy")
+
+
+def check_emotion_vectors(fn: Callable) -> Callable:
+    """Exercise 04a: fn(acts [n,d], labels, names) -> [n_emotions, d] per-emotion means minus their mean."""
+    from .solutions import emotion_vectors
+
+    g = torch.Generator().manual_seed(1)
+    names = ["calm", "afraid", "proud"]
+    labels = ["calm"] * 6 + ["afraid"] * 2 + ["proud"] * 3  # unbalanced on purpose
+    acts = torch.randn(len(labels), 5, generator=g) + 3.0
+    got, problem = _run(fn, acts, labels, names)
+    if problem is None:
+        want = emotion_vectors(acts, labels, names)
+        means = torch.stack([acts[[i for i, l in enumerate(labels) if l == n]].mean(0) for n in names])
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            problem = f"expected shape [n_emotions, d_model] = {tuple(want.shape)}, got {getattr(got, 'shape', type(got))}"
+        elif _same(got, means):
+            problem = "these are the raw means: subtract the mean over emotions so that what all emotions share is removed"
+        elif _same(got, means - acts.mean(0)):
+            problem = ("you subtracted the mean over all stories; emotions with more stories then weigh more. "
+                       "Subtract the mean of the per-emotion means instead")
+        elif _same(got[[1, 0, 2]], want) or _same(got[[2, 1, 0]], want):
+            problem = "rows are not in the order of `names`"
+        elif not _same(got, want):
+            problem = "values differ from the reference: mean per emotion (dim=0 over its stories), then centre"
+    return _verdict(fn, emotion_vectors, problem, "emotion_vectors")
+
+
+def check_project_out(fn: Callable) -> Callable:
+    """Exercise 04b: fn(vectors [n,d], components [k,d] orthonormal) -> vectors without their part in that span."""
+    from .solutions import project_out
+
+    g = torch.Generator().manual_seed(2)
+    vectors = torch.randn(4, 6, generator=g)
+    components = torch.linalg.qr(torch.randn(6, 2, generator=g))[0].T  # [2, 6], orthonormal rows
+    got, problem = _run(fn, vectors, components)
+    if problem is None:
+        want = project_out(vectors, components)
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            problem = f"expected shape {tuple(want.shape)} (same as vectors), got {getattr(got, 'shape', type(got))}"
+        elif _same(got, (vectors @ components.T) @ components):
+            problem = "that is the part *inside* the span: subtract it from the vectors"
+        elif (got @ components.T).abs().max() > 1e-4:
+            problem = "the result still has a component along the neutral directions: check the transposes (v @ C.T) @ C"
+        elif not _same(got, want):
+            problem = "values differ from the reference"
+    return _verdict(fn, project_out, problem, "project_out")

@@ -157,8 +157,9 @@ def _check_choice(name: str, value: Any, allowed: Iterable[Any]) -> None:
         raise ValueError(f"{name}={value!r} is not allowed; use one of {allowed}")
 
 
-def load_stories(split: str | None = None, emotions: Iterable[str] | str | None = None) -> pd.DataFrame:
-    """The emotion stories (id, emotion, topic, person, split, text), optionally one split / some emotions."""
+def load_stories(split: str | None = None, emotions: Iterable[str] | str | None = None,
+                 per_emotion: int | None = None) -> pd.DataFrame:
+    """The emotion stories (id, emotion, topic, person, split, text); filter by split, emotions ('core'), count."""
     known = emotion_names()
     df = read_jsonl(data_dir() / "stories.jsonl", "stories", emotions=known)
     if split is not None:
@@ -172,6 +173,10 @@ def load_stories(split: str | None = None, emotions: Iterable[str] | str | None 
         if unknown:
             raise ValueError(f"emotions: {unknown} not in data/emotions.csv; allowed: 'core' or any of {known}")
         df = df[df.emotion.isin(emotions)]
+    if per_emotion is not None:
+        if not isinstance(per_emotion, int) or per_emotion < 1:
+            raise ValueError(f"per_emotion={per_emotion!r} must be a positive int or None")
+        df = df.groupby(["emotion", "split"], sort=False).head(per_emotion)
     return df.reset_index(drop=True)
 
 

@@ -226,3 +226,11 @@ def tokenize(model: LanguageModel, texts: list[str]) -> dict[str, torch.Tensor]:
     if tok.padding_side != "left":
         raise ValueError("the course expects tokenizer.padding_side == 'left' (load_model sets it)")
     return dict(tok.pad({"input_ids": ids}, return_tensors="pt", padding=True))
+
+
+def transcript(model: LanguageModel, messages: list[dict[str, str]], *, add_generation_prompt: bool = False) -> str:
+    """A whole conversation (list of role/content dicts) in the model's chat template."""
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or set(m) != {"role", "content"}:
+            raise ValueError(f"messages[{i}] must be a dict with exactly 'role' and 'content'; got {m!r}")
+    return model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)

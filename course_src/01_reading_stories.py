@@ -1,0 +1,216 @@
+# %% [markdown]
+# # 01 · Reading stories: the corpus, the tokens, and the bar a probe must clear
+#
+# **Time:** about 20 minutes · **Before this:** `00_setup`
+#
+# The paper's method starts with text: many short stories, each written so that a character feels
+# one emotion that is never named. In this notebook you get to know the course's corpus, see what
+# the model does with a story token by token, and build the *lexical baseline*: how well a plain
+# bag-of-words classifier guesses the emotion. Later, any claim that the model "represents" an
+# emotion has to beat this baseline.
+#
+# **Learning goals**
+# 1. Know the corpus: 62 emotions in 10 families, shared premises, a fixed train/test split.
+# 2. See why the emotion word never appears, and check it yourself.
+# 3. Read the model's next-token predictions after a story.
+# 4. Build the bag-of-words baseline, with its uncertainty.
+
+# %% tags=["parameters"]
+# None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
+MODEL_NAME = None
+# True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
+REMOTE = False
+# True gives the smallest run, used by the tests and by weak laptops.
+FAST = False
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+
+from course_utils import checks, chat, load_model
+from course_utils.data import forbidden_hits, load_emotions, load_stories
+from course_utils.plots import save_figure, setup_style
+from course_utils.probes import accuracy_ci, bag_of_words_probe
+from course_utils.report import record
+
+setup_style()
+
+# %% [markdown]
+# ## 1. The emotions
+# `data/emotions.csv` lists the 62 emotion words of the course (taken from the paper's 171), our
+# 10 families, which 12 are "core" (most exercises use those), and human ratings of each word's
+# **valence** (pleasant vs unpleasant) and **arousal** (calm vs activated) from the NRC VAD lexicon
+# (Mohammad, 2018). We will compare the model's geometry with these ratings in notebook 04.
+
+# %%
+emotions = load_emotions()
+print(emotions.shape)
+emotions.head(8)
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 6))
+sns.scatterplot(data=emotions, x="valence", y="arousal", hue="family", style="core", s=70, ax=ax)
+for row in emotions[emotions.core].itertuples():
+    ax.annotate(row.emotion, (row.valence, row.arousal), xytext=(4, 3), textcoords="offset points", fontsize=9)
+ax.set(title="The course's 62 emotion words, rated by people (NRC VAD)", xlabel="valence (human rating, 0-1)",
+       ylabel="arousal (human rating, 0-1)")
+ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="small")
+save_figure(fig, "01_emotions_valence_arousal")
+plt.show()
+
+# %% [markdown]
+# ## 2. The stories
+# 50 stories for each core emotion and 15 for each other one. Every premise (a delayed train, a
+# dentist visit, a garage sale...) is used by many emotions, so the *topic* of a story says little
+# about its emotion. Story *j* of each emotion is in the test split when `j % 5 == 4`: 20%, fixed.
+
+# %%
+stories = load_stories()
+print(stories.shape)
+print(stories.split.value_counts().to_dict())
+stories.groupby("emotion").size().sort_values().head(3), stories.groupby("emotion").size().sort_values().tail(3)
+
+# %%
+for emotion in ["desperate", "calm", "proud"]:
+    row = stories[stories.emotion == emotion].iloc[0]
+    print(f"--- {emotion} ({row.person} person, premise: {row.topic})\n{row.text}\n")
+
+# %% [markdown]
+# ### Why the emotion word never appears
+# If a story said "she felt desperate", a model (or a probe) could pick up the *word* rather than
+# the *situation*. So the stories convey emotion only through actions, bodies, dialogue and
+# circumstances, and every file is checked against a list of forbidden words (the emotion word, its
+# inflections and direct synonyms) for **all** 62 emotions. Try it:
+
+# %%
+print(forbidden_hits("Her hands shook as she read the letter again."))
+print(forbidden_hits("She was terrified, and her fear grew."))
+hits = sum(len(forbidden_hits(t)) for t in stories.text)
+print(f"forbidden emotion words in all {len(stories)} stories: {hits}")
+
+# %% [markdown]
+# ## 3. What the model reads: tokens, and what it predicts next
+# The model never sees words, only **tokens**. Let us tokenise the start of a story.
+
+# %%
+model = load_model(MODEL_NAME, remote=REMOTE)
+story = stories[stories.emotion == "afraid"].iloc[0].text
+ids = model.tokenizer(story)["input_ids"]
+print(f"{len(story.split())} words -> {len(ids)} tokens")
+print([model.tokenizer.decode([i]) for i in ids[:25]])
+
+# %% [markdown]
+# Now ask the model, after the story, how the character feels, and read its next-token
+# distribution. We compare the probabilities of the 12 core emotion words as the next token: this is
+# the model's *behaviour*, before we look inside.
+
+# %%
+core = emotions.loc[emotions.core, "emotion"].tolist()
+word_ids = [model.tokenizer(" " + w)["input_ids"][0] for w in core]  # first token of " word"
+print({w: model.tokenizer.decode([i]) for w, i in zip(core, word_ids)})
+
+
+def emotion_word_logprobs(texts: list[str]) -> torch.Tensor:
+    """Log-probability of each core emotion word as the next token after a story + question: [n, 12]."""
+    prompts = [chat(model, f"{t}\n\nIn one word, how does the main character feel?") + "The character feels"
+               for t in texts]
+    enc = model.tokenizer(prompts, return_tensors="pt", padding=True)
+    with torch.no_grad(), model.trace(dict(enc), remote=REMOTE):
+        logits = model.output.logits[:, -1].save()
+    return torch.log_softmax(logits.float(), -1)[:, word_ids].cpu()
+
+
+print(emotion_word_logprobs([story]).round(decimals=1))
+
+# %%
+test_core = load_stories(split="test", emotions="core", per_emotion=3 if FAST else None)
+lp = torch.cat([emotion_word_logprobs(test_core.text.tolist()[i:i + 8]) for i in range(0, len(test_core), 8)])
+pred = np.array(core)[lp.argmax(1).numpy()]
+acc, lo, hi = accuracy_ci(pred == test_core.emotion.values)
+print(f"the model names the right core emotion (top-1 of 12 words) for {acc:.0%} of {len(test_core)} test stories "
+      f"(95% CI {lo:.0%}-{hi:.0%}; chance {1 / 12:.0%})")
+print("most common prediction:", {k: int(v) for k, v in zip(*np.unique(pred, return_counts=True))})
+record("01_reading_stories", next_token_top1=acc, next_token_top1_ci=[lo, hi], n_test_stories=len(test_core))
+
+# %% [markdown]
+# A 135M model asked a direct question often defaults to one or two favourite words, so its *answer*
+# is a weak signal. The rest of the course asks a different question: is the emotion present in its
+# *internal state*, even when its answer is poor?
+
+# %% [markdown]
+# ## 4. The bar to clear: a bag-of-words baseline
+#
+# ### Exercise 1 · The lexical baseline
+# > **Difficulty:** 🔴🔴⚪⚪⚪ · **Importance:** 🔵🔵🔵🔵⚪ · **Time:** 10 minutes
+#
+# Write `bow_accuracy(train, test)`: fit a TF-IDF vectoriser and a logistic regression on the
+# *training* stories (`train.text` → `train.emotion`), and return the accuracy on the *test* stories.
+# Use scikit-learn: `TfidfVectorizer(sublinear_tf=True, min_df=2)` and `LogisticRegression(max_iter=3000)`
+# in a `make_pipeline`.
+#
+# <details><summary>Hint</summary><code>clf = make_pipeline(TfidfVectorizer(...), LogisticRegression(...)).fit(train.text, train.emotion)</code>,
+# then compare <code>clf.predict(test.text)</code> with <code>test.emotion</code>.</details>
+
+# %%
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+
+def bow_accuracy(train, test) -> float:
+    """Accuracy on test stories of a TF-IDF + logistic regression classifier fitted on train stories."""
+    # BEGIN SOLUTION
+    clf = make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2), LogisticRegression(max_iter=3000))
+    clf.fit(train.text, train.emotion)
+    return float((clf.predict(test.text) == test.emotion).mean())
+    # END SOLUTION
+
+
+# %%
+bow_accuracy = checks.check_bow_accuracy(bow_accuracy)
+
+# %% [markdown]
+# Now the baseline for the 12 core emotions and for all 62, with a 95% bootstrap interval over test
+# stories. The classifier's settings were fixed in advance, never tuned on the test split.
+
+# %%
+rows = {}
+for subset in ["core", None]:
+    s = load_stories(emotions=subset)
+    train, test = s[s.split == "train"], s[s.split == "test"]
+    clf = bag_of_words_probe(train.text, train.emotion)
+    correct = clf.predict(test.text) == test.emotion.values
+    rows[subset or "all"] = (*accuracy_ci(correct), 1 / s.emotion.nunique())
+    print(f"{subset or 'all'} emotions: accuracy {rows[subset or 'all'][0]:.3f} "
+          f"(95% CI {rows[subset or 'all'][1]:.3f}-{rows[subset or 'all'][2]:.3f}), chance {1 / s.emotion.nunique():.3f}")
+record("01_reading_stories", bow_core=rows["core"][0], bow_core_ci=rows["core"][1:3],
+       bow_all=rows["all"][0], bow_all_ci=rows["all"][1:3])
+
+# %% [markdown]
+# Which words does the baseline lean on? If they were emotion words, the stories would be leaking
+# the label. They are not: they are bodies and actions (trembling, slammed, kissed...), which is
+# exactly how the stories are meant to carry emotion. That is why the baseline is high, and why a
+# probe on the model's activations must beat it by a clear margin to show something beyond words.
+
+# %%
+s = load_stories(emotions="core")
+clf = bag_of_words_probe(s[s.split == "train"].text, s[s.split == "train"].emotion)
+vocab = np.array(clf[0].get_feature_names_out())
+coef = clf[1].coef_
+for i, emotion in enumerate(clf[1].classes_):
+    print(f"{emotion:>10}: {', '.join(vocab[np.argsort(-coef[i])[:8]])}")
+
+# %% [markdown]
+# ## Recap
+# - 62 emotions, 1,350 stories, shared premises, a fixed 80/20 split; no story names its emotion.
+# - The model's direct answer ("The character feels ...") is a weak signal in a model this small.
+# - A bag-of-words classifier already does well on the core 12: that is the bar for the probes.
+#
+# **Questions**
+# 1. Which pairs of emotions would you expect any classifier to confuse? Why?
+# 2. The baseline's top words are body sensations. Is a model that tracks them "representing
+#    emotion", or just words? What experiment would tell the two apart?
+#
+# **Next:** `02_extracting_activations`.

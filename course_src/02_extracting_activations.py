@@ -1,0 +1,181 @@
+# %% [markdown]
+# # 02 · Extracting activations: the residual stream, the first-token outlier, the masked mean
+#
+# **Time:** about 25 minutes · **Before this:** `00_setup`, `01_reading_stories`
+#
+# Each decoder layer reads the *residual stream*, a vector of `d_model` numbers per token, and adds
+# its own update to it. To find emotion directions we need one vector per story per layer. This
+# notebook builds that vector by hand, shows the traps (the first token, padding), and then extracts
+# the whole corpus once into a cache that every later notebook reuses.
+#
+# **Learning goals**
+# 1. Read per-token activations of a story at every layer with nnsight.
+# 2. See the first-token outlier and why it must stay out of averages.
+# 3. Understand left padding and the attention mask; write the masked mean yourself.
+# 4. Extract the corpus once, with a progress bar, into the shared cache.
+
+# %% tags=["parameters"]
+# None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
+MODEL_NAME = None
+# True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
+REMOTE = False
+# True gives the smallest run, used by the tests and by weak laptops.
+FAST = False
+
+# %%
+import matplotlib.pyplot as plt
+import nnsight
+import numpy as np
+import seaborn as sns
+import torch
+
+from course_utils import checks, extract_activations, load_model
+from course_utils.data import load_stories
+from course_utils.models import tokenize
+from course_utils.plots import save_figure, setup_style
+from course_utils.vectors import neutral_texts, story_activations
+
+setup_style()
+model = load_model(MODEL_NAME, remote=REMOTE)
+print(f"{model.n_layers} layers, d_model = {model.d_model}")
+
+# %% [markdown]
+# ## 1. One story, every layer, every token
+# Inside one trace we save every layer's output. Each is `[batch, tokens, d_model]`.
+
+# %%
+story = load_stories(emotions="afraid").iloc[0].text
+with torch.no_grad(), model.trace(story, remote=REMOTE):
+    per_layer = nnsight.save([model.layer(i).output for i in range(model.n_layers)])
+print("one layer's output [batch, tokens, d_model]:", tuple(per_layer[0].shape))
+stack = torch.stack([h[0] for h in per_layer])  # [layers, tokens, d_model]
+print("stacked [layers, tokens, d_model]:", tuple(stack.shape))
+
+# %% [markdown]
+# ## 2. The first-token outlier
+# The norm of each token's vector, layer by layer (log colour scale):
+
+# %%
+norms = stack.norm(dim=-1)  # [layers, tokens]
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+sns.heatmap(norms[:, :30].log10().numpy(), ax=axes[0], cmap="viridis", cbar_kws={"label": "log10 norm"})
+axes[0].set(title="Residual norm per token and layer", xlabel="token position", ylabel="layer")
+axes[1].plot(norms[:, 0].numpy(), marker="o", label="first token")
+axes[1].plot(norms[:, 1:].median(dim=1).values.numpy(), marker="o", label="median of the other tokens")
+axes[1].set(yscale="log", title="First token vs the rest", xlabel="layer", ylabel="norm (log scale)")
+axes[1].legend()
+save_figure(fig, "02_first_token_outlier")
+plt.show()
+ratio = (norms[:, 0] / norms[:, 1:].median(dim=1).values)
+print("first-token norm / median norm, by layer:", ratio.round().int().tolist())
+
+# %% [markdown]
+# From about a third of the way in, the first token's vector is ~100 times longer than any other.
+# Such "attention sinks" are common in language models: a place for attention to rest, not a
+# carrier of meaning. One such vector inside an average of 100 tokens would swamp everything else.
+# **Rule for the course: the first token never enters an average**, and steering strength (notebook
+# 06) is scaled to the *median* token norm, not the mean.
+
+# %% [markdown]
+# ## 3. Batches, left padding and the attention mask
+# To run many stories at once they must have the same length, so shorter ones get **pad tokens on
+# the left** (so that every row's last position is a real token, handy for reading the state at the
+# start of the assistant's reply). The attention mask marks real tokens with 1.
+
+# %%
+enc = tokenize(model, ["A short text.", "A somewhat longer text with more tokens in it."])
+print("input_ids:\n", enc["input_ids"])
+print("attention_mask:\n", enc["attention_mask"])
+
+# %% [markdown]
+# ### Exercise 2 · The masked mean
+# > **Difficulty:** 🔴🔴🔴⚪⚪ · **Importance:** 🔵🔵🔵🔵🔵 · **Time:** 15 minutes
+#
+# Write `masked_mean(acts, mask, skip_first)`: `acts` is `[batch, tokens, d_model]`, `mask` is
+# `[batch, tokens]` (1 = real token, 0 = pad, pads on the left). Return `[batch, d_model]`: for each
+# row, the mean over its real tokens **after its first `skip_first` real tokens**.
+# Careful: with left padding, each row's first real token sits at a different position.
+#
+# <details><summary>Hint 1</summary><code>mask.cumsum(-1) - 1</code> gives each real token's index among the
+# real tokens of its row.</details>
+# <details><summary>Hint 2</summary>Build a 0/1 weight <code>keep</code> of shape <code>[batch, tokens, 1]</code>,
+# then <code>(acts * keep).sum(1) / keep.sum(1)</code>.</details>
+
+# %%
+def masked_mean(acts: torch.Tensor, mask: torch.Tensor, skip_first: int) -> torch.Tensor:
+    """Mean over each row's real tokens from its `skip_first`-th on: [b, t, d], [b, t] -> [b, d]."""
+    # BEGIN SOLUTION
+    position = mask.cumsum(-1) - 1
+    keep = (mask.bool() & (position >= skip_first)).to(acts.dtype).unsqueeze(-1)
+    return (acts * keep).sum(1) / keep.sum(1)
+    # END SOLUTION
+
+
+# %%
+masked_mean = checks.check_masked_mean(masked_mean)
+
+# %% [markdown]
+# Your function against the library on a real padded batch (layer 20):
+
+# %%
+texts = load_stories(emotions="calm").text.tolist()[:3]
+enc = tokenize(model, texts)
+with torch.no_grad(), model.trace(enc, remote=REMOTE):
+    h20 = nnsight.save(model.layer(20).output)
+mine = masked_mean(h20, enc["attention_mask"], 3)
+library = extract_activations(model, texts, layers=[20], skip_first=3)[:, 0]
+print("yours [batch, d_model]:", tuple(mine.shape), " max difference from the library:",
+      f"{(mine - library).abs().max().item():.2e}")
+
+# %% [markdown]
+# ## 4. Extract the corpus once
+# `extract_activations` does all of this in batches (sorted by length to waste little on padding),
+# for every layer, and stores the result in `build/cache/activations/` keyed by the model, the exact
+# texts and the settings. Every later notebook asks for the same thing and gets it from the cache.
+# On a 2-core laptop the full corpus takes a few minutes the first time and well under a second after.
+
+# %%
+stories = load_stories(per_emotion=4 if FAST else None, emotions="core" if FAST else None)
+acts = story_activations(model, stories)
+print(f"stories: {len(stories)} -> activations [n_texts, n_layers, d_model] = {tuple(acts.shape)}")
+
+# %%
+import time
+
+t0 = time.perf_counter()
+again = story_activations(model, stories)
+print(f"second call (from the cache): {time.perf_counter() - t0:.3f} s, identical: {torch.equal(acts, again)}")
+
+# %% [markdown]
+# The neutral dialogues too (notebook 04 uses them to remove directions that have nothing to do
+# with emotion). They are rendered in the chat template, as the model would see a conversation.
+
+# %%
+neutral = extract_activations(model, neutral_texts(model, limit=20 if FAST else None))
+print("neutral dialogues [n, n_layers, d_model]:", tuple(neutral.shape))
+
+# %% [markdown]
+# A first look: the norm of the mean story vector grows through the layers (each layer adds to the
+# stream), which is why later notebooks compare *directions* (cosine similarity) rather than raw sizes.
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4))
+ax.plot(acts.norm(dim=-1).mean(0).numpy(), marker="o", label="stories")
+ax.plot(neutral.norm(dim=-1).mean(0).numpy(), marker="o", label="neutral dialogues")
+ax.set(title="Norm of the mean-token vector, by layer", xlabel="layer", ylabel="mean norm")
+ax.legend()
+save_figure(fig, "02_norm_by_layer")
+plt.show()
+
+# %% [markdown]
+# ## Recap
+# - `model.layer(i).output` is `[batch, tokens, d_model]`: the residual stream after layer `i`.
+# - The first token is a ~100x outlier from the middle layers on: never average it in.
+# - Pads are on the left; the attention mask keeps them out of every average.
+# - The corpus is now in the cache: `[n_texts, n_layers, d_model]`.
+#
+# **Questions**
+# 1. What would happen to a probe trained on averages that included the first token?
+# 2. Why average over tokens at all, rather than take the last token of a story?
+#
+# **Next:** `03_probing`: is the emotion linearly readable from these vectors, and at which layer?

@@ -1,0 +1,196 @@
+# %% [markdown]
+# # 03 · Probing: is the emotion linearly readable, and where?
+#
+# **Time:** about 25 minutes · **Before this:** `02_extracting_activations`
+#
+# A *probe* is a simple classifier trained on the model's activations. If a linear probe can read a
+# story's emotion from one layer's vector, that information is laid out along directions in the
+# residual stream. A probe alone can fool you, so every number here comes with two controls:
+# **shuffled labels** (what a probe gets from chance structure) and the **bag-of-words baseline**
+# (what the words alone give, notebook 01), plus a 95% bootstrap interval over test stories.
+#
+# **Learning goals**
+# 1. Train and score a logistic-regression probe on one layer.
+# 2. Sweep all layers; compare with shuffled labels and with bag-of-words.
+# 3. Read a confusion matrix: which emotions does the model mix up, and are they neighbours?
+
+# %% tags=["parameters"]
+# None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
+MODEL_NAME = None
+# True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
+REMOTE = False
+# True gives the smallest run, used by the tests and by weak laptops.
+FAST = False
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from sklearn.metrics import confusion_matrix
+
+from course_utils import checks, load_model
+from course_utils.data import load_emotions, load_stories
+from course_utils.plots import layer_curves, save_figure, setup_style
+from course_utils.probes import accuracy_ci, bag_of_words_probe, fit_probe, probe_by_layer
+from course_utils.report import record
+from course_utils.vectors import default_layer, story_activations
+
+setup_style()
+model = load_model(MODEL_NAME, remote=REMOTE)
+LAYER = default_layer(model.n_layers)  # fixed before looking at any result: two-thirds deep, as in the paper
+LAYERS = list(range(0, model.n_layers, 5)) + [LAYER] if FAST else list(range(model.n_layers))
+LAYERS = sorted(set(LAYERS))
+print(f"a-priori layer for detailed analysis: {LAYER}; layers swept: {LAYERS}")
+
+# %% [markdown]
+# ## 1. The data: activations from the cache
+# The same call as in notebook 02, so this is a cache hit if you ran it.
+
+# %%
+stories = load_stories(per_emotion=4 if FAST else None, emotions="core" if FAST else None)
+acts = story_activations(model, stories)
+is_train = (stories.split == "train").values
+core_names = load_emotions().query("core").emotion.tolist()
+is_core = stories.emotion.isin(core_names).values
+print("activations [n_texts, n_layers, d_model]:", tuple(acts.shape), f"· train {is_train.sum()} / test {(~is_train).sum()}")
+
+# %% [markdown]
+# ### Exercise 3 · A probe on one layer
+# > **Difficulty:** 🔴🔴⚪⚪⚪ · **Importance:** 🔵🔵🔵🔵⚪ · **Time:** 10 minutes
+#
+# Write `probe_accuracy(X_train, y_train, X_test, y_test)`: standardise the features and fit a
+# logistic regression on the training activations (`[n, d_model]`) and labels, and return the
+# accuracy on the test activations. Use `make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))`.
+#
+# <details><summary>Hint</summary>Activations are torch tensors; scikit-learn accepts them as NumPy arrays:
+# <code>X.numpy()</code>. Fit on train only; score on test only.</details>
+
+# %%
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def probe_accuracy(X_train, y_train, X_test, y_test) -> float:
+    """Test accuracy of a standardised logistic-regression probe fitted on the training activations."""
+    # BEGIN SOLUTION
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe.fit(np.asarray(X_train), np.asarray(y_train))
+    return float((probe.predict(np.asarray(X_test)) == np.asarray(y_test)).mean())
+    # END SOLUTION
+
+
+# %%
+sel_tr, sel_te = is_train & is_core, ~is_train & is_core
+probe_accuracy = checks.check_probe_accuracy(probe_accuracy, acts[sel_tr, LAYER], stories.emotion[sel_tr].values,
+                                             acts[sel_te, LAYER], stories.emotion[sel_te].values)
+print(f"core-12 probe at layer {LAYER}: {probe_accuracy(acts[sel_tr, LAYER], stories.emotion[sel_tr].values, acts[sel_te, LAYER], stories.emotion[sel_te].values):.3f}")
+
+# %% [markdown]
+# ## 2. Every layer, with controls
+# For the 12 core emotions: the real probe, the same probe trained on **shuffled** training labels,
+# and the bag-of-words baseline on the same split. Shaded bands are 95% bootstrap intervals.
+
+# %%
+def sweep(selection: np.ndarray, label: str) -> tuple[pd.DataFrame, float, float]:
+    """Probe and shuffled-label control at each layer, plus the bag-of-words accuracy on the same split."""
+    tr, te = is_train & selection, ~is_train & selection
+    y_tr, y_te = stories.emotion[tr].values, stories.emotion[te].values
+    real = probe_by_layer(acts[tr], y_tr, acts[te], y_te, layers=LAYERS).assign(condition=f"probe ({label})")
+    shuffled = probe_by_layer(acts[tr], y_tr, acts[te], y_te, layers=LAYERS, shuffle_seed=0).assign(
+        condition="probe, shuffled training labels")
+    bow = bag_of_words_probe(stories.text[tr], y_tr)
+    bow_acc = float((bow.predict(stories.text[te]) == y_te).mean())
+    return pd.concat([real, shuffled]), bow_acc, 1 / len(set(y_tr))
+
+
+core_df, core_bow, core_chance = sweep(is_core, "core 12")
+fig = layer_curves(core_df, "Core 12 emotions: probe accuracy by layer", chance=core_chance, baseline=core_bow)
+save_figure(fig, "03_probe_by_layer_core")
+plt.show()
+
+# %%
+real_core = core_df[core_df.condition.str.startswith("probe (")].set_index("layer")
+at_layer = real_core.loc[LAYER]
+best = real_core.accuracy.idxmax()
+print(f"core 12 at the a-priori layer {LAYER}: {at_layer.accuracy:.3f} (95% CI {at_layer.ci_low:.3f}-{at_layer.ci_high:.3f})")
+print(f"core 12, best layer {best}: {real_core.accuracy.max():.3f}  <- chosen by looking at test accuracy, so optimistic")
+print(f"bag-of-words on the same split: {core_bow:.3f}; shuffled-label probe at layer {LAYER}: "
+      f"{core_df[core_df.condition.str.startswith('probe, sh')].set_index('layer').loc[LAYER].accuracy:.3f}; chance {core_chance:.3f}")
+record("03_probing", core_layer=LAYER, core_acc_at_layer=at_layer.accuracy,
+       core_ci_at_layer=[at_layer.ci_low, at_layer.ci_high], core_best_layer=int(best),
+       core_best_acc=real_core.accuracy.max(), core_bow=core_bow,
+       core_shuffled_at_layer=core_df[core_df.condition.str.startswith("probe, sh")].set_index("layer").loc[LAYER].accuracy,
+       core_acc_by_layer=real_core.accuracy.round(4).to_dict())
+
+# %% [markdown]
+# Read the curve. Early layers mostly hold the identity of the current tokens; the middle layers
+# build up context. A probe that beats the bag-of-words line by a clear margin is reading more than
+# the words. Whether it does, and by how much, is a measured fact of *this* model: write it down
+# before moving on.
+
+# %% [markdown]
+# ## 3. All emotions
+# Sixty-two classes with only 12 training stories for most of them is much harder: expect lower
+# numbers, and look at the gap to the controls rather than the raw accuracy.
+
+# %%
+if not FAST:
+    all_df, all_bow, all_chance = sweep(np.ones(len(stories), bool), "all 62")
+    fig = layer_curves(all_df, "All 62 emotions: probe accuracy by layer", chance=all_chance, baseline=all_bow)
+    save_figure(fig, "03_probe_by_layer_all")
+    plt.show()
+    real_all = all_df[all_df.condition.str.startswith("probe (")].set_index("layer")
+    print(f"all 62 at layer {LAYER}: {real_all.loc[LAYER].accuracy:.3f}; best {real_all.accuracy.max():.3f} "
+          f"(layer {real_all.accuracy.idxmax()}); bag-of-words {all_bow:.3f}; chance {all_chance:.3f}")
+    record("03_probing", all_acc_at_layer=real_all.loc[LAYER].accuracy, all_best_acc=real_all.accuracy.max(),
+           all_bow=all_bow, all_ci_at_layer=[real_all.loc[LAYER].ci_low, real_all.loc[LAYER].ci_high])
+else:
+    print("FAST mode: the 62-emotion sweep is skipped (run with FAST = False)")
+
+# %% [markdown]
+# ## 4. Which emotions get confused?
+# The confusion matrix of the core-12 probe at the a-priori layer. Rows: the true emotion; columns:
+# the probe's guess.
+
+# %%
+tr, te = is_train & is_core, ~is_train & is_core
+probe = fit_probe(acts[tr, LAYER].numpy(), stories.emotion[tr].values)
+pred = probe.predict(acts[te, LAYER].numpy())
+truth = stories.emotion[te].values
+cm = confusion_matrix(truth, pred, labels=core_names, normalize="true")
+fig, ax = plt.subplots(figsize=(8, 6.5))
+sns.heatmap(cm, annot=True, fmt=".1f", xticklabels=core_names, yticklabels=core_names, cmap="Blues", ax=ax, cbar=False)
+ax.set(title=f"Core-12 probe at layer {LAYER}: confusion (rows sum to 1)", xlabel="predicted", ylabel="true")
+save_figure(fig, "03_confusion")
+plt.show()
+
+# %% [markdown]
+# Are the mistakes *reasonable*? If the probe confuses emotions of similar valence (nervous with
+# afraid, calm with loving) more than emotions of opposite valence, its errors follow the same
+# geometry people use. We test that against a simple null: the share of errors that stay on the same
+# side of neutral valence, compared with what random guessing among the wrong answers would give.
+
+# %%
+valence = load_emotions().set_index("emotion").valence
+wrong = pred != truth
+same_side = (valence[pred[wrong]].values > 0.5) == (valence[truth[wrong]].values > 0.5)
+expected = np.mean([np.mean([(valence[o] > 0.5) == (valence[t] > 0.5) for o in core_names if o != t]) for t in truth[wrong]]) \
+    if wrong.any() else float("nan")
+share, lo, hi = accuracy_ci(same_side) if wrong.any() else (float("nan"),) * 3
+print(f"{wrong.sum()} errors; {share:.0%} stay on the same side of neutral valence (95% CI {lo:.0%}-{hi:.0%}); "
+      f"random wrong guesses would give {expected:.0%}")
+record("03_probing", errors_same_valence=share, errors_same_valence_ci=[lo, hi], errors_same_valence_null=expected)
+
+# %% [markdown]
+# ## Recap
+# - A linear probe reads the core emotions from the middle layers; shuffled labels stay near chance.
+# - Compare with the bag-of-words line: the honest claim is the *gap* between the two, with its interval.
+# - Picking the best layer by test accuracy is optimistic; the course reports its a-priori layer too.
+#
+# **Questions**
+# 1. The shuffled-label probe is not exactly at chance. Why not?
+# 2. What would make a probe beat the bag-of-words baseline without the model "understanding" emotion?
+#
+# **Next:** `04_emotion_vectors`: from classifiers to one direction per emotion, and their geometry.

@@ -1,0 +1,319 @@
+# %% [markdown]
+# # 04 · Emotion vectors and their geometry
+#
+# **Time:** about 30 minutes · **Before this:** `03_probing`
+#
+# A probe is a classifier; the paper works with something simpler: **one direction per emotion**.
+# The recipe: average the activations of each emotion's stories, subtract the average over all
+# emotions (what every story shares), and project out the main directions of *neutral* text (what
+# has nothing to do with emotion). Then we ask whether these directions are organised like human
+# emotions: do they cluster into families, and do their main axes track valence and arousal?
+#
+# **Learning goals**
+# 1. Build emotion vectors with the paper's recipe, step by step.
+# 2. Test them: do they pick the right emotion for unseen stories (with chance and a control)?
+# 3. Read their geometry: similarity, clusters, PCA against human valence/arousal ratings.
+# 4. See what they "mean" to the model with the logit lens, and how stable they are across layers.
+
+# %% tags=["parameters"]
+# None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
+MODEL_NAME = None
+# True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
+REMOTE = False
+# True gives the smallest run, used by the tests and by weak laptops.
+FAST = False
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from IPython.display import display
+from scipy.stats import pearsonr
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from course_utils import build_emotion_vectors, checks, extract_activations, load_model
+from course_utils.data import load_emotions, load_stories
+from course_utils.paths import build_dir
+from course_utils.plots import save_figure, setup_style
+from course_utils.probes import accuracy_ci
+from course_utils.report import record
+from course_utils.vectors import (EmotionVectors, center, default_layer, emotion_means, neutral_components,
+                                  neutral_texts, story_activations, top_tokens)
+from course_utils.widgets import emotion_explorer
+
+setup_style()
+model = load_model(MODEL_NAME, remote=REMOTE)
+LAYER = default_layer(model.n_layers)
+SUBSET = dict(per_emotion=4, emotions="core") if FAST else {}
+NEUTRAL_LIMIT = 20 if FAST else None
+emotions = load_emotions().set_index("emotion")
+print(f"layer {LAYER} (two-thirds deep, fixed in advance)")
+
+# %%
+stories = load_stories(**SUBSET)
+acts = story_activations(model, stories)
+train = (stories.split == "train").values
+names = [n for n in emotions.index if n in set(stories.emotion)]
+print("story activations [n, n_layers, d_model]:", tuple(acts.shape), f"· {len(names)} emotions")
+
+# %% [markdown]
+# ### Exercise 4a · Mean per emotion, minus the mean over emotions
+# > **Difficulty:** 🔴🔴⚪⚪⚪ · **Importance:** 🔵🔵🔵🔵🔵 · **Time:** 10 minutes
+#
+# Write `emotion_vectors(acts, labels, names)`: `acts` is `[n_stories, d_model]` (one layer),
+# `labels` the emotion of each story. Return `[len(names), d_model]`: for each name in order, the mean
+# of its stories' activations, minus the mean of those per-emotion means (so that every emotion counts
+# once, whether it has 50 stories or 12).
+#
+# <details><summary>Hint</summary><code>torch.stack([acts[labels == n].mean(0) for n in names])</code> with
+# <code>labels</code> as a NumPy array, then subtract <code>.mean(0, keepdim=True)</code>.</details>
+
+# %%
+def emotion_vectors(acts: torch.Tensor, labels, names: list[str]) -> torch.Tensor:
+    """Per-emotion mean activation minus the mean over emotions: [len(names), d_model]."""
+    # BEGIN SOLUTION
+    labels = np.asarray(labels)
+    means = torch.stack([acts[torch.from_numpy(labels == n)].mean(0) for n in names])
+    return means - means.mean(0, keepdim=True)
+    # END SOLUTION
+
+
+# %%
+emotion_vectors = checks.check_emotion_vectors(emotion_vectors)
+raw = emotion_vectors(acts[train, LAYER], stories.emotion[train].values, names)
+print("raw emotion vectors [n_emotions, d_model]:", tuple(raw.shape))
+
+# %% [markdown]
+# ### Exercise 4b · Remove the neutral directions
+# > **Difficulty:** 🔴🔴🔴⚪⚪ · **Importance:** 🔵🔵🔵⚪⚪ · **Time:** 10 minutes
+#
+# Neutral dialogues (code, facts, how-to) vary a lot, but not in emotion. Their top principal
+# components, the ones that together explain 50% of their variance, are directions we do not want
+# in an emotion vector. `neutral_components` finds them (rows are orthonormal). Write
+# `project_out(vectors, components)` that removes from each vector its part in their span.
+#
+# <details><summary>Hint</summary>The part of <code>v</code> in the span of orthonormal rows <code>C</code> is
+# <code>(v @ C.T) @ C</code>.</details>
+
+# %%
+def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor:
+    """Remove each vector's component in the span of the orthonormal rows of `components`."""
+    # BEGIN SOLUTION
+    return vectors - (vectors @ components.T) @ components
+    # END SOLUTION
+
+
+# %%
+project_out = checks.check_project_out(project_out)
+neutral = extract_activations(model, neutral_texts(model, NEUTRAL_LIMIT))[:, LAYER]
+pcs = neutral_components(neutral)
+denoised = project_out(raw, pcs)
+print(f"neutral activations {tuple(neutral.shape)} -> {pcs.shape[0]} components explain 50% of their variance")
+print(f"share of the raw vectors' squared norm removed: {1 - denoised.norm() ** 2 / raw.norm() ** 2:.1%}")
+
+# %% [markdown]
+# The library does the same in one call, and the result saves and loads (safetensors + JSON):
+
+# %%
+vectors = build_emotion_vectors(model, layer=LAYER, neutral_limit=NEUTRAL_LIMIT, **SUBSET)
+print(vectors.names[:6], "...", tuple(vectors.vectors.shape), vectors.meta)
+print("same as your steps:", torch.allclose(vectors.vectors, denoised, atol=1e-4))
+path = vectors.save(build_dir() / "vectors" / f"emotion_vectors_layer{LAYER}")
+print("saved to", path, "· reloads equal:", torch.equal(EmotionVectors.load(path).vectors, vectors.vectors))
+
+# %% [markdown]
+# ## 1. Do the vectors recognise unseen stories?
+# For each *test* story, the emotion whose vector has the highest cosine similarity with the story's
+# activation. Controls: chance, and the same vectors with **shuffled names** (a permutation of the
+# labels over the same geometry: 200 shuffles give a null distribution).
+
+# %%
+test_acts = acts[~train, LAYER]
+truth = stories.emotion[~train].values
+pred = np.array(vectors.names)[vectors.cosine(test_acts).argmax(1).numpy()]
+top1, lo, hi = accuracy_ci(pred == truth)
+rng = np.random.default_rng(0)
+null = [np.mean(rng.permutation(vectors.names)[vectors.cosine(test_acts).argmax(1).numpy()] == truth) for _ in range(200)]
+print(f"cosine top-1 on {len(truth)} test stories: {top1:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
+      f"shuffled names: {np.mean(null):.3f} (95% of shuffles below {np.quantile(null, 0.95):.3f}); chance {1 / len(names):.3f}")
+core_mask = np.isin(truth, emotions.query("core").index)
+core_top1 = accuracy_ci(pred[core_mask] == truth[core_mask])
+print(f"   of which core-emotion stories: {core_top1[0]:.3f} (choosing among all {len(names)} vectors)")
+record("04_emotion_vectors", layer=LAYER, n_emotions=len(names), cosine_top1=top1, cosine_top1_ci=[lo, hi],
+       cosine_top1_shuffled_mean=float(np.mean(null)), cosine_top1_chance=1 / len(names),
+       neutral_components=int(pcs.shape[0]))
+
+# %% [markdown]
+# ## 2. Similarity between emotions
+# Cosine similarity of every pair of vectors, clustered. The colour strip on the left marks our
+# families (`data/emotions.csv`), which the clustering never sees.
+
+# %%
+cos = pd.DataFrame((vectors.unit() @ vectors.unit().T).numpy(), index=names, columns=names)
+families = emotions.loc[names, "family"]
+palette = dict(zip(families.unique(), sns.color_palette("tab10", families.nunique())))
+grid = sns.clustermap(cos, cmap="vlag", center=0, row_colors=families.map(palette), figsize=(11, 11),
+                      xticklabels=True, yticklabels=True, dendrogram_ratio=0.1)
+grid.figure.suptitle(f"Cosine similarity of emotion vectors (layer {LAYER})", y=1.01)
+save_figure(grid.figure, "04_clustermap")
+plt.show()
+
+# %% [markdown]
+# **k-means families vs ours.** k-means with as many clusters as we have families, compared with
+# our families by the adjusted Rand index (0 = chance agreement, 1 = identical). Control: the same
+# score against 200 random reshufflings of the family labels.
+
+# %%
+k = families.nunique()
+clusters = KMeans(n_clusters=k, n_init=20, random_state=0).fit_predict(vectors.unit().numpy())
+ari = adjusted_rand_score(families.values, clusters)
+null_ari = [adjusted_rand_score(rng.permutation(families.values), clusters) for _ in range(200)]
+print(f"adjusted Rand index, k-means ({k} clusters) vs our families: {ari:.3f}; shuffled families: "
+      f"{np.mean(null_ari):.3f} +/- {np.std(null_ari):.3f} (p = {np.mean(np.array(null_ari) >= ari):.3f})")
+for c in range(k):
+    print(f"cluster {c}: {', '.join(np.array(names)[clusters == c])}")
+record("04_emotion_vectors", kmeans_ari=ari, kmeans_ari_null_mean=float(np.mean(null_ari)),
+       kmeans_ari_p=float(np.mean(np.array(null_ari) >= ari)))
+
+# %% [markdown]
+# ## 3. The main axes: valence and arousal?
+# PCA of the emotion vectors. The paper found PC1 explains 26% of the variance and tracks valence
+# (r = 0.81 with human ratings), PC2 15% and tracks arousal (r = 0.66) (Sofroniew et al., 2026).
+# Here the human ratings are the NRC VAD lexicon (Mohammad, 2018), not the 45-word set the paper
+# used, so the comparison is side by side rather than like for like. Intervals: bootstrap over
+# emotions. The sign of a principal component is arbitrary, so only |r| matters.
+
+# %%
+x = vectors.vectors - vectors.vectors.mean(0)
+_, s, vh = torch.linalg.svd(x, full_matrices=False)
+explained = (s ** 2 / (s ** 2).sum()).numpy()
+proj = (x @ vh[:5].T).numpy()
+val, aro = emotions.loc[names, "valence"].values, emotions.loc[names, "arousal"].values
+
+
+def corr_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 2000) -> tuple[float, float, float]:
+    """|Pearson r| and a 95% bootstrap interval over emotions (sign of a PC is arbitrary)."""
+    sign = np.sign(pearsonr(a, b)[0]) or 1.0
+    idx = np.random.default_rng(1).integers(0, len(a), size=(n_boot, len(a)))
+    boots = [sign * pearsonr(a[i], b[i])[0] for i in idx]
+    return float(sign * pearsonr(a, b)[0]), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+
+
+pcs_table = pd.DataFrame({"variance explained": explained[:5],
+                          "r with valence": [pearsonr(proj[:, i], val)[0] for i in range(5)],
+                          "r with arousal": [pearsonr(proj[:, i], aro)[0] for i in range(5)]},
+                         index=[f"PC{i + 1}" for i in range(5)]).round(3)
+display(pcs_table)
+r_val, r_aro = corr_ci(proj[:, 0], val), corr_ci(proj[:, 1], aro)
+table = pd.DataFrame({
+    "paper (frontier model)": ["26%", "0.81", "15%", "0.66"],
+    f"this course ({len(names)} emotions, layer {LAYER})": [
+        f"{explained[0]:.0%}", f"{r_val[0]:.2f} [{r_val[1]:.2f}, {r_val[2]:.2f}]",
+        f"{explained[1]:.0%}", f"{r_aro[0]:.2f} [{r_aro[1]:.2f}, {r_aro[2]:.2f}]"]},
+    index=["PC1 variance explained", "|r(PC1, valence)|", "PC2 variance explained", "|r(PC2, arousal)|"])
+display(table)
+best_val = int(np.argmax(np.abs(pcs_table["r with valence"].values)))
+best_aro = int(np.argmax(np.abs(pcs_table["r with arousal"].values)))
+for axis, r, best in (("valence", r_val, best_val), ("arousal", r_aro, best_aro)):
+    pc = "PC1" if axis == "valence" else "PC2"
+    verdict = "tracks" if abs(r[0]) >= 0.5 and min(abs(r[1]), abs(r[2])) > 0 and np.sign(r[1]) == np.sign(r[2]) else "does NOT track"
+    print(f"{pc} {verdict} {axis} here (|r| = {abs(r[0]):.2f}); among the first five PCs, {axis} is closest to "
+          f"PC{best + 1} (|r| = {abs(pcs_table.iloc[best][f'r with {axis}']):.2f}; picked after looking, so exploratory).")
+record("04_emotion_vectors", pc1_variance=explained[0], pc2_variance=explained[1], r_pc1_valence=abs(r_val[0]),
+       r_pc1_valence_ci=sorted(abs(v) for v in r_val[1:]), r_pc2_arousal=abs(r_aro[0]),
+       r_pc2_arousal_ci=sorted(abs(v) for v in r_aro[1:]), valence_best_pc=best_val + 1,
+       valence_best_pc_r=abs(pcs_table.iloc[best_val]["r with valence"]), arousal_best_pc=best_aro + 1,
+       arousal_best_pc_r=abs(pcs_table.iloc[best_aro]["r with arousal"]))
+
+# %% [markdown]
+# What *is* PC1, if it is not valence? Look at the emotions at its two ends. In our runs on
+# SmolLM2-135M they split emotions told mostly through thoughts and social situations (regret,
+# resentment, guilt, jealousy) from emotions told through the body and immediate danger (panic,
+# terror, exhaustion), which is as much about *how the stories are written* as about the emotions.
+# Check whether that holds in your run:
+
+# %%
+order = np.argsort(proj[:, 0])
+print("PC1 low end: ", ", ".join(np.array(names)[order[:8]]))
+print("PC1 high end:", ", ".join(np.array(names)[order[-8:]]))
+order = np.argsort(proj[:, best_val])
+print(f"PC{best_val + 1} (closest to valence) low end: ", ", ".join(np.array(names)[order[:8]]))
+print(f"PC{best_val + 1} (closest to valence) high end:", ", ".join(np.array(names)[order[-8:]]))
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(14, 6))
+coords = pd.DataFrame({"pc1": proj[:, 0], "pc2": proj[:, 1], f"pc{best_val + 1}": proj[:, best_val], "valence": val,
+                       "arousal": aro, "family": families.values}, index=names)
+sns.scatterplot(data=coords, x="pc1", y="pc2", hue="family", s=60, ax=axes[0], legend=False)
+for n, row in coords.iterrows():
+    axes[0].annotate(n, (row.pc1, row.pc2), fontsize=7, xytext=(2, 2), textcoords="offset points")
+axes[0].set(title=f"Emotion vectors on PC1/PC2 (layer {LAYER})", xlabel=f"PC1 ({explained[0]:.0%} of variance)",
+            ylabel=f"PC2 ({explained[1]:.0%})")
+sns.scatterplot(data=coords, x="valence", y=f"pc{best_val + 1}", hue="family", s=60, ax=axes[1])
+axes[1].set(title=f"PC{best_val + 1} against human valence: r = {pcs_table.iloc[best_val]['r with valence']:.2f}",
+            xlabel="valence (NRC VAD)", ylabel=f"PC{best_val + 1} score")
+axes[1].legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="x-small")
+save_figure(fig, "04_pca_valence")
+plt.show()
+
+# %% [markdown]
+# ## 4. Logit lens: which tokens does each vector promote?
+# Multiply a vector by the model's output head (after the final norm's gain) and list the tokens
+# whose logits it raises most. The paper saw emotion words at the top (desperate → "desperate",
+# "urgent"; calm → "relax"). A small model's lens is noisier; look for words in the right spirit.
+
+# %%
+lens = {n: top_tokens(model, vectors[n], k=8) for n in names}
+for n in [n for n in names if emotions.loc[n, "core"]]:
+    print(f"{n:>10}: {lens[n]}")
+
+# %% [markdown]
+# ## 5. Stability across layers
+# Build the vectors at several layers (cheap: everything is cached) and compare the *similarity
+# structures*: the correlation between two layers' cosine-similarity matrices. High values mean the
+# same geometry is present at both layers.
+
+# %%
+check_layers = list(range(2, model.n_layers, 4 if not FAST else 9))
+neutral_all = extract_activations(model, neutral_texts(model, NEUTRAL_LIMIT))
+sims = {}
+for layer in check_layers:
+    v = center(emotion_means(acts[train, layer], stories.emotion[train].values, names))
+    c = neutral_components(neutral_all[:, layer])
+    v = v - (v @ c.T) @ c
+    u = v / v.norm(dim=-1, keepdim=True)
+    sims[layer] = (u @ u.T)[np.triu_indices(len(names), 1)].numpy()
+stab = pd.DataFrame([[np.corrcoef(sims[a], sims[b])[0, 1] for b in check_layers] for a in check_layers],
+                    index=check_layers, columns=check_layers)
+fig, ax = plt.subplots(figsize=(6.5, 5))
+sns.heatmap(stab, annot=True, fmt=".2f", cmap="mako", vmin=0, vmax=1, ax=ax)
+ax.set(title="Same geometry across layers? (corr. of similarity matrices)", xlabel="layer", ylabel="layer")
+save_figure(fig, "04_layer_stability")
+plt.show()
+
+# %% [markdown]
+# ## 6. Explore
+# Pick an emotion: its nearest and farthest emotions, the tokens it promotes, and where it sits on
+# the PC1/PC2 plane next to its human ratings.
+
+# %%
+emotion_explorer(vectors, lens, coords)
+
+# %% [markdown]
+# ## What we found, and what it means
+# Read the table and the plots above and write down, in numbers, how far this 135M model reproduces
+# the paper's geometry: how well the vectors recognise unseen stories compared with the shuffled
+# control, whether k-means recovers families better than chance, and how strongly PC1 tracks human
+# valence and PC2 human arousal. Small-model replications usually find valence clearly and arousal
+# weakly; a weak or absent arousal axis is a result, not a failure of your code.
+#
+# **Questions**
+# 1. Why subtract the mean over emotions instead of the mean over stories?
+# 2. What would the neutral projection remove if the neutral dialogues were all about code?
+# 3. If PC1 tracks valence, is that because of the model or because positive and negative stories
+#    use different words? How could you test it? (Hint: notebook 01's baseline.)
+#
+# **Next:** `05_emotions_in_conversation`: the same vectors, read inside conversations.

@@ -1,0 +1,153 @@
+"""Emotion vectors, the paper's recipe: per-emotion mean minus the mean over emotions, neutral PCs removed."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from .activations import extract_activations
+from .data import emotion_names, load_neutral, load_stories
+from .models import CourseModel, transcript
+
+NEUTRAL_VARIANCE = 0.5  # project out the neutral PCs that together explain this share of variance
+
+
+def default_layer(n_layers: int) -> int:
+    """The course's layer rule, fixed before any result: about two-thirds of the way through (paper's choice)."""
+    return round(2 * n_layers / 3)
+
+
+def emotion_means(acts: torch.Tensor, labels: Sequence[str], names: Sequence[str]) -> torch.Tensor:
+    """Mean activation of each emotion's texts: acts [n, d] -> [n_emotions, d] in `names` order."""
+    labels = list(labels)
+    missing = [n for n in names if n not in labels]
+    if missing:
+        raise ValueError(f"no texts for emotions {missing}")
+    return torch.stack([acts[[i for i, l in enumerate(labels) if l == n]].mean(0) for n in names])
+
+
+def center(means: torch.Tensor) -> torch.Tensor:
+    """Subtract the mean over emotions (each emotion counts once, however many stories it has)."""
+    return means - means.mean(0, keepdim=True)
+
+
+def neutral_components(neutral_acts: torch.Tensor, variance: float = NEUTRAL_VARIANCE) -> torch.Tensor:
+    """Top principal directions [k, d] of the neutral activations that together explain `variance` of it."""
+    if not 0.0 < variance < 1.0:
+        raise ValueError(f"variance={variance} must be between 0 and 1")
+    x = neutral_acts - neutral_acts.mean(0, keepdim=True)
+    _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    share = (s ** 2).cumsum(0) / (s ** 2).sum()
+    k = int((share < variance).sum().item()) + 1
+    return vh[:k]
+
+
+def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor:
+    """Remove from each row of `vectors` its part in the span of the orthonormal rows of `components`."""
+    return vectors - (vectors @ components.T) @ components
+
+
+def neutral_texts(model: CourseModel, limit: int | None = None) -> list[str]:
+    """The neutral dialogues rendered in the model's chat template."""
+    df = load_neutral()
+    return [transcript(model, m) for m in df.messages.tolist()[:limit]]
+
+
+@dataclass
+class EmotionVectors:
+    """One vector per emotion at one layer, with the facts needed to reuse it."""
+
+    names: list[str]
+    layer: int
+    vectors: torch.Tensor  # [n_emotions, d_model]
+    origin: torch.Tensor | None = None  # [d_model] the average story activation the vectors are measured from
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.vectors.dim() != 2 or self.vectors.shape[0] != len(self.names):
+            raise ValueError(f"vectors must be [len(names)={len(self.names)}, d_model]; got {tuple(self.vectors.shape)}")
+        if self.origin is None:
+            self.origin = torch.zeros(self.vectors.shape[1])
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        """The vector of one emotion."""
+        if name not in self.names:
+            raise KeyError(f"{name!r} is not among these vectors; available: {self.names}")
+        return self.vectors[self.names.index(name)]
+
+    def unit(self) -> torch.Tensor:
+        """Unit-norm vectors [n_emotions, d_model]."""
+        return self.vectors / self.vectors.norm(dim=-1, keepdim=True)
+
+    def cosine(self, acts: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of activations [n, d], measured from `origin`, with every vector: [n, n_emotions]."""
+        acts = acts - self.origin
+        return (acts / acts.norm(dim=-1, keepdim=True)) @ self.unit().T
+
+    def score(self, model: CourseModel, texts: Sequence[str], reduce: str = "mean", **kwargs: Any) -> pd.DataFrame:
+        """Cosine similarity of each text's activation (minus `origin`) with each emotion vector (rows: texts)."""
+        if reduce not in ("mean", "last"):
+            raise ValueError(f"reduce={reduce!r}: use 'mean' or 'last'")
+        acts = extract_activations(model, list(texts), layers=[self.layer], reduce=reduce, **kwargs)[:, 0]
+        return pd.DataFrame(self.cosine(acts).numpy(), columns=self.names)
+
+    def save(self, path: str | Path) -> Path:
+        """Save as `<path>.safetensors` (the tensor) plus `<path>.json` (names, layer, meta)."""
+        path = Path(path).with_suffix("")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"vectors": self.vectors.contiguous().float(), "origin": self.origin.contiguous().float()},
+                  str(path.with_suffix(".safetensors")))
+        path.with_suffix(".json").write_text(json.dumps({"names": self.names, "layer": self.layer, "meta": self.meta},
+                                                        indent=1), encoding="utf-8")
+        return path.with_suffix(".safetensors")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EmotionVectors":
+        """Load vectors saved with `save`."""
+        path = Path(path).with_suffix("")
+        for p in (path.with_suffix(".safetensors"), path.with_suffix(".json")):
+            if not p.is_file():
+                raise FileNotFoundError(f"{p} not found (EmotionVectors.save writes a .safetensors and a .json)")
+        info = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        tensors = load_file(str(path.with_suffix(".safetensors")))
+        return cls(info["names"], int(info["layer"]), tensors["vectors"], tensors.get("origin"), info.get("meta", {}))
+
+
+def story_activations(model: CourseModel, stories: pd.DataFrame, **kwargs: Any) -> torch.Tensor:
+    """Mean activations of stories at every layer [n, n_layers, d] (the one cache all notebooks share)."""
+    return extract_activations(model, stories.text.tolist(), layers=None, reduce="mean", **kwargs)
+
+
+def build_emotion_vectors(model: CourseModel, *, layer: int | None = None, emotions: Sequence[str] | str | None = None,
+                          split: str = "train", denoise: bool = True, per_emotion: int | None = None,
+                          neutral_limit: int | None = None) -> EmotionVectors:
+    """Emotion vectors at one layer from the stories of `split` (default layer: two-thirds deep, chosen a priori)."""
+    layer = default_layer(model.n_layers) if layer is None else layer
+    if not 0 <= layer < model.n_layers:
+        raise ValueError(f"layer={layer}: must be in 0..{model.n_layers - 1}")
+    stories = load_stories(split=split, emotions=emotions, per_emotion=per_emotion)
+    names = [n for n in emotion_names() if n in set(stories.emotion)]
+    acts = story_activations(model, stories)[:, layer]
+    means = emotion_means(acts, stories.emotion, names)
+    vectors = center(means)
+    meta: dict[str, Any] = {"model": model.course_id, "split": split, "n_stories": len(stories), "denoise": denoise}
+    if denoise:
+        neutral = extract_activations(model, neutral_texts(model, neutral_limit), layers=None, reduce="mean")[:, layer]
+        pcs = neutral_components(neutral)
+        vectors = project_out(vectors, pcs)
+        meta["neutral_components"] = int(pcs.shape[0])
+    return EmotionVectors(names, layer, vectors, means.mean(0), meta)
+
+
+def top_tokens(model: CourseModel, vector: torch.Tensor, k: int = 10) -> list[str]:
+    """Logit lens: the k tokens whose logits a direction raises most (final-norm gain, then the unembedding)."""
+    w_u = model.unembed.weight.detach().float().cpu()  # [vocab, d]
+    gain = model.final_norm.weight.detach().float().cpu() if hasattr(model.final_norm, "weight") else 1.0
+    logits = w_u @ (vector.float().cpu() * gain)
+    return [model.tokenizer.decode([int(i)]) for i in logits.topk(k).indices]

@@ -1,0 +1,46 @@
+"""course_utils.probes: layer sweep, shuffled control, bootstrap intervals, bag-of-words baseline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils.probes import accuracy_ci, bag_of_words_baseline, probe_by_layer
+
+
+def _toy(n_per=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = np.array(["a", "b"] * n_per)
+    acts = torch.randn(len(y), 3, 6, generator=g)
+    acts[:, 2, 0] += torch.tensor([3.0 if c == "a" else -3.0 for c in y])  # only layer 2 carries the label
+    return acts, y
+
+
+def test_probe_finds_the_informative_layer_and_shuffled_does_not():
+    acts, y = _toy()
+    test_acts, ty = _toy(seed=1)
+    df = probe_by_layer(acts, y, test_acts, ty)
+    assert df.set_index("layer").accuracy.idxmax() == 2 and df.accuracy.max() > 0.9
+    shuffled = probe_by_layer(acts, y, test_acts, ty, layers=[2], shuffle_seed=0)
+    assert shuffled.accuracy.iloc[0] < 0.8
+    assert (df.ci_low <= df.accuracy).all() and (df.accuracy <= df.ci_high).all()
+
+
+def test_probe_argument_errors():
+    acts, y = _toy()
+    with pytest.raises(ValueError, match=r"\[n_texts, n_layers, d_model\]"):
+        probe_by_layer(acts[:, 0], y, acts[:, 0], y)
+    with pytest.raises(ValueError, match="one entry per text"):
+        probe_by_layer(acts, y[:-1], acts, y)
+
+
+def test_accuracy_ci_brackets_the_mean():
+    acc, lo, hi = accuracy_ci([True] * 30 + [False] * 10)
+    assert acc == 0.75 and lo < 0.75 < hi and 0.55 < lo and hi < 0.9
+
+
+def test_bag_of_words_baseline_is_above_chance_and_fixed():
+    acc, chance = bag_of_words_baseline("core")
+    assert chance == pytest.approx(1 / 12)
+    assert acc > 3 * chance
+    assert bag_of_words_baseline("core")[0] == acc

@@ -1,0 +1,106 @@
+"""course_utils.vectors: the recipe's pieces, build_emotion_vectors, save/load, determinism."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_utils import EmotionVectors, build_emotion_vectors
+from course_utils.vectors import center, default_layer, emotion_means, neutral_components, project_out, top_tokens
+
+SMALL = dict(emotions="core", per_emotion=3, neutral_limit=12)
+
+
+@pytest.fixture(scope="module")
+def vec_cache(tmp_path_factory):
+    """One private activation cache for this module: the first build fills it, later ones hit it."""
+    path = tmp_path_factory.mktemp("vec_cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("COURSE_CACHE_DIR", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def small_vectors(model, vec_cache):
+    return build_emotion_vectors(model, **SMALL)
+
+
+def test_default_layer_rule():
+    assert default_layer(30) == 20 and default_layer(24) == 16 and default_layer(12) == 8
+
+
+def test_means_and_centering_weigh_each_emotion_once():
+    acts = torch.tensor([[1.0, 0.0], [3.0, 0.0], [5.0, 0.0], [0.0, 4.0]])
+    means = emotion_means(acts, ["a", "a", "a", "b"], ["a", "b"])
+    assert means.tolist() == [[3.0, 0.0], [0.0, 4.0]]
+    assert center(means).tolist() == [[1.5, -2.0], [-1.5, 2.0]]
+    with pytest.raises(ValueError, match="no texts for emotions"):
+        emotion_means(acts, ["a"] * 4, ["a", "z"])
+
+
+def test_neutral_projection_removes_what_it_should():
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(16, 16, generator=g))[0]
+    # neutral data varies strongly along basis[0] and basis[1], weakly elsewhere
+    coeffs = torch.randn(200, 16, generator=g) * torch.tensor([10.0, 8.0] + [1e-3] * 14)
+    neutral = coeffs @ basis.T
+    pcs = neutral_components(neutral, variance=0.5)
+    assert pcs.shape[0] == 1  # the first PC alone explains > 50%
+    pcs = neutral_components(neutral, variance=0.9)
+    assert pcs.shape[0] == 2
+    v = torch.randn(5, 16, generator=g)
+    out = project_out(v, pcs)
+    assert (out @ pcs.T).abs().max() < 1e-4  # nothing left along the neutral directions
+    # what is orthogonal to them is untouched
+    rest = basis[:, 2:]
+    torch.testing.assert_close(out @ rest, v @ rest, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        neutral_components(neutral, variance=1.5)
+
+
+def test_build_shapes_and_meta(model, small_vectors):
+    ev = small_vectors
+    assert ev.layer == 20 and len(ev.names) == 12 and ev.vectors.shape == (12, model.d_model)
+    assert ev.meta["denoise"] and ev.meta["neutral_components"] >= 1
+    assert torch.allclose(ev.vectors.mean(0), torch.zeros(model.d_model), atol=1e-3 * ev.vectors.norm(dim=1).mean())
+    raw = build_emotion_vectors(model, denoise=False, **SMALL)
+    assert torch.allclose(ev.origin, raw.origin)
+    assert not torch.allclose(raw.vectors, ev.vectors)
+    with pytest.raises(ValueError, match="layer=99"):
+        build_emotion_vectors(model, layer=99, **SMALL)
+
+
+def test_build_is_deterministic_and_uses_the_cache(model, small_vectors, vec_cache):
+    n_files = len(list(vec_cache.glob("activations/*.safetensors")))
+    b = build_emotion_vectors(model, **SMALL)
+    assert torch.equal(small_vectors.vectors, b.vectors) and torch.equal(small_vectors.origin, b.origin)
+    assert len(list(vec_cache.glob("activations/*.safetensors"))) == n_files  # second build: cache hits only
+
+
+def test_save_load_round_trip(small_vectors, tmp_path):
+    ev = small_vectors
+    path = ev.save(tmp_path / "vecs")
+    back = EmotionVectors.load(path)
+    assert back.names == ev.names and back.layer == ev.layer and torch.equal(back.vectors, ev.vectors)
+    assert torch.equal(back.origin, ev.origin)
+    assert back.meta == ev.meta
+    with pytest.raises(FileNotFoundError, match="json"):
+        (tmp_path / "vecs.json").unlink()
+        EmotionVectors.load(tmp_path / "vecs")
+
+
+def test_score_returns_one_row_per_text(model, small_vectors):
+    ev = small_vectors
+    df = ev.score(model, ["The dog came home.", "They cancelled the flight again, the third time this week."])
+    assert list(df.columns) == ev.names and len(df) == 2
+    assert df.abs().le(1.0 + 1e-5).all().all()
+    with pytest.raises(ValueError, match="reduce='none'"):
+        ev.score(model, ["x y z w"], reduce="none")
+    with pytest.raises(KeyError, match="available"):
+        ev["hangry"]
+
+
+def test_logit_lens_returns_tokens(model, small_vectors):
+    ev = small_vectors
+    toks = top_tokens(model, ev["calm"], k=5)
+    assert len(toks) == 5 and all(isinstance(t, str) for t in toks)
