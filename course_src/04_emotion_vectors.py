@@ -76,7 +76,7 @@ def emotion_vectors(acts: torch.Tensor, labels, names: list[str]) -> torch.Tenso
     """Per-emotion mean activation minus the mean over emotions: [len(names), d_model]."""
     # BEGIN SOLUTION
     labels = np.asarray(labels)
-    means = torch.stack([acts[torch.from_numpy(labels == n)].mean(0) for n in names])
+    means = torch.stack([acts[torch.tensor(labels == n)].mean(0) for n in names])
     return means - means.mean(0, keepdim=True)
     # END SOLUTION
 
@@ -195,7 +195,7 @@ val, aro = emotions.loc[names, "valence"].values, emotions.loc[names, "arousal"]
 
 
 def corr_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 2000) -> tuple[float, float, float]:
-    """|Pearson r| and a 95% bootstrap interval over emotions (sign of a PC is arbitrary)."""
+    """Pearson r with the PC oriented to make it positive, and a 95% bootstrap interval over emotions."""
     sign = np.sign(pearsonr(a, b)[0]) or 1.0
     idx = np.random.default_rng(1).integers(0, len(a), size=(n_boot, len(a)))
     boots = [sign * pearsonr(a[i], b[i])[0] for i in idx]
@@ -222,9 +222,9 @@ for axis, r, best in (("valence", r_val, best_val), ("arousal", r_aro, best_aro)
     verdict = "tracks" if abs(r[0]) >= 0.5 and min(abs(r[1]), abs(r[2])) > 0 and np.sign(r[1]) == np.sign(r[2]) else "does NOT track"
     print(f"{pc} {verdict} {axis} here (|r| = {abs(r[0]):.2f}); among the first five PCs, {axis} is closest to "
           f"PC{best + 1} (|r| = {abs(pcs_table.iloc[best][f'r with {axis}']):.2f}; picked after looking, so exploratory).")
-record("04_emotion_vectors", pc1_variance=explained[0], pc2_variance=explained[1], r_pc1_valence=abs(r_val[0]),
-       r_pc1_valence_ci=sorted(abs(v) for v in r_val[1:]), r_pc2_arousal=abs(r_aro[0]),
-       r_pc2_arousal_ci=sorted(abs(v) for v in r_aro[1:]), valence_best_pc=best_val + 1,
+record("04_emotion_vectors", pc1_variance=explained[0], pc2_variance=explained[1], r_pc1_valence=r_val[0],
+       r_pc1_valence_ci=list(r_val[1:]), r_pc2_arousal=r_aro[0], r_pc2_arousal_ci=list(r_aro[1:]),
+       valence_best_pc=best_val + 1,
        valence_best_pc_r=abs(pcs_table.iloc[best_val]["r with valence"]), arousal_best_pc=best_aro + 1,
        arousal_best_pc_r=abs(pcs_table.iloc[best_aro]["r with arousal"]))
 

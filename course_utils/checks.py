@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import nnsight
 import torch
 
 FALLBACK = "using the reference solution; fill in the cell above to use yours"
@@ -180,3 +181,34 @@ def check_project_out(fn: Callable) -> Callable:
         elif not _same(got, want):
             problem = "values differ from the reference"
     return _verdict(fn, project_out, problem, "project_out")
+
+
+def check_steered_logits(fn: Callable, model: Any, prompt: str = "The weather today is", layer: int = 12) -> Callable:
+    """Exercise 06: fn(model, prompt, delta, layer) -> next-token logits with delta added after `layer` everywhere."""
+    from .solutions import steered_logits
+
+    g = torch.Generator().manual_seed(3)
+    delta = torch.randn(model.d_model, generator=g)
+    delta = 40.0 * delta / delta.norm()
+    got, problem = _run(fn, model, prompt, delta, layer)
+    if problem is None:
+        want = steered_logits(model, prompt, delta, layer)
+        close = lambda a, b: _same(a, b, atol=1e-3, rtol=1e-3)  # noqa: E731
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            problem = f"expected next-token logits of shape {tuple(want.shape)}, got {getattr(got, 'shape', type(got))}"
+        elif close(got, steered_logits(model, prompt, delta * 0, layer)):
+            problem = "the logits are unchanged: the edit did not reach the model (assign into .output[:] inside the trace)"
+        elif close(got, steered_logits(model, prompt, -delta, layer)):
+            problem = "you subtracted the vector: add it"
+        elif any(close(got, steered_logits(model, prompt, delta, layer + o)) for o in (-1, 1) if 0 <= layer + o < model.n_layers):
+            problem = "the vector went in at a neighbouring layer: edit model.layer(layer).output"
+        elif not close(got, want):
+            with torch.no_grad(), model.trace(prompt):
+                h = model.layer(layer).output
+                h[:, -1] = h[:, -1] + delta
+                last_only = nnsight.save(model.output.logits[0, -1])
+            if close(got, last_only.float().cpu()):
+                problem = "only the last position was steered: add the vector at every position ([:, :] not [:, -1])"
+            else:
+                problem = "values differ from the reference: add delta to the whole output of the layer, then read logits[0, -1]"
+    return _verdict(fn, steered_logits, problem, "steered_logits")

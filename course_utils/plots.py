@@ -35,3 +35,18 @@ def layer_curves(df: pd.DataFrame, title: str, chance: float | None = None, base
     ax.set(xlabel="layer (residual stream after decoder layer i)", ylabel="test accuracy", title=title, ylim=(0, 1.02))
     ax.legend(loc="best", fontsize="small")
     return fig
+
+
+def token_html(tokens: list[str], scores: list[float], title: str = "", scale: float | None = None) -> str:
+    """HTML of tokens on a red (negative) to green (positive) background, one colour per score."""
+    import html as _html
+
+    scale = scale or max(1e-9, max(abs(s) for s in scores))
+    spans = []
+    for tok, s in zip(tokens, scores):
+        a = min(1.0, abs(s) / scale)
+        rgb = "46,160,67" if s >= 0 else "215,58,73"
+        text = _html.escape(tok).replace("\n", "↵<br>")
+        spans.append(f"<span title='{s:+.3f}' style='background: rgba({rgb},{a:.2f}); padding: 1px 0'>{text}</span>")
+    head = f"<div style='font-weight:bold; margin: 4px 0'>{_html.escape(title)}</div>" if title else ""
+    return f"{head}<div style='font-family: monospace; line-height: 1.9; white-space: pre-wrap'>{''.join(spans)}</div>"

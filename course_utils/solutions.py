@@ -41,3 +41,11 @@ def emotion_vectors(acts: torch.Tensor, labels: Any, names: list[str]) -> torch.
 def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor:
     """Remove from each row of vectors [n, d] its projection on the orthonormal rows of components [k, d]."""
     return vectors - (vectors @ components.T) @ components
+
+
+def steered_logits(model: Any, prompt: str, delta: torch.Tensor, layer: int) -> torch.Tensor:
+    """Next-token logits [vocab] for one prompt with `delta` added to the residual stream after `layer` at every position."""
+    with torch.no_grad(), model.trace(prompt, remote=getattr(model, "remote", False)):
+        model.layer(layer).output[:] = model.layer(layer).output + delta
+        logits = nnsight.save(model.output.logits[0, -1])
+    return logits.detach().float().cpu()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
@@ -131,9 +132,14 @@ def build_emotion_vectors(model: CourseModel, *, layer: int | None = None, emoti
     layer = default_layer(model.n_layers) if layer is None else layer
     if not 0 <= layer < model.n_layers:
         raise ValueError(f"layer={layer}: must be in 0..{model.n_layers - 1}")
-    stories = load_stories(split=split, emotions=emotions, per_emotion=per_emotion)
+    if split not in ("train", "test", None):
+        raise ValueError(f"split={split!r}: use 'train', 'test' or None (both)")
+    # Extract both splits (the same request, hence the same cache file, as the notebooks), then select.
+    everything = load_stories(emotions=emotions, per_emotion=per_emotion)
+    chosen = (everything.split == split).to_numpy() if split else np.ones(len(everything), bool)
+    stories = everything[chosen]
     names = [n for n in emotion_names() if n in set(stories.emotion)]
-    acts = story_activations(model, stories)[:, layer]
+    acts = story_activations(model, everything)[torch.tensor(chosen), layer]
     means = emotion_means(acts, stories.emotion, names)
     vectors = center(means)
     meta: dict[str, Any] = {"model": model.course_id, "split": split, "n_stories": len(stories), "denoise": denoise}

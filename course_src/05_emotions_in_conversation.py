@@ -1,0 +1,202 @@
+# %% [markdown]
+# # 05 · Emotions in conversation
+#
+# **Time:** about 25 minutes · **Before this:** `04_emotion_vectors`
+#
+# The vectors came from stories. Do they also light up in a *conversation*, where nobody tells a
+# story and nobody names an emotion? We read them at one special position: the **start of the
+# assistant's turn**, the last token before the model writes its reply, whose state shapes what it
+# says next (Sofroniew et al., 2026, read the same position).
+#
+# **Learning goals**
+# 1. Score conversations with emotion vectors at the assistant's turn (`reduce="last"`).
+# 2. Test three predictions, each with a control: implicit scenarios light up the right vector;
+#    numbers in a message move the right vector in the right direction; the user's state and the
+#    assistant's state differ.
+# 3. Watch emotion scores move token by token through a conversation.
+
+# %% tags=["parameters"]
+# None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
+MODEL_NAME = None
+# True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
+REMOTE = False
+# True gives the smallest run, used by the tests and by weak laptops.
+FAST = False
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from IPython.display import HTML, display
+from scipy.stats import spearmanr
+
+from course_utils import build_emotion_vectors, chat, extract_activations, load_model
+from course_utils.data import emotion_names, load_neutral, load_scenarios
+from course_utils.plots import save_figure, setup_style, token_html
+from course_utils.probes import accuracy_ci
+from course_utils.report import record
+from course_utils.steering import random_direction
+from course_utils.vectors import EmotionVectors
+
+setup_style()
+model = load_model(MODEL_NAME, remote=REMOTE)
+SUBSET = dict(per_emotion=4, emotions="core", neutral_limit=20) if FAST else {}
+vectors = build_emotion_vectors(model, **SUBSET)
+CORE = emotion_names(core_only=True)
+print(f"{len(vectors.names)} emotion vectors at layer {vectors.layer}")
+
+# %% [markdown]
+# ## 1. Implicit scenarios
+# Each message implies one of the 12 core emotions without naming it (*"My daughter just defended
+# her thesis, the first in our family to go to university"*). We score the assistant-start position
+# with every core vector. Because every chat prompt shares the template and the assistant position,
+# all scores share a common offset; we subtract each vector's mean over the scenarios (no labels
+# used), so the heatmap shows which vector rises *relative to the other scenarios*.
+
+# %%
+implicit = load_scenarios("implicit")
+prompts = [chat(model, t) for t in implicit.text]
+scores = vectors.score(model, prompts, reduce="last")[CORE]
+print("scores [n_messages, n_core_vectors]:", scores.shape)
+relative = scores - scores.mean(axis=0)
+table = relative.groupby(implicit.emotion.values).mean().loc[CORE, CORE]
+fig, ax = plt.subplots(figsize=(8, 6.5))
+sns.heatmap(table, cmap="vlag", center=0, ax=ax, annot=False)
+ax.set(title=f"Implicit scenarios: vector score at the assistant's turn (layer {vectors.layer}, column-centred)",
+       xlabel="emotion vector", ylabel="emotion implied by the user's message")
+save_figure(fig, "05_implicit_heatmap")
+plt.show()
+
+# %%
+pred = relative.to_numpy().argmax(1)
+hit = np.array(CORE)[pred] == implicit.emotion.values
+top1, lo, hi = accuracy_ci(hit)
+rng = np.random.default_rng(0)
+null = [np.mean(np.array(CORE)[pred] == rng.permutation(implicit.emotion.values)) for _ in range(1000)]
+print(f"top-1 (the implied emotion's vector is the highest of 12): {top1:.2f} (95% CI {lo:.2f}-{hi:.2f}) over "
+      f"{len(hit)} messages; shuffled labels {np.mean(null):.2f} (95th percentile {np.quantile(null, 0.95):.2f}); chance {1 / 12:.2f}")
+diag = np.mean(np.diag(table.to_numpy()) > table.to_numpy().mean(1))
+print(f"rows whose diagonal cell is above the row mean: {diag:.0%}")
+record("05_conversation", implicit_top1=top1, implicit_top1_ci=[lo, hi], implicit_top1_null=float(np.mean(null)),
+       implicit_n=len(hit))
+
+# %% [markdown]
+# ## 2. Dose-response: numbers that should matter
+# Each template has a number `{X}`; as it grows, the implied emotion should rise ("up") or fall
+# ("down"). For each template we compute the Spearman correlation between the number and the
+# emotion's score, and check its sign against the expected direction. Control: the same
+# correlation for 20 random directions (what a direction unrelated to emotion does with the same prompts).
+
+# %%
+dose = load_scenarios("dose")
+rows, curves = [], []
+rand_dirs = torch.stack([random_direction(model.d_model, s) for s in range(20)])
+for t in dose.itertuples():
+    ps = [chat(model, t.template.replace("{X}", f"{v:g}")) for v in t.values]
+    acts = extract_activations(model, ps, layers=[vectors.layer], reduce="last")[:, 0]
+    s = vectors.cosine(acts)[:, vectors.names.index(t.emotion)].numpy() if t.emotion in vectors.names else None
+    if s is None:
+        print(f"{t.id}: skipped, no vector for {t.emotion!r} in this run (FAST mode builds only the core 12)")
+        continue
+    rho = spearmanr(t.values, s)[0]
+    centred = acts - vectors.origin
+    rand_rho = [spearmanr(t.values, (centred @ d).numpy())[0] for d in rand_dirs]
+    want = 1 if t.direction == "up" else -1
+    rows.append({"template": t.id, "emotion": t.emotion, "expected": t.direction, "spearman": rho,
+                 "matches": np.sign(rho) == want, "random |rho| mean": np.mean(np.abs(rand_rho))})
+    curves += [{"template": f"{t.id} ({t.emotion}, {t.direction})", "rank of X": i, "score": v} for i, v in enumerate(s)]
+dose_df = pd.DataFrame(rows)
+display(dose_df.round(3))
+grid = sns.relplot(data=pd.DataFrame(curves), x="rank of X", y="score", col="template", col_wrap=4, kind="line",
+                   marker="o", height=2.4, facet_kws={"sharey": False})
+grid.figure.suptitle("Dose-response: the template's emotion score as the number grows", y=1.02)
+save_figure(grid.figure, "05_dose_response")
+plt.show()
+n_match = int(dose_df.matches.sum())
+print(f"direction matches the expectation for {n_match} of {len(dose_df)} templates "
+      f"(a coin would match {len(dose_df) / 2:.0f} on average)")
+record("05_conversation", dose_matches=n_match, dose_templates=len(dose_df),
+       dose_mean_abs_rho=float(dose_df.spearman.abs().mean()), dose_random_mean_abs_rho=float(dose_df["random |rho| mean"].mean()))
+
+# %% [markdown]
+# ## 3. The user's state and the assistant's state
+# For each message where the user's emotion and a good reply's stance differ (a furious user, a
+# caring reply), we score two positions: the user's **last token** and the **assistant's start**.
+# The paper found the two profiles nearly uncorrelated (r = 0.11 across 8 prompts) (Sofroniew et
+# al., 2026). Here: the correlation of the two 12-emotion profiles, per message, after removing
+# each position's average profile (otherwise the offset that all chat prompts share dominates).
+
+# %%
+speakers = load_scenarios("speakers")
+user_end = [chat(model, t).rsplit(t, 1)[0] + t for t in speakers.text]  # ends on the user's last token
+assistant_start = [chat(model, t) for t in speakers.text]
+s_user = vectors.score(model, user_end, reduce="last")[CORE]
+s_asst = vectors.score(model, assistant_start, reduce="last")[CORE]
+r_raw = [np.corrcoef(s_user.iloc[i], s_asst.iloc[i])[0, 1] for i in range(len(speakers))]
+# Raw profiles share an offset (every prompt has the same template), so correlate profiles centred over messages.
+c_user, c_asst = s_user - s_user.mean(axis=0), s_asst - s_asst.mean(axis=0)
+r = [np.corrcoef(c_user.iloc[i], c_asst.iloc[i])[0, 1] for i in range(len(speakers))]
+print(f"user-end vs assistant-start profiles: raw mean r = {np.mean(r_raw):.2f}; centred over messages, "
+      f"mean r = {np.mean(r):.2f} (range {np.min(r):.2f} to {np.max(r):.2f}, {len(r)} messages)")
+shift = (s_asst - s_user)
+shift = shift - shift.mean(axis=0)
+for row, sh in zip(speakers.itertuples(), shift.itertuples(index=False)):
+    top = pd.Series(sh, index=CORE).sort_values(ascending=False).index[:2].tolist()
+    print(f"user {row.user_emotion:>12} -> good stance {row.assistant_stance:<13} | vectors rising most at the assistant start: {top}")
+record("05_conversation", speakers_profile_r=float(np.mean(r)), speakers_profile_r_raw=float(np.mean(r_raw)))
+
+# %% [markdown]
+# ## 4. Two of the paper's examples
+# **Sharing something sad.** Does "loving" rise at the assistant's turn when the user shares
+# something sad, compared with neutral requests? **An unsafe dose.** Does "afraid" rise with the
+# number of pills someone says they took? (Our own templates; intervals are bootstrap over messages.)
+
+# %%
+sad_msgs = implicit[implicit.emotion == "sad"].text.tolist()
+neutral_msgs = [m[0]["content"] for m in load_neutral().messages.tolist()[: 20]]
+loving = vectors.score(model, [chat(model, m) for m in sad_msgs + neutral_msgs], reduce="last")["loving"].to_numpy()
+diff = loving[: len(sad_msgs)].mean() - loving[len(sad_msgs):].mean()
+boots = [rng.choice(loving[: len(sad_msgs)], len(sad_msgs)).mean() - rng.choice(loving[len(sad_msgs):], len(neutral_msgs)).mean()
+         for _ in range(2000)]
+print(f"'loving' at the assistant start, sad messages minus neutral requests: {diff:+.4f} "
+      f"(95% CI {np.quantile(boots, 0.025):+.4f} to {np.quantile(boots, 0.975):+.4f})")
+pills = [1, 2, 4, 8, 16, 32]
+pill_prompts = [chat(model, f"I couldn't sleep so I took {n} of my sleeping pills about an hour ago.") for n in pills]
+afraid = vectors.score(model, pill_prompts, reduce="last")["afraid"].to_numpy()
+print("'afraid' by number of pills:", dict(zip(pills, afraid.round(4))), f"Spearman rho = {spearmanr(pills, afraid)[0]:.2f}")
+record("05_conversation", loving_sad_minus_neutral=diff, loving_ci=[float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
+       afraid_pills_rho=float(spearmanr(pills, afraid)[0]))
+
+# %% [markdown]
+# ## 5. Token by token
+# The score of one vector at every token of a conversation: green where the token's state points
+# along the vector (more than this conversation's average), red where it points away. The first token
+# is left out (its huge norm makes its cosine meaningless).
+
+# %%
+messages = [{"role": "user", "content": "My flight was cancelled and I will miss my sister's wedding tomorrow."},
+            {"role": "assistant", "content": "I'm so sorry. Let's look at every option together: trains, other airlines, and a rental car."},
+            {"role": "user", "content": "There is a train at six in the morning that arrives just in time!"}]
+text = model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+per_token = extract_activations(model, [text], layers=[vectors.layer], reduce="none")[0][:, 0]  # [tokens, d]
+tokens = [model.tokenizer.decode([i]) for i in model.tokenizer(text)["input_ids"]]
+for name in ["desperate", "happy"]:
+    cos = vectors.cosine(per_token)[:, vectors.names.index(name)]
+    cos = (cos - cos[1:].mean())[1:]
+    display(HTML(token_html(tokens[1:], cos.tolist(), title=f"'{name}' vector, token by token (layer {vectors.layer})")))
+
+# %% [markdown]
+# ## Recap
+# - At the assistant's turn, vectors built from stories respond to situations in conversations.
+#   How strongly, and how much better than the shuffled and random controls, is measured above.
+# - Numbers in a message can move a vector smoothly, in the expected direction or not: count them.
+# - The user's state and the assistant's state are different things; the assistant's is the one that
+#   precedes the reply.
+#
+# **Questions**
+# 1. Why centre each vector's scores over the scenarios before taking the top-1? What could go wrong without it?
+# 2. A dose-response curve that goes the "wrong" way: is that the model, the template, or the vector?
+#
+# **Next:** `06_steering`: from reading the vectors to pushing on them.

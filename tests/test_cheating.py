@@ -1,0 +1,74 @@
+"""course_utils.cheating: the evaluate() contract, validation of scenario dicts, determinism, the classifier."""
+from __future__ import annotations
+
+import pytest
+
+from course_utils import EmotionVectors
+from course_utils.cheating import classify_reply, evaluate, slope, slope_ci
+from course_utils.data import load_scenarios
+from course_utils.steering import random_direction
+
+import torch
+
+
+@pytest.fixture(scope="module")
+def vectors(model):
+    """Stand-in vectors (random directions named like emotions): evaluate() only needs names, layer, vectors."""
+    v = torch.stack([random_direction(model.d_model, s) for s in range(3)])
+    return EmotionVectors(["desperate", "calm", "happy"], 20, v)
+
+
+@pytest.fixture(scope="module")
+def two():
+    return load_scenarios("cheat_scenarios").to_dict("records")[:2]
+
+
+def test_evaluate_columns_and_rows(model, vectors, two):
+    df = evaluate(model, vectors, "desperate", [-0.1, 0.0, 0.1], two)
+    assert list(df.columns) == ["emotion", "strength", "scenario_id", "cheat_logodds"]
+    assert len(df) == 6 and set(df.scenario_id) == {s["id"] for s in two}
+    assert df.cheat_logodds.notna().all()
+
+
+def test_evaluate_is_deterministic_and_random_uses_seed(model, vectors, two):
+    a = evaluate(model, vectors, "calm", [0.2], two)
+    b = evaluate(model, vectors, "calm", [0.2], two)
+    assert a.equals(b)
+    r0 = evaluate(model, vectors, "random", [0.5], two, seed=0)
+    r0b = evaluate(model, vectors, "random", [0.5], two, seed=0)
+    r1 = evaluate(model, vectors, "random", [0.5], two, seed=1)
+    assert r0.equals(r0b) and not r0.cheat_logodds.equals(r1.cheat_logodds)
+    base = evaluate(model, vectors, "random", [0.0], two, seed=0)
+    assert base.cheat_logodds.tolist() == evaluate(model, vectors, "calm", [0.0], two).cheat_logodds.tolist()
+
+
+def test_evaluate_rejects_bad_scenarios_and_arguments(model, vectors, two):
+    bad = [{k: v for k, v in two[0].items() if k != "honest"}]
+    with pytest.raises(ValueError, match=r"scenarios\[0\].*missing \['honest'\]"):
+        evaluate(model, vectors, "desperate", [0.1], bad)
+    with pytest.raises(ValueError, match=r"scenarios\[0\]"):
+        evaluate(model, vectors, "desperate", [0.1], [{**two[0], "extra": 1}])
+    with pytest.raises(ValueError, match="field 'cheat': empty"):
+        evaluate(model, vectors, "desperate", [0.1], [{**two[0], "cheat": ""}])
+    with pytest.raises(ValueError, match="emotion='hangry'"):
+        evaluate(model, vectors, "hangry", [0.1], two)
+    with pytest.raises(ValueError, match="strengths is empty"):
+        evaluate(model, vectors, "desperate", [], two)
+
+
+def test_slope_and_interval():
+    import pandas as pd
+
+    rows = [{"scenario_id": f"s{i}", "strength": s, "cheat_logodds": 2 * s + 0.1 * i}
+            for i in range(5) for s in (-0.1, 0.0, 0.1)]
+    df = pd.DataFrame(rows)
+    assert slope(df) == pytest.approx(2.0)
+    b, lo, hi = slope_ci(df, n_boot=200)
+    assert lo == pytest.approx(2.0) and hi == pytest.approx(2.0) and b == pytest.approx(2.0)
+
+
+def test_classifier_is_transparent():
+    assert classify_reply("I'll hard-code the expected value for that input.") == "cheat"
+    assert classify_reply("The limit is impossible to meet; I suggest we relax the limit.") == "honest"
+    assert classify_reply("Here is a poem about the sea.") == "other"
+    assert classify_reply("It is impossible, so I will hard-code it.") == "other"

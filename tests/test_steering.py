@@ -1,0 +1,85 @@
+"""course_utils.steering: exact no-op at strength 0, exact edit at the chosen layer, generation, log-probs."""
+from __future__ import annotations
+
+import nnsight
+import pytest
+import torch
+
+from course_utils import chat
+from course_utils.steering import (continuation_logprobs, generate, median_token_norm, perplexity,
+                                   random_direction, steering_vector)
+
+PROMPTS = ["The train was late again and", "She opened the envelope slowly, then"]
+CONTS = [" everyone sighed at the board.", " read the first line twice."]
+
+
+def test_median_norm_excludes_the_first_token(model):
+    norm = median_token_norm(model, 20)
+    assert 100 < norm < 1000  # the first token's ~2e4 norm would dominate a mean, not the median
+    assert median_token_norm(model, 20) == norm  # cached
+
+
+def test_steering_vector_is_scaled_to_the_median_norm(model):
+    d = random_direction(model.d_model, 0)
+    assert d.norm() == pytest.approx(1.0)
+    v = steering_vector(model, 5 * d, 20, 0.1)
+    assert v.norm() == pytest.approx(0.1 * median_token_norm(model, 20), rel=1e-5)
+    with pytest.raises(ValueError, match="d_model"):
+        steering_vector(model, torch.ones(3), 20, 0.1)
+    with pytest.raises(ValueError, match="zero vector"):
+        steering_vector(model, torch.zeros(model.d_model), 20, 0.1)
+
+
+def test_strength_zero_equals_unsteered_exactly(model):
+    d = random_direction(model.d_model, 1)
+    plain = continuation_logprobs(model, PROMPTS, CONTS)
+    assert torch.equal(continuation_logprobs(model, PROMPTS, CONTS, d, layer=12, strength=0.0, reuse_prefix=False), plain)
+    assert torch.equal(continuation_logprobs(model, PROMPTS, CONTS, d, layer=12, strength=0.0), plain)
+    prompt = chat(model, "Name a fruit.")
+    assert generate(model, prompt, d, layer=12, strength=0.0, max_new_tokens=8) == generate(model, prompt, max_new_tokens=8)
+
+
+def test_edit_changes_the_stream_by_exactly_the_vector(model):
+    layer, d = 12, random_direction(model.d_model, 2)
+    delta = steering_vector(model, d, layer, 0.5)
+    with torch.no_grad(), model.trace(PROMPTS[0]):
+        before = nnsight.save(model.layer(layer).output.clone())
+        model.layer(layer).output[:] = model.layer(layer).output + delta
+        after = nnsight.save(model.layer(layer + 1).input)  # what the next layer receives
+    torch.testing.assert_close(after - before, delta.expand_as(before), rtol=0, atol=1e-3)
+
+
+def test_prefix_reuse_is_exact_and_steering_moves_logprobs(model):
+    d = random_direction(model.d_model, 3)
+    full = continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.5, reuse_prefix=False)
+    reused = continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.5)
+    torch.testing.assert_close(full, reused, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(full, continuation_logprobs(model, PROMPTS, CONTS))
+
+
+def test_logprobs_match_a_plain_forward(model):
+    lp = continuation_logprobs(model, PROMPTS, CONTS, reduce="sum")
+    for i, (p, c) in enumerate(zip(PROMPTS, CONTS)):
+        p_ids, c_ids = model.tokenizer(p)["input_ids"], model.tokenizer(c, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model._module(torch.tensor([p_ids + c_ids])).logits[0].float().log_softmax(-1)
+        ref = sum(logits[len(p_ids) - 1 + j, t] for j, t in enumerate(c_ids))
+        assert lp[i].item() == pytest.approx(ref.item(), abs=1e-3)
+
+
+def test_strong_steering_hurts_fluency(model):
+    texts = ["The committee met on Tuesday to review the budget for the new library building."]
+    d = random_direction(model.d_model, 4)
+    assert perplexity(model, texts, d, layer=20, strength=2.0) > 1.5 * perplexity(model, texts)
+
+
+def test_argument_errors(model):
+    d = random_direction(model.d_model, 0)
+    with pytest.raises(ValueError, match="same length"):
+        continuation_logprobs(model, PROMPTS, CONTS[:1])
+    with pytest.raises(ValueError, match="layer is required"):
+        continuation_logprobs(model, PROMPTS, CONTS, d)
+    with pytest.raises(ValueError, match="reduce="):
+        continuation_logprobs(model, PROMPTS, CONTS, reduce="max")
+    with pytest.raises(IndexError, match="0..29"):
+        median_token_norm(model, 31)
