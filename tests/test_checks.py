@@ -82,3 +82,14 @@ def test_project_out_check(capsys):
     assert "inside" in _verdict(capsys)
     checks.check_project_out(lambda v, c: v - (v @ c) @ c.T if v.shape[1] == c.shape[0] else v - v @ c.T @ c @ c.T @ c * 0.5)
     assert "still has a component" in _verdict(capsys)
+
+
+def test_steered_logits_check(model, capsys):
+    assert checks.check_steered_logits(solutions.steered_logits, model) is solutions.steered_logits
+    assert "PASS" in _verdict(capsys)
+    checks.check_steered_logits(lambda m, p, d, l: solutions.steered_logits(m, p, -d, l), model)
+    assert "subtracted" in _verdict(capsys)
+    checks.check_steered_logits(lambda m, p, d, l: solutions.steered_logits(m, p, d, l + 1), model)
+    assert "neighbouring layer" in _verdict(capsys)
+    checks.check_steered_logits(lambda m, p, d, l: solutions.steered_logits(m, p, d * 0, l), model)
+    assert "unchanged" in _verdict(capsys)
