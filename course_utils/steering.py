@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from functools import lru_cache
 
 import torch
 
@@ -18,28 +17,24 @@ from .models import CourseModel, tokenize
 REFERENCE_TEXTS = 32  # stories and neutral dialogues used to measure a layer's typical token norm
 
 
-@lru_cache(maxsize=64)
-def _median_norm(course_id: str, layer: int, model_ref: int) -> float:
-    """Cached median norm (keyed by model id and layer; model_ref makes the cache per model object)."""
-    model = _MODELS[model_ref]
-    from .data import load_stories
-    from .vectors import neutral_texts
-
-    texts = load_stories(split="train").text.tolist()[:: max(1, 1350 // REFERENCE_TEXTS)][:REFERENCE_TEXTS]
-    texts += neutral_texts(model, REFERENCE_TEXTS)
-    per_text = extract_activations(model, texts, layers=[layer], reduce="none", progress=False)
-    norms = torch.cat([a[1:, 0].norm(dim=-1) for a in per_text])  # leave out each text's first token
-    return float(norms.median())
-
-
-_MODELS: dict[int, CourseModel] = {}
+_MEDIAN_NORMS: dict[tuple[str, int], float] = {}
 
 
 def median_token_norm(model: CourseModel, layer: int) -> float:
     """The median residual-stream norm of a token at `layer` (first tokens excluded), over reference texts."""
     model.layer(layer)  # validates the index
-    _MODELS[id(model)] = model
-    return _median_norm(model.course_id, layer, id(model))
+    key = (model.course_id, layer)
+    if key not in _MEDIAN_NORMS:
+        from .data import load_stories
+        from .vectors import neutral_texts
+
+        stories = load_stories(split="train").text.tolist()
+        texts = stories[:: max(1, len(stories) // REFERENCE_TEXTS)][:REFERENCE_TEXTS]
+        texts += neutral_texts(model, REFERENCE_TEXTS)
+        per_text = extract_activations(model, texts, layers=[layer], reduce="none", progress=False)
+        norms = torch.cat([a[1:, 0].norm(dim=-1) for a in per_text])  # leave out each text's first token
+        _MEDIAN_NORMS[key] = float(norms.median())
+    return _MEDIAN_NORMS[key]
 
 
 def random_direction(d_model: int, seed: int) -> torch.Tensor:
