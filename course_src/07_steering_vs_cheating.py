@@ -162,7 +162,9 @@ print(f"random directions: slopes {np.quantile(null_slopes, 0.025):+.3f} to {np.
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
 mean = results.groupby(["emotion", "strength"]).cheat_logodds.mean().reset_index()
-sns.lineplot(data=mean, x="strength", y="cheat_logodds", hue="emotion", marker="o", ax=axes[0])
+palette = dict(zip(["desperate", "calm", "happy", "sad"], sns.color_palette("deep", 4)))
+sns.lineplot(data=mean, x="strength", y="cheat_logodds", hue="emotion", hue_order=list(palette), palette=palette,
+             marker="o", ax=axes[0])
 for _, g in null.groupby("seed"):
     m = g.groupby("strength").cheat_logodds.mean()
     axes[0].plot(m.index, m.values, color="grey", alpha=0.3, lw=1)
@@ -170,7 +172,7 @@ axes[0].set(title="Preference for the cheating message under steering (grey: ran
             xlabel="strength (x median token norm)", ylabel="mean cheat_logodds (nats/token)")
 axes[1].hist(null_slopes, bins=15, color="grey", alpha=0.6, label="random directions")
 for row in summary.itertuples():
-    axes[1].axvline(row.slope, lw=2, label=row.emotion, color=sns.color_palette()[list(summary.emotion).index(row.emotion)])
+    axes[1].axvline(row.slope, lw=2, label=row.emotion, color=palette[row.emotion])
 axes[1].set(title="Slope of cheat_logodds vs strength", xlabel="slope (nats/token per unit strength)", ylabel="count")
 axes[1].legend(fontsize="small")
 save_figure(fig, "07_cheating_sweep")
