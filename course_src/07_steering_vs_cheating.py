@@ -116,10 +116,12 @@ print("\nHONEST:", example["honest"], "\n\nCHEAT: ", example["cheat"])
 
 # %% [markdown]
 # ## 3. Choosing the strength before looking
-# Following notebook 06's rule, the strength is the largest at which steering keeps fluency, here
-# checked on the messages themselves: the honest message's mean log-probability (on the first 10
-# scenarios) must not drop by more than 0.5 nats per token for any of the four emotion directions,
-# either sign. Candidates are tried from small to large. This uses no cheating number.
+# The strength is fixed by a fluency rule that uses no cheating number: the largest candidate at
+# which the honest message's own mean log-probability (on the first 10 scenarios) drops by at most
+# 0.5 nats per token, for all four emotion directions and both signs. Candidates are tried from
+# small to large. (Notebook 06's rule on ordinary text, perplexity within 25%, is stricter and
+# usually picks a smaller strength: the sweep below also includes half the chosen strength, and the
+# slope uses every point, so a reader can see both regimes.)
 
 # %%
 candidates = [0.05, 0.1, 0.25, 0.5] if not FAST else [0.25]
