@@ -37,7 +37,7 @@ import torch
 from IPython.display import display
 from scipy.stats import spearmanr
 
-from course_utils import build_emotion_vectors, load_model
+from course_utils import build_emotion_vectors, extract_activations, load_model
 from course_utils.cheating import CHEAT_PATTERNS, HONEST_PATTERNS, classify_reply, evaluate, scenario_prompt, slope_ci
 from course_utils.data import load_scenarios
 from course_utils.models import transcript
@@ -67,8 +67,6 @@ print(f"layer {LAYER}; {len(scenarios)} cheat scenarios; {N_RANDOM} random direc
 failures = load_scenarios("failures")
 prompts = [transcript(model, m, add_generation_prompt=True) for m in failures.messages]
 scores = vectors.score(model, prompts, reduce="last")[["desperate", "calm"]]
-from course_utils import extract_activations  # noqa: E402
-
 acts = extract_activations(model, prompts, layers=[LAYER], reduce="last")[:, 0] - vectors.origin
 rand = torch.stack([random_direction(model.d_model, s) for s in range(N_RANDOM)])
 rand_scores = (acts / acts.norm(dim=-1, keepdim=True)) @ rand.T

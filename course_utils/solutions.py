@@ -40,7 +40,9 @@ def emotion_vectors(acts: torch.Tensor, labels: Any, names: list[str]) -> torch.
 
 def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor:
     """Remove from each row of vectors [n, d] its projection on the orthonormal rows of components [k, d]."""
-    return vectors - (vectors @ components.T) @ components
+    from .vectors import project_out as library_version
+
+    return library_version(vectors, components)
 
 
 def steered_logits(model: Any, prompt: str, delta: torch.Tensor, layer: int) -> torch.Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import nnsight
 import torch
 
 from .activations import extract_activations
@@ -55,14 +56,6 @@ def steering_vector(model: CourseModel, direction: torch.Tensor, layer: int, str
     return float(strength) * median_token_norm(model, layer) * direction / norm
 
 
-def _quiet_open_loop() -> warnings.catch_warnings:
-    """An open `tracer.iter[:]` ends by outrunning the model; nnsight warns about it by design."""
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    warnings.filterwarnings("ignore", message=".*was never reached: the loop asked for a step.*")
-    return ctx
-
-
 def generate(model: CourseModel, prompts: str | Sequence[str], direction: torch.Tensor | None = None, *,
              layer: int | None = None, strength: float = 0.0, max_new_tokens: int = 40, do_sample: bool = False,
              temperature: float = 1.0, seed: int = 0) -> list[str]:
@@ -75,21 +68,20 @@ def generate(model: CourseModel, prompts: str | Sequence[str], direction: torch.
               "pad_token_id": model.tokenizer.pad_token_id}
     if do_sample:
         kwargs["temperature"] = temperature
+    if direction is not None and layer is None:
+        raise ValueError("layer is required when a direction is given")
+    delta = steering_vector(model, direction, layer, strength).to(model.device) if direction is not None else None
     torch.manual_seed(seed)
-    ctx = _quiet_open_loop()
-    try:
+    with warnings.catch_warnings():
+        # An open `tracer.iter[:]` ends by outrunning the model; nnsight warns about that by design.
+        warnings.filterwarnings("ignore", message=".*was never reached: the loop asked for a step.*")
         with torch.no_grad(), model.generate(**kwargs, remote=model.remote) as tracer:
             with tracer.invoke(enc):
-                if direction is not None:
-                    if layer is None:
-                        raise ValueError("layer is required when a direction is given")
-                    delta = steering_vector(model, direction, layer, strength).to(model.device)
-                    for _ in tracer.iter[:]:
+                if delta is not None:
+                    for _ in tracer.iter[:]:  # every generation step, the prompt pass included
                         model.layer(layer).output[:] = model.layer(layer).output + delta
             with tracer.invoke():
                 out = tracer.result.save()
-    finally:
-        ctx.__exit__(None, None, None)
     new = out[:, enc["input_ids"].shape[1]:]
     return [model.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
 
@@ -134,7 +126,7 @@ def continuation_logprobs(model: CourseModel, prompts: Sequence[str], continuati
                 model.layer(layer).output[:] = model.layer(layer).output + delta
             logits = model.output.logits[:, :-1].float()  # logits at position i predict token i + 1
             token_lp = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            token_lp = nnsight_save(token_lp)
+            token_lp = nnsight.save(token_lp)
         token_lp = token_lp.cpu()
         for row, n in enumerate(n_cont):
             lp = token_lp[row, -n:]
@@ -153,18 +145,11 @@ def _unsteered_prefix(model: CourseModel, enc: dict[str, torch.Tensor], layer: i
     key = (model.course_id, id(model), layer, tuple(map(tuple, enc["input_ids"].tolist())))
     if key not in _PREFIXES:
         with torch.no_grad(), model.trace(enc):
-            out = nnsight_save(model.layer(layer).output)
+            out = nnsight.save(model.layer(layer).output)
         if len(_PREFIXES) >= PREFIX_CACHE_ITEMS:
             _PREFIXES.pop(next(iter(_PREFIXES)))
         _PREFIXES[key] = out.detach()
     return _PREFIXES[key]
-
-
-def nnsight_save(value: torch.Tensor) -> torch.Tensor:
-    """Keep a value computed inside a trace (a thin alias so the steering code reads in one place)."""
-    import nnsight
-
-    return nnsight.save(value)
 
 
 def perplexity(model: CourseModel, texts: Sequence[str], direction: torch.Tensor | None = None, *,
