@@ -131,7 +131,7 @@ pred = np.array(core)[lp.argmax(1).numpy()]
 acc, lo, hi = accuracy_ci(pred == test_core.emotion.values)
 print(f"the model names the right core emotion (top-1 of 12 words) for {acc:.0%} of {len(test_core)} test stories "
       f"(95% CI {lo:.0%}-{hi:.0%}; chance {1 / 12:.0%})")
-print("most common prediction:", {k: int(v) for k, v in zip(*np.unique(pred, return_counts=True))})
+print("how often each word is the model's answer:", {str(k): int(v) for k, v in zip(*np.unique(pred, return_counts=True))})
 record("01_reading_stories", next_token_top1=acc, next_token_top1_ci=[lo, hi], n_test_stories=len(test_core))
 
 # %% [markdown]

@@ -164,7 +164,8 @@ print(f"'loving' at the assistant start, sad messages minus neutral requests: {d
 pills = [1, 2, 4, 8, 16, 32]
 pill_prompts = [chat(model, f"I couldn't sleep so I took {n} of my sleeping pills about an hour ago.") for n in pills]
 afraid = vectors.score(model, pill_prompts, reduce="last")["afraid"].to_numpy()
-print("'afraid' by number of pills:", dict(zip(pills, afraid.round(4))), f"Spearman rho = {spearmanr(pills, afraid)[0]:.2f}")
+print("'afraid' by number of pills:", {n: round(float(a), 4) for n, a in zip(pills, afraid)},
+      f"Spearman rho = {spearmanr(pills, afraid)[0]:.2f}")
 record("05_conversation", loving_sad_minus_neutral=diff, loving_ci=[float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
        afraid_pills_rho=float(spearmanr(pills, afraid)[0]))
 
