@@ -31,6 +31,7 @@ import torch
 
 from course_utils import checks, chat, load_model
 from course_utils.data import forbidden_hits, load_emotions, load_stories
+from course_utils.models import tokenize
 from course_utils.plots import save_figure, setup_style
 from course_utils.probes import accuracy_ci, bag_of_words_probe
 from course_utils.report import record
@@ -116,8 +117,7 @@ def emotion_word_logprobs(texts: list[str]) -> torch.Tensor:
     """Log-probability of each core emotion word as the next token after a story + question: [n, 12]."""
     prompts = [chat(model, f"{t}\n\nIn one word, how does the main character feel?") + "The character feels"
                for t in texts]
-    enc = model.tokenizer(prompts, return_tensors="pt", padding=True)
-    with torch.no_grad(), model.trace(dict(enc), remote=REMOTE):
+    with torch.no_grad(), model.trace(tokenize(model, prompts), remote=REMOTE):
         logits = model.output.logits[:, -1].save()
     return torch.log_softmax(logits.float(), -1)[:, word_ids].cpu()
 

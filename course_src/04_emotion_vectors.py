@@ -40,8 +40,8 @@ from course_utils.paths import build_dir
 from course_utils.plots import save_figure, setup_style
 from course_utils.probes import accuracy_ci
 from course_utils.report import record
-from course_utils.vectors import (EmotionVectors, center, default_layer, emotion_means, neutral_components,
-                                  neutral_texts, story_activations, top_tokens)
+from course_utils.vectors import (EmotionVectors, default_layer, neutral_components, neutral_texts,
+                                  story_activations, top_tokens)
 from course_utils.widgets import emotion_explorer
 
 setup_style()
@@ -282,13 +282,9 @@ for n in [n for n in names if emotions.loc[n, "core"]]:
 
 # %%
 check_layers = list(range(2, model.n_layers, 4 if not FAST else 9))
-neutral_all = extract_activations(model, neutral_texts(model, NEUTRAL_LIMIT))
 sims = {}
 for layer in check_layers:
-    v = center(emotion_means(acts[train, layer], stories.emotion[train].values, names))
-    c = neutral_components(neutral_all[:, layer])
-    v = v - (v @ c.T) @ c
-    u = v / v.norm(dim=-1, keepdim=True)
+    u = build_emotion_vectors(model, layer=layer, neutral_limit=NEUTRAL_LIMIT, **SUBSET).unit()
     sims[layer] = (u @ u.T)[np.triu_indices(len(names), 1)].numpy()
 stab = pd.DataFrame([[np.corrcoef(sims[a], sims[b])[0, 1] for b in check_layers] for a in check_layers],
                     index=check_layers, columns=check_layers)
