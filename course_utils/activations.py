@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import nnsight
@@ -77,11 +77,11 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _cache_path(key: str) -> Path:
-    return cache_dir("activations") / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".safetensors")
+def _cache_path(key: str, kind: str = "activations") -> Path:
+    return cache_dir(kind) / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".safetensors")
 
 
-def _read_cache(path: Path, key: str) -> dict[str, torch.Tensor] | None:
+def _read_cache(path: Path, key: str, what: str = "activation") -> dict[str, torch.Tensor] | None:
     """Load a cache file if it is intact and matches the request; warn and return None otherwise."""
     if not path.exists():
         return None
@@ -90,13 +90,13 @@ def _read_cache(path: Path, key: str) -> dict[str, torch.Tensor] | None:
             meta = f.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        warnings.warn(f"activation cache file {path} is unreadable ({e}); recomputing it", stacklevel=3)
+        warnings.warn(f"{what} cache file {path} is unreadable ({e}); recomputing it", stacklevel=3)
         return None
     if meta.get("key") != key:
-        warnings.warn(f"activation cache file {path} belongs to another request (stale); recomputing it", stacklevel=3)
+        warnings.warn(f"{what} cache file {path} belongs to another request (stale); recomputing it", stacklevel=3)
         return None
     if meta.get("sha256") != _digest(tensors):
-        warnings.warn(f"activation cache file {path} failed its checksum (corrupted); recomputing it", stacklevel=3)
+        warnings.warn(f"{what} cache file {path} failed its checksum (corrupted); recomputing it", stacklevel=3)
         return None
     return tensors
 
@@ -106,6 +106,18 @@ def _write_cache(path: Path, key: str, tensors: dict[str, torch.Tensor]) -> None
     tmp = path.with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"key": key, "sha256": _digest(tensors)})
     tmp.replace(path)
+
+
+def cached(kind: str, key: str, compute: Callable[[], dict[str, torch.Tensor]], use: bool = True) -> dict[str, torch.Tensor]:
+    """`compute()`'s tensors, read from build/cache/<kind>/ when an intact file for `key` exists, else computed and stored."""
+    if not use:
+        return compute()
+    path = _cache_path(key, kind)
+    tensors = _read_cache(path, key, what=kind.rstrip("s"))
+    if tensors is None:
+        tensors = compute()
+        _write_cache(path, key, tensors)
+    return tensors
 
 
 def _run_batches(model: CourseModel, texts: Sequence[str], layers: list[int], reduce: str,
@@ -124,7 +136,7 @@ def _run_batches(model: CourseModel, texts: Sequence[str], layers: list[int], re
     for batch in tqdm(batches, desc="extracting activations", disable=not show, leave=False):
         enc = tokenize(model, [texts[i] for i in batch])
         mask = enc["attention_mask"]
-        with torch.no_grad(), model.trace(enc, remote=model.remote):
+        with torch.no_grad(), model.trace(enc, remote=model.remote) as tracer:
             m = mask.to(model.device) if not model.remote else mask
             saved = []
             for layer in layers:
@@ -136,6 +148,8 @@ def _run_batches(model: CourseModel, texts: Sequence[str], layers: list[int], re
                     out = last_token(out, m)
                 saved.append(out)
             saved = nnsight.save(saved)
+            if not model.remote:
+                tracer.stop()  # the layers above the last one asked for (and the unembedding) are not needed
         stacked = torch.stack([s.detach().float().cpu() for s in saved], dim=1)  # [b, L, (t,) d]
         for j, i in enumerate(batch):
             if reduce == "none":
@@ -155,12 +169,8 @@ def extract_activations(model: CourseModel, texts: Sequence[str], *, layers: Seq
     """Residual-stream activations after each decoder layer: [n_texts, n_layers, d_model] (or per-token list for reduce="none")."""
     layers = _check_args(model, texts, layers, reduce, skip_first, batch_size)
     key = _cache_key(model, texts, layers, reduce, skip_first)
-    path = _cache_path(key)
-    tensors = _read_cache(path, key) if cache else None
-    if tensors is None:
-        tensors = _run_batches(model, texts, layers, reduce, skip_first, batch_size, progress)
-        if cache:
-            _write_cache(path, key, tensors)
+    tensors = cached("activations", key, lambda: _run_batches(model, texts, layers, reduce, skip_first, batch_size, progress),
+                     use=cache)
     if reduce == "none":
         return list(torch.split(tensors["acts"], tensors["lengths"].tolist()))
     return tensors["acts"]

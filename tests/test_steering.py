@@ -32,11 +32,13 @@ def test_steering_vector_is_scaled_to_the_median_norm(model):
 
 def test_strength_zero_equals_unsteered_exactly(model):
     d = random_direction(model.d_model, 1)
-    plain = continuation_logprobs(model, PROMPTS, CONTS)
-    assert torch.equal(continuation_logprobs(model, PROMPTS, CONTS, d, layer=12, strength=0.0, reuse_prefix=False), plain)
-    assert torch.equal(continuation_logprobs(model, PROMPTS, CONTS, d, layer=12, strength=0.0), plain)
+    plain = continuation_logprobs(model, PROMPTS, CONTS, cache=False)
+    assert torch.equal(continuation_logprobs(model, PROMPTS, CONTS, d, layer=12, strength=0.0, reuse_prefix=False,
+                                             cache=False), plain)
+    assert torch.equal(continuation_logprobs(model, PROMPTS, CONTS, d, layer=12, strength=0.0, cache=False), plain)
     prompt = chat(model, "Name a fruit.")
-    assert generate(model, prompt, d, layer=12, strength=0.0, max_new_tokens=8) == generate(model, prompt, max_new_tokens=8)
+    assert (generate(model, prompt, d, layer=12, strength=0.0, max_new_tokens=8, cache=False)
+            == generate(model, prompt, max_new_tokens=8, cache=False))
 
 
 def test_edit_changes_the_stream_by_exactly_the_vector(model):
@@ -51,20 +53,59 @@ def test_edit_changes_the_stream_by_exactly_the_vector(model):
 
 def test_prefix_reuse_is_exact_and_steering_moves_logprobs(model):
     d = random_direction(model.d_model, 3)
-    full = continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.5, reuse_prefix=False)
-    reused = continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.5)
+    full = continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.5, reuse_prefix=False, cache=False)
+    reused = continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.5, cache=False)
     torch.testing.assert_close(full, reused, rtol=1e-5, atol=1e-5)
-    assert not torch.allclose(full, continuation_logprobs(model, PROMPTS, CONTS))
+    assert not torch.allclose(full, continuation_logprobs(model, PROMPTS, CONTS, cache=False))
 
 
 def test_logprobs_match_a_plain_forward(model):
-    lp = continuation_logprobs(model, PROMPTS, CONTS, reduce="sum")
+    lp = continuation_logprobs(model, PROMPTS, CONTS, reduce="sum", cache=False)
     for i, (p, c) in enumerate(zip(PROMPTS, CONTS)):
         p_ids, c_ids = model.tokenizer(p)["input_ids"], model.tokenizer(c, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             logits = model._module(torch.tensor([p_ids + c_ids])).logits[0].float().log_softmax(-1)
         ref = sum(logits[len(p_ids) - 1 + j, t] for j, t in enumerate(c_ids))
         assert lp[i].item() == pytest.approx(ref.item(), abs=1e-3)
+
+
+def test_shared_prompts_are_packed_without_changing_the_numbers(model):
+    # Continuations of one prompt share a row (a 4-D mask keeps them apart): same numbers as one at a time.
+    prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[0]]
+    conts = [CONTS[0], CONTS[1], " nobody noticed.", CONTS[1]]
+    d = random_direction(model.d_model, 5)
+    for kwargs in ({}, {"direction": d, "layer": 20, "strength": 0.3}):
+        packed = continuation_logprobs(model, prompts, conts, cache=False, **kwargs)
+        alone = torch.cat([continuation_logprobs(model, [p], [c], cache=False, **kwargs) for p, c in zip(prompts, conts)])
+        torch.testing.assert_close(packed, alone, rtol=0, atol=1e-4)
+    assert packed[0] != packed[3]  # same prompt, different continuation: different numbers, in the input order
+
+
+def test_disk_cache_reads_back_and_rebuilds_corrupted_files(model, tmp_cache, monkeypatch):
+    import course_utils.steering as steering
+
+    d = random_direction(model.d_model, 6)
+    first = continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.2)
+    reply = generate(model, PROMPTS[0], d, layer=20, strength=0.2, max_new_tokens=6)
+    files = sorted((tmp_cache / "logprobs").glob("*.safetensors"))
+    assert len(files) == 1 and len(list((tmp_cache / "generations").glob("*.safetensors"))) == 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed although an intact cache file exists")
+
+    with monkeypatch.context() as m:
+        m.setattr(steering, "_continuation_logprobs", fail)
+        m.setattr(steering, "_generate", fail)
+        assert torch.equal(continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.2), first)
+        assert generate(model, PROMPTS[0], d, layer=20, strength=0.2, max_new_tokens=6) == reply
+    other = continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=-0.2)  # another vector: another entry
+    assert not torch.equal(other, first)
+    raw = bytearray(files[0].read_bytes())
+    raw[-3] ^= 0xFF  # flip bits inside the stored numbers
+    files[0].write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match="checksum"):
+        again = continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.2)
+    assert torch.equal(again, first)
 
 
 def test_strong_steering_hurts_fluency(model):
