@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
+from joblib import Parallel, delayed
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -14,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 # Fixed in advance, never tuned on the test split.
 PROBE_C = 1.0
 BOW_C = 1.0
+N_JOBS = 2  # layers are fitted in parallel processes (the results do not depend on it)
 
 
 def accuracy_ci(correct: Sequence[bool] | np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -45,14 +47,19 @@ def probe_by_layer(acts_train: torch.Tensor, y_train: Sequence[str], acts_test: 
     y_train = np.asarray(y_train)
     if shuffle_seed is not None:
         y_train = np.random.default_rng(shuffle_seed).permutation(y_train)
-    layers = range(acts_train.shape[1]) if layers is None else layers
-    rows = []
-    for layer in layers:
-        probe = fit_probe(acts_train[:, layer].numpy(), y_train, C)
-        correct = probe.predict(acts_test[:, layer].numpy()) == np.asarray(y_test)
-        acc, lo, hi = accuracy_ci(correct)
-        rows.append({"layer": int(layer), "accuracy": acc, "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows)
+    layers = list(range(acts_train.shape[1]) if layers is None else layers)
+    y_test = np.asarray(y_test)
+    jobs = (delayed(_layer_row)(acts_train[:, layer].numpy(), y_train, acts_test[:, layer].numpy(), y_test, int(layer), C)
+            for layer in layers)
+    return pd.DataFrame(Parallel(n_jobs=min(N_JOBS, len(layers)))(jobs))
+
+
+def _layer_row(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, layer: int,
+               C: float) -> dict:
+    """Fit and score the probe of one layer (one job of probe_by_layer)."""
+    correct = fit_probe(X_train, y_train, C).predict(X_test) == y_test
+    acc, lo, hi = accuracy_ci(correct)
+    return {"layer": layer, "accuracy": acc, "ci_low": lo, "ci_high": hi}
 
 
 def bag_of_words_probe(train_texts: Sequence[str], y_train: Sequence[str], C: float = BOW_C) -> object:
