@@ -20,7 +20,7 @@
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
-# True gives the smallest run, used by the tests and by weak laptops.
+# True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
 FAST = False
 
 # %%
@@ -32,17 +32,18 @@ import torch
 from IPython.display import HTML, display
 from scipy.stats import spearmanr
 
-from course_utils import build_emotion_vectors, chat, extract_activations, load_model
+from course_utils import chat, extract_activations, load_model
 from course_utils.data import emotion_names, load_neutral, load_scenarios
 from course_utils.plots import save_figure, setup_style, token_html
 from course_utils.probes import accuracy_ci
 from course_utils.report import record
 from course_utils.steering import random_direction
+from course_utils.vectors import course_vectors
 
 setup_style()
 model = load_model(MODEL_NAME, remote=REMOTE)
-SUBSET = dict(per_emotion=4, emotions="core", neutral_limit=20) if FAST else {}
-vectors = build_emotion_vectors(model, **SUBSET)
+# FAST loads the committed vectors of the bundled model (a few seconds); otherwise they are built as in notebook 04.
+vectors = course_vectors(model, fast=FAST)
 CORE = emotion_names(core_only=True)
 print(f"{len(vectors.names)} emotion vectors at layer {vectors.layer}")
 
@@ -97,7 +98,7 @@ for t in dose.itertuples():
     acts = extract_activations(model, ps, layers=[vectors.layer], reduce="last")[:, 0]
     s = vectors.cosine(acts)[:, vectors.names.index(t.emotion)].numpy() if t.emotion in vectors.names else None
     if s is None:
-        print(f"{t.id}: skipped, no vector for {t.emotion!r} in this run (FAST mode builds only the core 12)")
+        print(f"{t.id}: skipped, no vector for {t.emotion!r} in this run (a FAST run without precomputed vectors builds only the core 12)")
         continue
     rho = spearmanr(t.values, s)[0]
     centred = acts - vectors.origin

@@ -19,7 +19,7 @@
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
-# True gives the smallest run, used by the tests and by weak laptops.
+# True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
 FAST = False
 
 # %%
@@ -30,18 +30,19 @@ import seaborn as sns
 import torch
 from IPython.display import display
 
-from course_utils import build_emotion_vectors, chat, checks, load_model
+from course_utils import chat, checks, load_model
 from course_utils.data import emotion_names, load_neutral, load_stories
 from course_utils.plots import save_figure, setup_style
 from course_utils.report import record
 from course_utils.steering import (continuation_logprobs, generate, median_token_norm, perplexity,
                                    random_direction, steering_vector)
+from course_utils.vectors import course_vectors
 from course_utils.widgets import steering_panel
 
 setup_style()
 model = load_model(MODEL_NAME, remote=REMOTE)
-SUBSET = dict(per_emotion=4, emotions="core", neutral_limit=20) if FAST else {}
-vectors = build_emotion_vectors(model, **SUBSET)
+# FAST loads the committed vectors of the bundled model (a few seconds); otherwise they are built as in notebook 04.
+vectors = course_vectors(model, fast=FAST)
 LAYER = vectors.layer
 CORE = emotion_names(core_only=True)
 norm = median_token_norm(model, LAYER)

@@ -21,11 +21,11 @@
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
-# True gives the smallest run, used by the tests and by weak laptops.
+# True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
 FAST = False
 # Random directions in the null distribution (at least 20 for a real run).
 N_RANDOM = 20
-# None = the fluency-safe strength measured again here by notebook 06's rule (decided before any cheating number).
+# None = chosen below by a fluency rule on the honest messages (decided before any cheating number).
 STRENGTH = None
 
 # %%
@@ -37,21 +37,22 @@ import torch
 from IPython.display import display
 from scipy.stats import spearmanr
 
-from course_utils import build_emotion_vectors, extract_activations, load_model
+from course_utils import extract_activations, load_model
 from course_utils.cheating import CHEAT_PATTERNS, HONEST_PATTERNS, classify_reply, evaluate, scenario_prompt, slope_ci
 from course_utils.data import load_scenarios
 from course_utils.models import transcript
 from course_utils.plots import save_figure, setup_style
 from course_utils.report import record
 from course_utils.steering import continuation_logprobs, generate, random_direction
+from course_utils.vectors import course_vectors
 
 setup_style()
 model = load_model(MODEL_NAME, remote=REMOTE)
-SUBSET = dict(per_emotion=4, emotions="core", neutral_limit=20) if FAST else {}
-vectors = build_emotion_vectors(model, **SUBSET)
+# FAST loads the committed vectors of the bundled model (a few seconds); otherwise they are built as in notebook 04.
+vectors = course_vectors(model, fast=FAST)
 LAYER = vectors.layer
 scenarios = load_scenarios("cheat_scenarios").to_dict("records")
-SAMPLE_TOKENS, SAMPLE_PROMPTS = 60, len(scenarios)
+SAMPLE_TOKENS, SAMPLE_PROMPTS = 60, 15
 if FAST:
     scenarios, N_RANDOM, SAMPLE_TOKENS, SAMPLE_PROMPTS = scenarios[:4], 3, 16, 2
 print(f"layer {LAYER}; {len(scenarios)} cheat scenarios; {N_RANDOM} random directions")
@@ -118,8 +119,7 @@ print("\nHONEST:", example["honest"], "\n\nCHEAT: ", example["cheat"])
 # which the honest message's own mean log-probability (on the first 10 scenarios) drops by at most
 # 0.5 nats per token, for all four emotion directions and both signs. Candidates are tried from
 # small to large. (Notebook 06's rule on ordinary text, perplexity within 25%, is stricter and
-# usually picks a smaller strength: the sweep below also includes half the chosen strength, and the
-# slope uses every point, so a reader can see both regimes.)
+# usually picks a smaller strength; set `STRENGTH` in the parameters cell to rerun at another one.)
 
 # %%
 candidates = [0.05, 0.1, 0.25, 0.5] if not FAST else [0.25]
@@ -136,12 +136,14 @@ if STRENGTH is None:
             break
         STRENGTH = c
 print(f"chosen strength: {STRENGTH} (x median token norm at layer {LAYER})")
-strengths = [-STRENGTH, -STRENGTH / 2, 0.0, STRENGTH / 2, STRENGTH]
+strengths = [-STRENGTH, 0.0, STRENGTH]  # the same three points for emotions and random directions
 
 # %% [markdown]
 # ## 4. The sweep: four emotions and a null distribution of random directions
 # The slope of `cheat_logodds` against strength, with a 95% interval from resampling scenarios. The
-# random directions (same norm, same strengths) give the null: where does each emotion fall in it?
+# random directions (same norm, same three strengths) give the null: where does each emotion fall in it?
+# This cell is the slowest of the course (48 steered passes over 30 conversations, about 6 minutes on
+# 2 CPU cores the first time); every result is cached in `build/cache/logprobs`, so a rerun takes seconds.
 
 # %%
 results = pd.concat([evaluate(model, vectors, e, strengths, scenarios) for e in ["desperate", "calm", "happy", "sad"]])
@@ -218,6 +220,8 @@ for line in (verdict("desperate", +1, "sad"), verdict("calm", -1, "happy")):
 # model writes its own next message (sampling, temperature 0.7), and a transparent rule labels it
 # `cheat`, `honest` or `other` (patterns printed below: nothing hidden). Rates come with 95% Wilson
 # intervals. Expect a lot of `other`: a 135M model rarely writes anything that clearly does either.
+# To keep the run short this uses the first 15 tasks (`SAMPLE_PROMPTS`): enough to see an effect
+# the size of the paper's (about 5% -> 70%), not a small one.
 
 # %%
 print("cheat patterns: ", CHEAT_PATTERNS)

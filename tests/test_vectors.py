@@ -104,3 +104,37 @@ def test_logit_lens_returns_tokens(model, small_vectors):
     ev = small_vectors
     toks = top_tokens(model, ev["calm"], k=5)
     assert len(toks) == 5 and all(isinstance(t, str) for t in toks)
+
+
+def test_precomputed_vectors_match_what_the_code_computes(model):
+    from safetensors.torch import load_file
+
+    from course_utils import extract_activations
+    from course_utils.data import load_stories
+    from course_utils.vectors import load_precomputed, neutral_texts, precomputed_path
+
+    stored = load_precomputed(model)  # refuses another model, or data changed since the files were built
+    inputs = load_file(f"{precomputed_path(stored.layer)}_inputs.safetensors")
+    # 1. The committed vectors follow from the committed inputs by the course's recipe.
+    expect = project_out(center(inputs["means"]), neutral_components(inputs["neutral"]))
+    torch.testing.assert_close(stored.vectors, expect, rtol=0, atol=1e-5)
+    torch.testing.assert_close(stored.origin, inputs["means"].mean(0), rtol=0, atol=1e-5)
+    # 2. The committed inputs are what the model gives now: a sample of emotions and dialogues, re-extracted.
+    train = load_stories(split="train")
+    for name in ["desperate", "nostalgic", stored.names[-1]]:
+        texts = train[train.emotion == name].text.tolist()
+        acts = extract_activations(model, texts, layers=[stored.layer], cache=False)[:, 0]
+        torch.testing.assert_close(acts.mean(0), inputs["means"][stored.names.index(name)], rtol=1e-4, atol=1e-3)
+    sample = list(range(0, len(inputs["neutral"]), 11))
+    texts = neutral_texts(model)
+    acts = extract_activations(model, [texts[i] for i in sample], layers=[stored.layer], cache=False)[:, 0]
+    torch.testing.assert_close(acts, inputs["neutral"][sample], rtol=1e-4, atol=1e-3)
+
+
+def test_fast_path_loads_precomputed_only_for_the_bundled_model(model, tiny_model):
+    from course_utils.vectors import course_vectors, load_precomputed
+
+    fast = course_vectors(model, fast=True)
+    assert len(fast.names) == 62 and fast.meta["split"] == "train"
+    with pytest.raises(ValueError, match="only for the bundled model"):
+        load_precomputed(tiny_model, layer=20)

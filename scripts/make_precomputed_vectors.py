@@ -1,0 +1,34 @@
+"""Build (or check) the committed emotion vectors of the bundled model, which FAST runs load.
+
+    python scripts/make_precomputed_vectors.py          # rebuild data/precomputed/ (about 5 minutes cold on 2 cores)
+    python scripts/make_precomputed_vectors.py --check  # recompute everything and compare with the committed files
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from course_utils import build_emotion_vectors, load_model
+from course_utils.vectors import load_precomputed, save_precomputed
+
+
+def main() -> int:
+    """Rebuild the files, or with --check compare a full recomputation with them."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="recompute and compare instead of writing")
+    args = parser.parse_args()
+    model = load_model()
+    if not args.check:
+        print(f"wrote {save_precomputed(model)}")
+        return 0
+    stored, fresh = load_precomputed(model), build_emotion_vectors(model)
+    diff = float((stored.vectors - fresh.vectors).abs().max())
+    same = stored.names == fresh.names and stored.layer == fresh.layer and torch.allclose(stored.vectors, fresh.vectors, atol=1e-4)
+    print(f"max |stored - recomputed| = {diff:.2e}: {'match' if same else 'MISMATCH'}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
