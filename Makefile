@@ -35,6 +35,7 @@ lab: setup
 
 benchmark: setup
 	$(BIN)/python benchmarks/bench_foundation.py
+	$(BIN)/python benchmarks/bench_course.py
 
 clean:
 	rm -rf build

@@ -14,6 +14,7 @@ from pathlib import Path
 import papermill as pm
 
 from .paths import REPO_ROOT, build_dir
+from .report import record
 
 
 def notebooks() -> list[Path]:
@@ -33,6 +34,10 @@ def run(fast: bool, model: str | None, only: list[str] | None) -> int:
         known = [p.stem for p in notebooks()]
         print(f"--only {only}: unknown notebook; allowed: {known}", file=sys.stderr)
         return 2
+    results = build_dir() / "results.json"
+    if not only and results.exists():  # a full run starts a fresh results.json; the last one is kept beside it
+        results.replace(build_dir() / "results.previous.json")
+    record("run", model=model or "bundled SmolLM2-135M-Instruct", fast=fast)
     timings: list[tuple[str, float, str]] = []
     for i, path in enumerate(todo, 1):
         print(f"[{i}/{len(todo)}] {path.stem} ...", flush=True)
@@ -97,6 +102,8 @@ def comparison_rows(results: dict) -> list[tuple[str, str, str]]:
 
 def write_report(timings: list[tuple[str, float, str]]) -> Path:
     """Write build/report.html from the timings, build/results.json and the figures the notebooks saved."""
+    (build_dir() / "timings.json").write_text(json.dumps([{"notebook": n, "seconds": round(t, 1), "status": s}
+                                                          for n, t, s in timings], indent=1), encoding="utf-8")
     results_path = build_dir() / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{t:.0f} s</td><td>{html.escape(s)}</td></tr>" for n, t, s in timings)
