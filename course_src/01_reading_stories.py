@@ -117,7 +117,8 @@ def emotion_word_logprobs(texts: list[str]) -> torch.Tensor:
     """Log-probability of each core emotion word as the next token after a story + question: [n, 12]."""
     prompts = [chat(model, f"{t}\n\nIn one word, how does the main character feel?") + "The character feels"
                for t in texts]
-    with torch.no_grad(), model.trace(tokenize(model, prompts), remote=REMOTE):
+    # logits_to_keep=1: the unembedding runs for the last position only (the only one we read).
+    with torch.no_grad(), model.trace(tokenize(model, prompts), remote=REMOTE, logits_to_keep=1):
         logits = model.output.logits[:, -1].save()
     return torch.log_softmax(logits.float(), -1)[:, word_ids].cpu()
 

@@ -3,6 +3,10 @@
 #
 # **Time:** about 25 minutes · **Before this:** `04_emotion_vectors`
 #
+# **Joining here?** Set `FAST = True` in the parameters cell: the notebook then loads the
+# precomputed emotion vectors of the bundled model (`data/precomputed/`) instead of building them,
+# and runs with small settings.
+#
 # The vectors came from stories. Do they also light up in a *conversation*, where nobody tells a
 # story and nobody names an emotion? We read them at one special position: the **start of the
 # assistant's turn**, the last token before the model writes its reply, whose state shapes what it

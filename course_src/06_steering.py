@@ -3,6 +3,10 @@
 #
 # **Time:** about 25 minutes · **Before this:** `04_emotion_vectors`
 #
+# **Joining here?** Set `FAST = True` in the parameters cell: the notebook then loads the
+# precomputed emotion vectors of the bundled model (`data/precomputed/`) instead of building them,
+# and runs with small settings.
+#
 # Reading a vector shows correlation. To test whether a direction *does* something, we add it to the
 # residual stream while the model runs, and watch what changes. This is **steering**. We add the
 # vector at one layer, at every position, and at every generation step, with a strength given
@@ -159,7 +163,7 @@ record("06_steering", sanity_strength=SANITY, feels_top1=top1, feels_margin=marg
 # %%
 texts = load_stories(split="test").text.tolist()[:: 45][: 4 if FAST else 12]
 texts += [m[1]["content"] for m in load_neutral().messages.tolist()[: 4 if FAST else 12]]
-strengths = [0.0, 0.1, 0.25, 0.5, 1.0] if FAST else [0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0]
+strengths = [0.0, 0.1, 0.25, 0.5, 1.0] if FAST else [0.0, 0.05, 0.1, 0.25, 0.5, 1.0]
 rows = []
 for name in ["desperate", "calm", "happy", "sad"]:
     for s in strengths:

@@ -3,6 +3,10 @@
 #
 # **Time:** about 30 minutes · **Before this:** `06_steering`
 #
+# **Joining here?** Set `FAST = True` in the parameters cell: the notebook then loads the
+# precomputed emotion vectors of the bundled model (`data/precomputed/`) instead of building them,
+# and runs with small settings.
+#
 # The paper's most striking result: on impossible programming tasks, a frontier model took a
 # cheating shortcut (special-casing the tests) more often when its "desperate" direction was turned
 # up or its "calm" direction turned down, and less often the other way round; the desperate
@@ -23,8 +27,8 @@ MODEL_NAME = None
 REMOTE = False
 # True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
 FAST = False
-# Random directions in the null distribution (at least 20 for a real run).
-N_RANDOM = 20
+# Random directions drawn for the steering null; each is also used with its sign flipped (2 x N_RANDOM null slopes).
+N_RANDOM = 10
 # None = chosen below by a fluency rule on the honest messages (decided before any cheating number).
 STRENGTH = None
 
@@ -55,7 +59,7 @@ scenarios = load_scenarios("cheat_scenarios").to_dict("records")
 SAMPLE_TOKENS, SAMPLE_PROMPTS = 60, 15
 if FAST:
     scenarios, N_RANDOM, SAMPLE_TOKENS, SAMPLE_PROMPTS = scenarios[:4], 3, 16, 2
-print(f"layer {LAYER}; {len(scenarios)} cheat scenarios; {N_RANDOM} random directions")
+print(f"layer {LAYER}; {len(scenarios)} cheat scenarios; {N_RANDOM} random directions (x2 signs)")
 
 # %% [markdown]
 # ## 1. Without steering: does "desperate" rise with each failure?
@@ -69,7 +73,7 @@ failures = load_scenarios("failures")
 prompts = [transcript(model, m, add_generation_prompt=True) for m in failures.messages]
 scores = vectors.score(model, prompts, reduce="last")[["desperate", "calm"]]
 acts = extract_activations(model, prompts, layers=[LAYER], reduce="last")[:, 0] - vectors.origin
-rand = torch.stack([random_direction(model.d_model, s) for s in range(N_RANDOM)])
+rand = torch.stack([random_direction(model.d_model, s) for s in range(2 * N_RANDOM)])  # reading is cheap: twice as many
 rand_scores = (acts / acts.norm(dim=-1, keepdim=True)) @ rand.T
 df = pd.concat([failures[["task_id", "n_failures"]], scores], axis=1)
 long = df.melt(id_vars=["task_id", "n_failures"], var_name="vector", value_name="score")
@@ -86,7 +90,7 @@ def mean_rho(values: np.ndarray) -> float:
 
 
 rho_desp, rho_calm = mean_rho(df.desperate.to_numpy()), mean_rho(df.calm.to_numpy())
-rho_rand = [mean_rho(rand_scores[:, i].numpy()) for i in range(N_RANDOM)]
+rho_rand = [mean_rho(rand_scores[:, i].numpy()) for i in range(rand.shape[0])]
 print(f"mean Spearman rho with the number of failures: desperate {rho_desp:+.2f}, calm {rho_calm:+.2f}; "
       f"random directions {np.mean(rho_rand):+.2f} (range {np.min(rho_rand):+.2f} to {np.max(rho_rand):+.2f})")
 print(f"desperate's rise is larger than {np.mean(np.array(rho_rand) < rho_desp):.0%} of random directions'")
@@ -118,23 +122,26 @@ print("\nHONEST:", example["honest"], "\n\nCHEAT: ", example["cheat"])
 # The strength is fixed by a fluency rule that uses no cheating number: the largest candidate at
 # which the honest message's own mean log-probability (on the first 10 scenarios) drops by at most
 # 0.5 nats per token, for all four emotion directions and both signs. Candidates are tried from
-# small to large. (Notebook 06's rule on ordinary text, perplexity within 25%, is stricter and
+# large to small, and the first that passes is taken (if none passes, the smallest is used, and the
+# notebook says so). (Notebook 06's rule on ordinary text, perplexity within 25%, is stricter and
 # usually picks a smaller strength; set `STRENGTH` in the parameters cell to rerun at another one.)
 
 # %%
-candidates = [0.05, 0.1, 0.25, 0.5] if not FAST else [0.25]
+candidates = [0.5, 0.25, 0.1, 0.05] if not FAST else [0.25]
 ps = [scenario_prompt(model, s) for s in scenarios]
 check_ps, honest = ps[:10], [s["honest"] for s in scenarios[:10]]
 base = continuation_logprobs(model, check_ps, honest).mean()
 if STRENGTH is None:
-    STRENGTH = candidates[0]
     for c in candidates:
         drops = [float(base - continuation_logprobs(model, check_ps, honest, vectors[e], layer=LAYER, strength=sgn * c).mean())
                  for e in ["desperate", "calm", "happy", "sad"] for sgn in (1, -1)]
         print(f"strength {c}: largest drop of the honest message's log-prob {max(drops):.3f} nats/token")
-        if max(drops) > 0.5:
+        if max(drops) <= 0.5:
+            STRENGTH = c
             break
-        STRENGTH = c
+    else:
+        STRENGTH = candidates[-1]
+        print(f"no candidate keeps the drop within 0.5 nats/token: using the smallest, {STRENGTH}")
 print(f"chosen strength: {STRENGTH} (x median token norm at layer {LAYER})")
 strengths = [-STRENGTH, 0.0, STRENGTH]  # the same three points for emotions and random directions
 
@@ -142,13 +149,19 @@ strengths = [-STRENGTH, 0.0, STRENGTH]  # the same three points for emotions and
 # ## 4. The sweep: four emotions and a null distribution of random directions
 # The slope of `cheat_logodds` against strength, with a 95% interval from resampling scenarios. The
 # random directions (same norm, same three strengths) give the null: where does each emotion fall in it?
-# This cell is the slowest of the course (48 steered passes over 30 conversations, about 6 minutes on
-# 2 CPU cores the first time); every result is cached in `build/cache/logprobs`, so a rerun takes seconds.
+#
+# Each random direction `d` is used twice, as `d` and as `-d`: the flipped one is just as random, and
+# steering along `-d` with strength `+s` *is* steering along `d` with `-s`, so its numbers are the same
+# passes read backwards (its slope is exactly minus the slope of `d`). This antithetic trick doubles
+# the null for free and makes it symmetric around zero by construction. This cell is the slowest of
+# the course (28 steered passes over 30 conversations, about 4 minutes on 2 CPU cores the first time);
+# every result is cached in `build/cache/logprobs`, so a rerun takes seconds.
 
 # %%
 results = pd.concat([evaluate(model, vectors, e, strengths, scenarios) for e in ["desperate", "calm", "happy", "sad"]])
 null = pd.concat([evaluate(model, vectors, "random", [-STRENGTH, 0.0, STRENGTH], scenarios, seed=s).assign(seed=s)
                   for s in range(N_RANDOM)])
+null = pd.concat([null, null.assign(strength=0.0 - null.strength, seed=-1 - null.seed)])  # -d: the same passes, mirrored
 null_slopes = np.array([slope_ci(g, n_boot=1)[0] for _, g in null.groupby("seed")])
 summary = []
 for e, g in results.groupby("emotion", sort=False):
@@ -182,7 +195,7 @@ plt.show()
 rec = {f"slope_{r.emotion}": r.slope for r in summary.itertuples()}
 rec.update({f"slope_{r.emotion}_ci": [r.ci_low, r.ci_high] for r in summary.itertuples()})
 rec.update({f"slope_{e}_null_percentile": float(v) for e, v in summary.set_index("emotion")["percentile in random null"].items()})
-record("07_cheating", strength=STRENGTH, n_scenarios=len(scenarios), n_random=N_RANDOM,
+record("07_cheating", strength=STRENGTH, n_scenarios=len(scenarios), n_random=len(null_slopes), n_random_drawn=N_RANDOM,
        null_slope_band=[float(np.quantile(null_slopes, 0.025)), float(np.quantile(null_slopes, 0.975))],
        unsteered_cheat_logodds=float(results[results.strength == 0].cheat_logodds.mean()), **rec)
 
@@ -314,3 +327,12 @@ display(paper)
 # 2. Why is a log-probability preference a weaker test than the paper's sampled cheating rate, and
 #    why is it still the better measure on this model?
 # 3. What would convince you that an effect is about honesty rather than tone?
+#
+# **Where to go next**
+# - The paper: Sofroniew et al. (2026), "Emotion Concepts and their Function in a Large Language
+#   Model" (Anthropic), for the full method and the frontier-model results.
+# - nnsight's tutorials (nnsight.net) for more interventions, and NDIF for running them on models
+#   no laptop holds (`REMOTE = True` here).
+# - Rerun the course on a bigger model: `make course MODEL=HuggingFaceTB/SmolLM2-1.7B-Instruct` on a
+#   GPU, and compare `build/report.html` with this one.
+# - ARENA's interpretability chapters for probing and steering in more depth.

@@ -115,7 +115,7 @@ def _request_key(model: CourseModel, what: str, texts: Sequence[str], delta: tor
 
 def continuation_logprobs(model: CourseModel, prompts: Sequence[str], continuations: Sequence[str],
                           direction: torch.Tensor | None = None, *, layer: int | None = None, strength: float = 0.0,
-                          batch_size: int = 8, reduce: str = "mean", reuse_prefix: bool = True,
+                          batch_size: int = 4, reduce: str = "mean", reuse_prefix: bool = True,
                           cache: bool = True) -> torch.Tensor:
     """Log-probability of each continuation after its prompt, steered: mean per token ("mean") or total ("sum").
 
@@ -218,7 +218,8 @@ def _continuation_logprobs(model: CourseModel, prompts: Sequence[str], continuat
                 model.layer(layer).output[:] = model.layer(layer).output + delta
             logits = model.output.logits
             picked = logits[torch.arange(logits.shape[0], device=logits.device)[:, None], idx].float()  # [b, n_tok, vocab]
-            token_lp = torch.log_softmax(picked, -1).gather(-1, tgt_d.unsqueeze(-1)).squeeze(-1)
+            # log p(token) = its logit - logsumexp over the vocabulary (no full log_softmax copy: less memory)
+            token_lp = picked.gather(-1, tgt_d.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, -1)
             token_lp = nnsight.save(token_lp)
         token_lp = token_lp.cpu()
         for r, k, L, i in spans:

@@ -31,3 +31,23 @@ def test_steering_panel_regenerates_when_strength_moves(model):
     assert before.startswith("[calm +0.00 @ layer 20]")
     slider.value = 2.0
     assert reply.value.startswith("[calm +2.00 @ layer 20]") and reply.value != before
+
+
+def test_the_same_panels_work_with_colabs_ipywidgets_7():
+    """Rerun the tests above in a subprocess that imports ipywidgets 7.7.5 (Colab's line), installed by make setup."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if os.environ.get("COURSE_WIDGETS_PASS") == "7":
+        return  # already inside the ipywidgets 7 run
+    target = Path(sys.prefix) / "ipywidgets77"
+    assert (target / "ipywidgets").is_dir(), f"{target} is missing: run `make setup` (it installs ipywidgets 7.7.5 there)"
+    env = dict(os.environ, PYTHONPATH=f"{target}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", COURSE_WIDGETS_PASS="7")
+    check = subprocess.run([sys.executable, "-c", "import ipywidgets; print(ipywidgets.__version__)"], env=env,
+                           capture_output=True, text=True)
+    assert check.stdout.strip().startswith("7.7"), check.stdout + check.stderr
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
