@@ -24,3 +24,17 @@ def test_report_table_comes_from_results_json(tmp_path, monkeypatch):
 def test_unknown_notebook_is_refused(capsys):
     assert run_course.main(["--only", "99_nope"]) == 2
     assert "allowed" in capsys.readouterr().err
+
+
+def test_a_full_run_starts_a_fresh_results_json_and_keeps_the_last(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))
+    report.record("07_cheating", slope_desperate=0.5)  # left over from an earlier run (say, another model)
+    ran = []
+    monkeypatch.setattr(run_course.pm, "execute_notebook", lambda src, dst, **kw: ran.append((src, kw["parameters"])))
+    assert run_course.main(["--fast"]) == 0
+    assert len(ran) == len(run_course.notebooks()) and all(p == {"FAST": True} for _, p in ran)
+    fresh = json.loads((tmp_path / "results.json").read_text())
+    assert "07_cheating" not in fresh and fresh["run"]["fast"] is True
+    assert json.loads((tmp_path / "results.previous.json").read_text())["07_cheating"]["slope_desperate"] == 0.5
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert [t["status"] for t in timings] == ["ok"] * len(ran)
