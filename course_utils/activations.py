@@ -57,14 +57,19 @@ def _check_args(model: CourseModel, texts: Sequence[str], layers: Sequence[int] 
     return layers
 
 
-def _cache_key(model: CourseModel, texts: Sequence[str], layers: list[int], reduce: str, skip_first: int) -> str:
-    """The JSON description of a request; its hash names the cache file."""
+def texts_sha256(texts: Sequence[str]) -> str:
+    """One sha256 over a list of texts (order and boundaries included): the text part of a cache key."""
     h = hashlib.sha256()
     for t in texts:
         h.update(t.encode("utf-8"))
         h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _cache_key(model: CourseModel, texts: Sequence[str], layers: list[int], reduce: str, skip_first: int) -> str:
+    """The JSON description of a request; its hash names the cache file."""
     return json.dumps({"version": CACHE_VERSION, "model": model.course_id, "n_texts": len(texts),
-                       "texts_sha256": h.hexdigest(), "layers": layers, "reduce": reduce,
+                       "texts_sha256": texts_sha256(texts), "layers": layers, "reduce": reduce,
                        "skip_first": skip_first if reduce == "mean" else None}, sort_keys=True)
 
 

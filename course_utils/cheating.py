@@ -50,22 +50,13 @@ def _scenarios(scenarios: Iterable[dict[str, Any]] | None) -> list[dict[str, Any
     return out
 
 
-_UNSTEERED: dict[tuple, torch.Tensor] = {}
-
-
 def _logodds(model: CourseModel, scenarios: list[dict[str, Any]], direction: torch.Tensor | None,
              layer: int, strength: float) -> torch.Tensor:
-    """cheat minus honest mean per-token log-probability for each scenario."""
-    key = (model.course_id, tuple(s["id"] for s in scenarios), tuple(hash(s["cheat"] + s["honest"]) for s in scenarios))
-    if strength == 0 and key in _UNSTEERED:
-        return _UNSTEERED[key]
+    """cheat minus honest mean per-token log-probability for each scenario (repeats are read from the disk cache)."""
     prompts = [scenario_prompt(model, s) for s in scenarios]
     lp = continuation_logprobs(model, prompts + prompts, [s["cheat"] for s in scenarios] + [s["honest"] for s in scenarios],
                                direction, layer=layer, strength=strength)
-    result = lp[: len(scenarios)] - lp[len(scenarios):]
-    if strength == 0:
-        _UNSTEERED[key] = result
-    return result
+    return lp[: len(scenarios)] - lp[len(scenarios):]
 
 
 def evaluate(model: CourseModel, vectors: EmotionVectors, emotion: str, strengths: Sequence[float],

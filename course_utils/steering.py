@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import nnsight
 import torch
 
-from .activations import cached, extract_activations
+from .activations import cached, extract_activations, texts_sha256
 from .models import CourseModel, tokenize
 
 STEER_CACHE_VERSION = 2
@@ -104,13 +104,9 @@ def _generate(model: CourseModel, prompts: list[str], delta: torch.Tensor | None
 
 def _request_key(model: CourseModel, what: str, texts: Sequence[str], delta: torch.Tensor | None, **params) -> str:
     """The JSON description of a steered computation; its hash names the cache file."""
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-        h.update(b"\x00")
     d = hashlib.sha256(delta.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest() if delta is not None else None
     return json.dumps({"version": STEER_CACHE_VERSION, "what": what, "model": model.course_id, "n_texts": len(texts),
-                       "texts_sha256": h.hexdigest(), "delta_sha256": d, **params}, sort_keys=True)
+                       "texts_sha256": texts_sha256(texts), "delta_sha256": d, **params}, sort_keys=True)
 
 
 def continuation_logprobs(model: CourseModel, prompts: Sequence[str], continuations: Sequence[str],

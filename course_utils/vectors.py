@@ -127,6 +127,23 @@ def story_activations(model: CourseModel, stories: pd.DataFrame, **kwargs: Any) 
     return extract_activations(model, stories.text.tolist(), layers=None, reduce="mean", **kwargs)
 
 
+def _story_means(model: CourseModel, layer: int, emotions: Sequence[str] | str | None, split: str | None,
+                 per_emotion: int | None) -> tuple[list[str], torch.Tensor, int]:
+    """Emotion names, their mean story activations at `layer` [n_emotions, d] over `split`, and the story count."""
+    # Extract both splits (the same request, hence the same cache file, as the notebooks), then select.
+    everything = load_stories(emotions=emotions, per_emotion=per_emotion)
+    chosen = (everything.split == split).to_numpy() if split else np.ones(len(everything), bool)
+    stories = everything[chosen]
+    names = [n for n in emotion_names() if n in set(stories.emotion)]
+    acts = story_activations(model, everything)[torch.tensor(chosen), layer]
+    return names, emotion_means(acts, stories.emotion, names), len(stories)
+
+
+def _neutral_acts(model: CourseModel, layer: int, limit: int | None = None) -> torch.Tensor:
+    """Mean activations of the neutral dialogues at `layer` [n, d] (all layers are extracted: one shared cache file)."""
+    return extract_activations(model, neutral_texts(model, limit), layers=None, reduce="mean")[:, layer]
+
+
 def build_emotion_vectors(model: CourseModel, *, layer: int | None = None, emotions: Sequence[str] | str | None = None,
                           split: str = "train", denoise: bool = True, per_emotion: int | None = None,
                           neutral_limit: int | None = None) -> EmotionVectors:
@@ -136,18 +153,11 @@ def build_emotion_vectors(model: CourseModel, *, layer: int | None = None, emoti
         raise ValueError(f"layer={layer}: must be in 0..{model.n_layers - 1}")
     if split not in ("train", "test", None):
         raise ValueError(f"split={split!r}: use 'train', 'test' or None (both)")
-    # Extract both splits (the same request, hence the same cache file, as the notebooks), then select.
-    everything = load_stories(emotions=emotions, per_emotion=per_emotion)
-    chosen = (everything.split == split).to_numpy() if split else np.ones(len(everything), bool)
-    stories = everything[chosen]
-    names = [n for n in emotion_names() if n in set(stories.emotion)]
-    acts = story_activations(model, everything)[torch.tensor(chosen), layer]
-    means = emotion_means(acts, stories.emotion, names)
+    names, means, n_stories = _story_means(model, layer, emotions, split, per_emotion)
     vectors = center(means)
-    meta: dict[str, Any] = {"model": model.course_id, "split": split, "n_stories": len(stories), "denoise": denoise}
+    meta: dict[str, Any] = {"model": model.course_id, "split": split, "n_stories": n_stories, "denoise": denoise}
     if denoise:
-        neutral = extract_activations(model, neutral_texts(model, neutral_limit), layers=None, reduce="mean")[:, layer]
-        pcs = neutral_components(neutral)
+        pcs = neutral_components(_neutral_acts(model, layer, neutral_limit))
         vectors = project_out(vectors, pcs)
         meta["neutral_components"] = int(pcs.shape[0])
     return EmotionVectors(names, layer, vectors, means.mean(0), meta)
@@ -172,10 +182,8 @@ def data_fingerprint() -> str:
 def save_precomputed(model: CourseModel, layer: int | None = None) -> Path:
     """Build the full vectors and commit-ready files: the vectors, plus the inputs a test re-derives them from."""
     vectors = build_emotion_vectors(model, layer=layer)
-    stories = load_stories(split="train")
-    acts = story_activations(model, load_stories())[torch.tensor((load_stories().split == "train").to_numpy()), vectors.layer]
-    means = emotion_means(acts, stories.emotion, vectors.names)
-    neutral = extract_activations(model, neutral_texts(model), layers=None, reduce="mean")[:, vectors.layer]
+    _, means, _ = _story_means(model, vectors.layer, None, "train", None)  # read back from the activation cache
+    neutral = _neutral_acts(model, vectors.layer)
     vectors.meta.update({"data_sha256": data_fingerprint(), "built_by": "course_utils.vectors.save_precomputed"})
     stem = precomputed_path(vectors.layer)
     vectors.save(stem)
