@@ -95,14 +95,17 @@ print(model)
 # %%
 import nnsight
 
+from course_utils.vectors import default_layer
+
+LAYER = default_layer(model.n_layers)  # two-thirds deep: layer 20 of SmolLM2-135M's 30
 with torch.no_grad(), model.trace("The lighthouse keeper climbed the stairs.", remote=REMOTE):
-    out = nnsight.save(model.layer(20).output)
-print("layer 20 output shape [batch, tokens, d_model]:", tuple(out.shape))
+    out = nnsight.save(model.layer(LAYER).output)
+print(f"layer {LAYER} output shape [batch, tokens, d_model]:", tuple(out.shape))
 print("norm of each token's residual vector:", out[0].norm(dim=-1).round().tolist())
 
 # %% [markdown]
 # Look at the norms: at this layer the **first token's** vector is about a hundred times longer than the
-others (in SmolLM2-135M this starts at layer 11 and lasts to the end).
+# others (in SmolLM2-135M this starts at layer 11 and lasts to the end).
 # Many small models park a huge "attention sink" activation on the first token. It carries no
 # meaning about the text, so from now on we never let the first token into an average.
 
@@ -121,7 +124,7 @@ others (in SmolLM2-135M this starts at layer 11 and lasts to the end).
 def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
     """The residual stream after decoder layer `layer` for one prompt: [n_tokens, d_model]."""
     # BEGIN SOLUTION
-    with torch.no_grad(), model.trace(prompt, remote=REMOTE):
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
         out = nnsight.save(model.layer(layer).output)
     return out[0].detach().cpu()
     # END SOLUTION

@@ -31,7 +31,7 @@ import torch
 
 from course_utils import checks, chat, load_model
 from course_utils.data import forbidden_hits, load_emotions, load_stories
-from course_utils.models import tokenize
+from course_utils.models import tokenize, word_token_id
 from course_utils.plots import save_figure, setup_style
 from course_utils.probes import accuracy_ci, bag_of_words_probe
 from course_utils.report import record
@@ -109,7 +109,7 @@ print([model.tokenizer.decode([i]) for i in ids[:25]])
 
 # %%
 core = emotions.loc[emotions.core, "emotion"].tolist()
-word_ids = [model.tokenizer(" " + w)["input_ids"][0] for w in core]  # first token of " word"
+word_ids = [word_token_id(model, w) for w in core]  # first token of " word" (never a BOS token)
 print({w: model.tokenizer.decode([i]) for w, i in zip(core, word_ids)})
 
 

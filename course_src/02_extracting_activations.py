@@ -33,7 +33,7 @@ from course_utils import checks, extract_activations, load_model
 from course_utils.data import load_stories
 from course_utils.models import tokenize
 from course_utils.plots import save_figure, setup_style
-from course_utils.vectors import neutral_texts, story_activations
+from course_utils.vectors import default_layer, neutral_texts, story_activations
 
 setup_style()
 model = load_model(MODEL_NAME, remote=REMOTE)
@@ -41,22 +41,24 @@ print(f"{model.n_layers} layers, d_model = {model.d_model}")
 
 # %% [markdown]
 # ## 1. One story, every layer, every token
-# Inside one trace we save every layer's output. Each is `[batch, tokens, d_model]`.
+# Inside one trace we read every layer's output. Each is `[batch, tokens, d_model]`. We only need each
+# token's norm, so we reduce *inside* the trace and save just that: `[tokens]` per layer instead of
+# `[tokens, d_model]` (on NDIF, only what you save travels back over the network).
 
 # %%
 story = load_stories(emotions="afraid").iloc[0].text
 with torch.no_grad(), model.trace(story, remote=REMOTE):
-    per_layer = nnsight.save([model.layer(i).output for i in range(model.n_layers)])
-print("one layer's output [batch, tokens, d_model]:", tuple(per_layer[0].shape))
-stack = torch.stack([h[0] for h in per_layer])  # [layers, tokens, d_model]
-print("stacked [layers, tokens, d_model]:", tuple(stack.shape))
+    shape = nnsight.save(model.layer(0).output.shape)
+    per_layer = nnsight.save([model.layer(i).output[0].float().norm(dim=-1).cpu() for i in range(model.n_layers)])
+print("one layer's output [batch, tokens, d_model]:", tuple(shape))
+norms = torch.stack(per_layer)  # [layers, tokens]
+print("norms [layers, tokens]:", tuple(norms.shape))
 
 # %% [markdown]
 # ## 2. The first-token outlier
 # The norm of each token's vector, layer by layer (log colour scale):
 
 # %%
-norms = stack.norm(dim=-1)  # [layers, tokens]
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
 sns.heatmap(norms[:, :30].log10().numpy(), ax=axes[0], cmap="viridis", cbar_kws={"label": "log10 norm"})
 axes[0].set(title="Residual norm per token and layer", xlabel="token position", ylabel="layer")
@@ -115,15 +117,16 @@ def masked_mean(acts: torch.Tensor, mask: torch.Tensor, skip_first: int) -> torc
 masked_mean = checks.check_masked_mean(masked_mean)
 
 # %% [markdown]
-# Your function against the library on a real padded batch (layer 20):
+# Your function against the library on a real padded batch (at the course's layer, two-thirds deep):
 
 # %%
+LAYER = default_layer(model.n_layers)
 texts = load_stories(emotions="calm").text.tolist()[:3]
 enc = tokenize(model, texts)
 with torch.no_grad(), model.trace(enc, remote=REMOTE):
-    h20 = nnsight.save(model.layer(20).output)
-mine = masked_mean(h20, enc["attention_mask"], 3)
-library = extract_activations(model, texts, layers=[20], skip_first=3)[:, 0]
+    h = nnsight.save(model.layer(LAYER).output)
+mine = masked_mean(h.cpu().float(), enc["attention_mask"], 3)
+library = extract_activations(model, texts, layers=[LAYER], skip_first=3)[:, 0]
 print("yours [batch, d_model]:", tuple(mine.shape), " max difference from the library:",
       f"{(mine - library).abs().max().item():.2e}")
 

@@ -41,7 +41,8 @@ from course_utils.plots import save_figure, setup_style
 from course_utils.probes import accuracy_ci
 from course_utils.report import record
 from course_utils.vectors import (EmotionVectors, default_layer, neutral_components, neutral_texts,
-                                  story_activations, top_tokens)
+                                  story_activations)
+from course_utils.lens import top_tokens
 from course_utils.widgets import emotion_explorer
 
 setup_style()

@@ -42,7 +42,7 @@ from course_utils.plots import save_figure, setup_style, token_html
 from course_utils.probes import accuracy_ci
 from course_utils.report import record
 from course_utils.steering import random_direction
-from course_utils.vectors import course_vectors
+from course_utils.precomputed import course_vectors
 
 setup_style()
 model = load_model(MODEL_NAME, remote=REMOTE)

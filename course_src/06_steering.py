@@ -36,11 +36,12 @@ from IPython.display import display
 
 from course_utils import chat, checks, load_model
 from course_utils.data import emotion_names, load_neutral, load_stories
+from course_utils.models import word_token_id
 from course_utils.plots import save_figure, setup_style
 from course_utils.report import record
 from course_utils.steering import (continuation_logprobs, generate, median_token_norm, perplexity,
                                    random_direction, steering_vector)
-from course_utils.vectors import course_vectors
+from course_utils.precomputed import course_vectors
 from course_utils.widgets import steering_panel
 
 setup_style()
@@ -85,8 +86,9 @@ import nnsight
 def steered_logits(model, prompt: str, delta: torch.Tensor, layer: int) -> torch.Tensor:
     """Next-token logits [vocab] with delta added after decoder layer `layer` at every position."""
     # BEGIN SOLUTION
-    with torch.no_grad(), model.trace(prompt, remote=REMOTE):
-        model.layer(layer).output[:] = model.layer(layer).output + delta
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        out = model.layer(layer).output
+        model.layer(layer).output[:] = out + delta.to(out.device, out.dtype)  # delta lives on the CPU
         logits = nnsight.save(model.output.logits[0, -1])
     return logits.float().cpu()
     # END SOLUTION
@@ -114,7 +116,7 @@ scenes = ["Tom sat down at the kitchen table and looked at the letter.",
 scenes = scenes[:3] if FAST else scenes
 prompts = [f"{s} How does {'he' if s.split()[0] in ('Tom', 'Sam', 'Omar') else 'she'} feel? "
            f"{'He' if s.split()[0] in ('Tom', 'Sam', 'Omar') else 'She'} feels" for s in scenes]
-word_ids = torch.tensor([model.tokenizer(" " + w)["input_ids"][0] for w in CORE])
+word_ids = torch.tensor([word_token_id(model, w) for w in CORE])
 
 
 def word_logprobs(direction, strength) -> torch.Tensor:

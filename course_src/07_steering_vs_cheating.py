@@ -48,7 +48,7 @@ from course_utils.models import transcript
 from course_utils.plots import save_figure, setup_style
 from course_utils.report import record
 from course_utils.steering import continuation_logprobs, generate, random_direction
-from course_utils.vectors import course_vectors
+from course_utils.precomputed import course_vectors
 
 setup_style()
 model = load_model(MODEL_NAME, remote=REMOTE)

@@ -1,36 +1,31 @@
 """Read the residual stream with nnsight: per-layer activations of many texts, reduced and cached on disk."""
 from __future__ import annotations
 
-import hashlib
-import json
-import warnings
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import nnsight
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .models import CourseModel, tokenize
-from .paths import cache_dir
+from .cache import cached, code_version, request_key, texts_sha256
+from .models import CourseModel, model_key, tokenize
 
 REDUCES = ("mean", "last", "none")
-CACHE_VERSION = 1
 
 
 def masked_mean(acts: torch.Tensor, mask: torch.Tensor, skip_first: int) -> torch.Tensor:
     """Mean over each row's real tokens from its `skip_first`-th on: acts [b, t, d], mask [b, t] -> [b, d]."""
+    mask = mask.to(acts.device)
     position = mask.cumsum(-1) - 1  # index of each token among the real tokens of its row
-    keep = (mask.bool() & (position >= skip_first)).to(acts.dtype).unsqueeze(-1)
-    return (acts * keep).sum(1) / keep.sum(1)
+    keep = (mask.bool() & (position >= skip_first)).float().unsqueeze(-1)
+    return (acts.float() * keep).sum(1) / keep.sum(1)  # summed in float32 whatever the model's dtype
 
 
 def last_token(acts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The activation at each row's last real token: acts [b, t, d], mask [b, t] -> [b, d]."""
+    mask = mask.to(acts.device)
     idx = (mask * torch.arange(mask.shape[1], device=mask.device)).argmax(-1)
-    return acts[torch.arange(acts.shape[0], device=acts.device), idx]
+    return acts[torch.arange(acts.shape[0], device=acts.device), idx].float()
 
 
 def _check_args(model: CourseModel, texts: Sequence[str], layers: Sequence[int] | None,
@@ -57,72 +52,11 @@ def _check_args(model: CourseModel, texts: Sequence[str], layers: Sequence[int] 
     return layers
 
 
-def texts_sha256(texts: Sequence[str]) -> str:
-    """One sha256 over a list of texts (order and boundaries included): the text part of a cache key."""
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-        h.update(b"\x00")
-    return h.hexdigest()
-
-
 def _cache_key(model: CourseModel, texts: Sequence[str], layers: list[int], reduce: str, skip_first: int) -> str:
-    """The JSON description of a request; its hash names the cache file."""
-    return json.dumps({"version": CACHE_VERSION, "model": model.course_id, "n_texts": len(texts),
-                       "texts_sha256": texts_sha256(texts), "layers": layers, "reduce": reduce,
-                       "skip_first": skip_first if reduce == "mean" else None}, sort_keys=True)
-
-
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
-    """A checksum of the tensors' bytes, stored with them to detect corruption."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        h.update(name.encode())
-        h.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def _cache_path(key: str, kind: str = "activations") -> Path:
-    return cache_dir(kind) / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".safetensors")
-
-
-def _read_cache(path: Path, key: str, what: str = "activation") -> dict[str, torch.Tensor] | None:
-    """Load a cache file if it is intact and matches the request; warn and return None otherwise."""
-    if not path.exists():
-        return None
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        warnings.warn(f"{what} cache file {path} is unreadable ({e}); recomputing it", stacklevel=3)
-        return None
-    if meta.get("key") != key:
-        warnings.warn(f"{what} cache file {path} belongs to another request (stale); recomputing it", stacklevel=3)
-        return None
-    if meta.get("sha256") != _digest(tensors):
-        warnings.warn(f"{what} cache file {path} failed its checksum (corrupted); recomputing it", stacklevel=3)
-        return None
-    return tensors
-
-
-def _write_cache(path: Path, key: str, tensors: dict[str, torch.Tensor]) -> None:
-    """Write atomically (temp file, then rename) so an interrupted run never leaves half a file."""
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"key": key, "sha256": _digest(tensors)})
-    tmp.replace(path)
-
-
-def cached(kind: str, key: str, compute: Callable[[], dict[str, torch.Tensor]], use: bool = True) -> dict[str, torch.Tensor]:
-    """`compute()`'s tensors, read from build/cache/<kind>/ when an intact file for `key` exists, else computed and stored."""
-    if not use:
-        return compute()
-    path = _cache_path(key, kind)
-    tensors = _read_cache(path, key, what=kind.rstrip("s"))
-    if tensors is None:
-        tensors = compute()
-        _write_cache(path, key, tensors)
-    return tensors
+    """The JSON description of a request (with the code version of the extraction); its hash names the cache file."""
+    request = {"model": model_key(model), "n_texts": len(texts), "texts_sha256": texts_sha256(texts), "layers": layers,
+               "reduce": reduce, "skip_first": skip_first if reduce == "mean" else None}
+    return request_key(request, CODE_VERSION)
 
 
 def _run_batches(model: CourseModel, texts: Sequence[str], layers: list[int], reduce: str,
@@ -142,15 +76,15 @@ def _run_batches(model: CourseModel, texts: Sequence[str], layers: list[int], re
         enc = tokenize(model, [texts[i] for i in batch])
         mask = enc["attention_mask"]
         with torch.no_grad(), model.trace(enc, remote=model.remote) as tracer:
-            m = mask.to(model.device) if not model.remote else mask
             saved = []
             for layer in layers:
                 out = model.layer(layer).output
                 out = out[0] if isinstance(out, tuple) else out
+                # the reductions move the client-side mask to the activations' device (GPU, or NDIF's server)
                 if reduce == "mean":
-                    out = masked_mean(out, m, skip_first)
+                    out = masked_mean(out, mask, skip_first)
                 elif reduce == "last":
-                    out = last_token(out, m)
+                    out = last_token(out, mask)
                 saved.append(out)
             saved = nnsight.save(saved)
             if not model.remote:
@@ -179,3 +113,6 @@ def extract_activations(model: CourseModel, texts: Sequence[str], *, layers: Seq
     if reduce == "none":
         return list(torch.split(tensors["acts"], tensors["lengths"].tolist()))
     return tensors["acts"]
+
+
+CODE_VERSION = code_version(masked_mean, last_token, _run_batches)  # part of every cache key

@@ -40,9 +40,11 @@ def _same(a: Any, b: Any, atol: float = 1e-4, rtol: float = 1e-4) -> bool:
 
 
 def check_residual_after(fn: Callable, model: Any, prompt: str = "The lighthouse keeper climbed the stairs.",
-                         layer: int = 10) -> Callable:
-    """Exercise 00: fn(model, prompt, layer) -> [n_tokens, d_model], the residual stream after `layer`."""
+                         layer: int | None = None) -> Callable:
+    """Exercise 00: fn(model, prompt, layer) -> [n_tokens, d_model], the residual stream after `layer` (default: a third deep)."""
     from .solutions import residual_after
+
+    layer = model.n_layers // 3 if layer is None else layer
 
     got, problem = _run(fn, model, prompt, layer)
     if problem is None:
@@ -70,7 +72,7 @@ def check_residual_after(fn: Callable, model: Any, prompt: str = "The lighthouse
 
 def check_masked_mean(fn: Callable) -> Callable:
     """Exercise 02: fn(acts [b,t,d], mask [b,t], skip_first) -> [b, d], mean over real tokens after skip_first."""
-    from .activations import masked_mean
+    from .solutions import masked_mean
 
     g = torch.Generator().manual_seed(0)
     acts = torch.randn(3, 6, 4, generator=g)
@@ -183,13 +185,18 @@ def check_project_out(fn: Callable) -> Callable:
     return _verdict(fn, project_out, problem, "project_out")
 
 
-def check_steered_logits(fn: Callable, model: Any, prompt: str = "The weather today is", layer: int = 12) -> Callable:
-    """Exercise 06: fn(model, prompt, delta, layer) -> next-token logits with delta added after `layer` everywhere."""
+def check_steered_logits(fn: Callable, model: Any, prompt: str = "The weather today is",
+                         layer: int | None = None) -> Callable:
+    """Exercise 06: fn(model, prompt, delta, layer) -> next-token logits with delta added after `layer` (default: 40% deep)."""
     from .solutions import steered_logits
+
+    layer = round(0.4 * model.n_layers) if layer is None else layer
 
     g = torch.Generator().manual_seed(3)
     delta = torch.randn(model.d_model, generator=g)
     delta = 40.0 * delta / delta.norm()
+    if not model.remote:
+        delta = delta.to(model.device)  # so that a correct answer that adds it as it is also works on a GPU
     got, problem = _run(fn, model, prompt, delta, layer)
     if problem is None:
         want = steered_logits(model, prompt, delta, layer)
@@ -203,9 +210,9 @@ def check_steered_logits(fn: Callable, model: Any, prompt: str = "The weather to
         elif any(close(got, steered_logits(model, prompt, delta, layer + o)) for o in (-1, 1) if 0 <= layer + o < model.n_layers):
             problem = "the vector went in at a neighbouring layer: edit model.layer(layer).output"
         elif not close(got, want):
-            with torch.no_grad(), model.trace(prompt):
+            with torch.no_grad(), model.trace(prompt, remote=model.remote):
                 h = model.layer(layer).output
-                h[:, -1] = h[:, -1] + delta
+                h[:, -1] = h[:, -1] + delta.to(h.device, h.dtype)
                 last_only = nnsight.save(model.output.logits[0, -1])
             if close(got, last_only.float().cpu()):
                 problem = "only the last position was steered: add the vector at every position ([:, :] not [:, -1])"

@@ -156,32 +156,96 @@ def _load_bundled(device: str) -> CourseModel:
     return model
 
 
-def _load_hub(name: str, device: str, remote: bool) -> CourseModel:
-    """Load a Hugging Face model by id (from the local HF cache when offline), or meta-load it for NDIF."""
+def _ndif_key() -> str:
+    """The NDIF API key as nnsight resolves it (NDIF_API_KEY, a Colab secret or a saved login); never written to disk."""
+    from nnsight import CONFIG
+
+    key = os.environ.get("NDIF_API_KEY") or CONFIG.API.APIKEY
+    if not key:
+        raise ModelNotAvailableError(
+            "remote=True runs the model on NDIF and needs an API key (get one at https://login.ndif.us): set the "
+            "environment variable NDIF_API_KEY, add a Colab secret named NDIF_API_KEY, or save it once with "
+            "nnsight.CONFIG.set_default_api_key(key).")
+    return key
+
+
+def _estimated_parameters(cfg: Any) -> float:
+    """A rough parameter count from a config (12 d^2 per layer plus the embeddings), to choose a GPU dtype."""
+    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    d = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", 0)
+    layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", 0)
+    vocab = getattr(cfg, "vocab_size", 0)
+    return 12.0 * layers * d * d + 2.0 * vocab * d
+
+
+FLOAT32_MAX_PARAMS = 2.5e9  # float32 up to here on a GPU (about 10 GB of weights: fits a 15 GB T4 with room to run)
+
+
+def gpu_dtype(n_params: float, bf16_ok: bool) -> torch.dtype:
+    """The course's GPU dtype policy: float32 (CPU-identical numbers) while the weights fit, else bf16 (fp16 on old GPUs)."""
+    if n_params <= FLOAT32_MAX_PARAMS:
+        return torch.float32
+    return torch.bfloat16 if bf16_ok else torch.float16
+
+
+def _local_fingerprint(folder: Path) -> str:
+    """A fingerprint of a local model folder's weight files, so that overwriting the weights invalidates caches."""
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf", ".json"))
+    return hashlib.sha256("".join(_file_fingerprint(p) for p in files).encode()).hexdigest()[:16]
+
+
+BASE_MODEL_HINT = ("{name!r} has no chat template: it looks like a base model. The course talks to the model in "
+                   "conversations, so pick an instruct/chat model (names usually end in -Instruct, -it or -chat), "
+                   "or pass chat_template=... to load_model.")
+
+
+def _load_hub(name: str, device: str, remote: bool, dtype: torch.dtype | str | None, chat_template: str | None) -> CourseModel:
+    """Load a Hugging Face model by id or local folder (from the local HF cache when offline), or meta-load it for NDIF."""
     if remote:
-        key = os.environ.get("NDIF_API_KEY")
-        if not key:
-            raise ModelNotAvailableError(
-                "remote=True runs the model on NDIF and needs an API key: get one at https://login.ndif.us "
-                "and set the environment variable NDIF_API_KEY.")
-        from nnsight import CONFIG
-        CONFIG.set_default_api_key(key)
+        _ndif_key()  # fails early, with the three ways to provide it
         model = CourseModel(name)
     else:
         try:
-            model = CourseModel(name, device_map=device, dispatch=True, dtype=torch.float32 if device == "cpu" else "auto")
+            if dtype is None and device == "cpu":
+                dtype = torch.float32
+            elif dtype is None:
+                from transformers import AutoConfig
+
+                cfg = AutoConfig.from_pretrained(name)
+                bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+                dtype = gpu_dtype(_estimated_parameters(cfg), bf16)
+            model = CourseModel(name, device_map=device, dispatch=True, dtype=dtype)
         except (OSError, ValueError) as e:
             raise ModelNotAvailableError(
                 f"Could not load model {name!r}: {e.__class__.__name__}: {str(e).splitlines()[0]}\n"
                 "Loading a Hugging Face id needs internet the first time (or the model in your local HF cache). "
                 "Offline, call load_model() with no name to use the bundled SmolLM2-135M-Instruct.") from e
+    if chat_template is not None:
+        model.tokenizer.chat_template = chat_template
+    if not getattr(model.tokenizer, "chat_template", None):
+        raise ModelNotAvailableError(BASE_MODEL_HINT.format(name=name))
     model.tokenizer.padding_side = "left"
     if model.tokenizer.pad_token is None:
         model.tokenizer.pad_token = model.tokenizer.eos_token
-    revision = getattr(model.config, "_commit_hash", None) or "unknown-revision"
+    if Path(name).is_dir():
+        revision = "local-" + _local_fingerprint(Path(name))
+    else:
+        revision = getattr(model.config, "_commit_hash", None) or "unknown-revision"
     model.course_id = f"hf:{name}:{revision}"
     model.remote = remote
     return model
+
+
+def model_key(model: LanguageModel) -> str:
+    """What identifies a model's numbers in a cache key: its id, weights' dtype and attention implementation."""
+    cfg = getattr(model, "config", None)
+    attn = getattr(cfg, "_attn_implementation", None) or "default"
+    try:
+        dtype = str(next(model._module.parameters()).dtype).replace("torch.", "")
+    except (AttributeError, StopIteration):
+        dtype = "unknown"
+    where = "remote" if getattr(model, "remote", False) else "local"
+    return f"{getattr(model, 'course_id', '') or type(model).__name__}|{dtype}|{attn}|{where}"
 
 
 def default_device() -> str:
@@ -189,8 +253,12 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(name: str | None = None, *, device: str | None = None, remote: bool = False) -> CourseModel:
-    """Load the course model as an nnsight LanguageModel (default: the bundled SmolLM2-135M-Instruct, offline)."""
+def load_model(name: str | None = None, *, device: str | None = None, remote: bool = False,
+               dtype: torch.dtype | str | None = None, chat_template: str | None = None) -> CourseModel:
+    """Load the course model as an nnsight LanguageModel (default: the bundled SmolLM2-135M-Instruct, offline).
+
+    dtype: default float32 on the CPU; on a GPU float32 up to ~2.5B parameters, else bfloat16 (see `gpu_dtype`).
+    """
     device = device or default_device()
     if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
         raise ValueError(f"device={device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'")
@@ -199,7 +267,7 @@ def load_model(name: str | None = None, *, device: str | None = None, remote: bo
         if remote:
             raise ValueError("remote=True needs a Hugging Face model id as name (the bundled file is local only)")
         return _load_bundled(device)
-    return _load_hub(name, device, remote)
+    return _load_hub(name, device, remote, dtype, chat_template)
 
 
 def chat(model: LanguageModel, user: str, *, system: str | None = None,
@@ -215,7 +283,14 @@ def chat(model: LanguageModel, user: str, *, system: str | None = None,
             raise ValueError(f"history[{i}] must be a dict with exactly 'role' (user/assistant/system) and 'content'; got {m!r}")
         messages.append(m)
     messages.append({"role": "user", "content": user})
+    _need_template(model)
     return model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _need_template(model: LanguageModel) -> None:
+    """A clear error for a tokenizer without a chat template (a base model)."""
+    if not getattr(model.tokenizer, "chat_template", None):
+        raise ValueError(BASE_MODEL_HINT.format(name=getattr(model, "course_id", "this model")))
 
 
 def tokenize(model: LanguageModel, texts: list[str]) -> dict[str, torch.Tensor]:
@@ -228,9 +303,18 @@ def tokenize(model: LanguageModel, texts: list[str]) -> dict[str, torch.Tensor]:
     return dict(tok.pad({"input_ids": ids}, return_tensors="pt", padding=True))
 
 
+def word_token_id(model: LanguageModel, word: str) -> int:
+    """The id of the first token of " word" (no BOS: tokenizers that add one would otherwise return it)."""
+    ids = model.tokenizer(" " + word.strip(), add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError(f"word={word!r} gives no tokens")
+    return int(ids[0])
+
+
 def transcript(model: LanguageModel, messages: list[dict[str, str]], *, add_generation_prompt: bool = False) -> str:
     """A whole conversation (list of role/content dicts) in the model's chat template."""
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or set(m) != {"role", "content"}:
             raise ValueError(f"messages[{i}] must be a dict with exactly 'role' and 'content'; got {m!r}")
+    _need_template(model)
     return model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)

@@ -20,8 +20,14 @@ def build_dir() -> Path:
 
 
 def cache_dir(kind: str) -> Path:
-    """A cache sub-folder shared by every notebook (override the root with COURSE_CACHE_DIR)."""
+    """A cache sub-folder shared by every notebook (override the root with COURSE_CACHE_DIR).
+
+    The converted model ("models") can live elsewhere (COURSE_MODEL_CACHE): it depends only on the
+    installed weights file, so the test suite shares it while everything else it caches is private.
+    """
     root = Path(os.environ.get("COURSE_CACHE_DIR", REPO_ROOT / "build" / "cache"))
     path = root / kind
+    if kind == "models" and os.environ.get("COURSE_MODEL_CACHE"):
+        path = Path(os.environ["COURSE_MODEL_CACHE"])
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -1,7 +1,6 @@
 """Emotion vectors, the paper's recipe: per-emotion mean minus the mean over emotions, neutral PCs removed."""
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,6 @@ from safetensors.torch import load_file, save_file
 from .activations import extract_activations
 from .data import emotion_names, load_neutral, load_stories
 from .models import CourseModel, transcript
-from .paths import data_dir
 
 NEUTRAL_VARIANCE = 0.5  # project out the neutral PCs that together explain this share of variance
 
@@ -161,69 +159,3 @@ def build_emotion_vectors(model: CourseModel, *, layer: int | None = None, emoti
         vectors = project_out(vectors, pcs)
         meta["neutral_components"] = int(pcs.shape[0])
     return EmotionVectors(names, layer, vectors, means.mean(0), meta)
-
-
-PRECOMPUTED_NAME = "smollm2-135m-instruct"  # precomputed vectors for the bundled model, under data/precomputed/
-
-
-def precomputed_path(layer: int = 20) -> Path:
-    """Where the committed vectors for the bundled model live (stem of a .safetensors/.json pair)."""
-    return data_dir() / "precomputed" / f"{PRECOMPUTED_NAME}_layer{layer}"
-
-
-def data_fingerprint() -> str:
-    """sha256 over the files the vectors are computed from (stories, neutral dialogues, emotion list)."""
-    h = hashlib.sha256()
-    for name in ("emotions.csv", "stories.jsonl", "neutral_dialogues.jsonl"):
-        h.update((data_dir() / name).read_bytes())
-    return h.hexdigest()
-
-
-def save_precomputed(model: CourseModel, layer: int | None = None) -> Path:
-    """Build the full vectors and commit-ready files: the vectors, plus the inputs a test re-derives them from."""
-    vectors = build_emotion_vectors(model, layer=layer)
-    _, means, _ = _story_means(model, vectors.layer, None, "train", None)  # read back from the activation cache
-    neutral = _neutral_acts(model, vectors.layer)
-    vectors.meta.update({"data_sha256": data_fingerprint(), "built_by": "course_utils.vectors.save_precomputed"})
-    stem = precomputed_path(vectors.layer)
-    vectors.save(stem)
-    save_file({"means": means.contiguous(), "neutral": neutral.contiguous()}, str(stem) + "_inputs.safetensors")
-    return stem.with_suffix(".safetensors")
-
-
-def load_precomputed(model: CourseModel, layer: int | None = None) -> EmotionVectors:
-    """The committed vectors for the bundled model; refuses another model or data that changed since they were built."""
-    layer = default_layer(model.n_layers) if layer is None else layer
-    stem = precomputed_path(layer)
-    if not stem.with_suffix(".json").is_file():
-        raise FileNotFoundError(f"no precomputed vectors at {stem}.safetensors/.json (layer {layer}); "
-                                "build them with: python scripts/make_precomputed_vectors.py")
-    vectors = EmotionVectors.load(stem)
-    if vectors.meta.get("model") != model.course_id:
-        raise ValueError(f"{stem}.json was built for model {vectors.meta.get('model')!r}, not {model.course_id!r}: "
-                         "precomputed vectors exist only for the bundled model; use build_emotion_vectors(model)")
-    if vectors.meta.get("data_sha256") != data_fingerprint():
-        raise ValueError(f"{stem}.json was built from other data files than data/ now holds: "
-                         "rebuild it with: python scripts/make_precomputed_vectors.py")
-    return vectors
-
-
-def course_vectors(model: CourseModel, fast: bool = False) -> EmotionVectors:
-    """The notebooks' vectors: with fast, the committed ones when they fit this model, else a small subset; else the full build."""
-    if fast:
-        try:
-            vectors = load_precomputed(model)
-            print(f"FAST: loaded the precomputed vectors for this model ({len(vectors.names)} emotions, layer {vectors.layer})")
-            return vectors
-        except (FileNotFoundError, ValueError) as e:
-            print(f"FAST: {e}\nFAST: building vectors from a small subset instead (4 stories per core emotion)")
-            return build_emotion_vectors(model, per_emotion=4, emotions="core", neutral_limit=20)
-    return build_emotion_vectors(model)
-
-
-def top_tokens(model: CourseModel, vector: torch.Tensor, k: int = 10) -> list[str]:
-    """Logit lens: the k tokens whose logits a direction raises most (final-norm gain, then the unembedding)."""
-    w_u = model.unembed.weight.detach().float().cpu()  # [vocab, d]
-    gain = model.final_norm.weight.detach().float().cpu() if hasattr(model.final_norm, "weight") else 1.0
-    logits = w_u @ (vector.float().cpu() * gain)
-    return [model.tokenizer.decode([int(i)]) for i in logits.topk(k).indices]

@@ -11,7 +11,7 @@ import sys
 import torch
 
 from course_utils import build_emotion_vectors, load_model
-from course_utils.vectors import load_precomputed, save_precomputed
+from course_utils.precomputed import load_precomputed, save_precomputed
 
 
 def main() -> int:

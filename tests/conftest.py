@@ -1,9 +1,22 @@
-"""Shared fixtures. The whole suite runs with the network blocked (and CI also cuts it with unshare -n)."""
+"""Shared fixtures. The whole suite runs with the network blocked (and CI also cuts it with unshare -n), and
+hermetically: every test and every notebook kernel it starts writes into a private build and cache folder,
+never into the learner's build/ (only the converted model, a pure function of the installed weights file,
+is shared, in build/cache/models)."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
-os.environ["COURSE_BLOCK_NETWORK"] = "1"  # before course_utils is imported; inherited by notebook kernels
+ROOT = Path(__file__).resolve().parents[1]
+_PRIVATE = Path(tempfile.mkdtemp(prefix="course-tests-"))
+atexit.register(shutil.rmtree, _PRIVATE, ignore_errors=True)
+os.environ["COURSE_BUILD_DIR"] = str(_PRIVATE / "build")  # set before course_utils is imported; kernels inherit it
+os.environ["COURSE_CACHE_DIR"] = str(_PRIVATE / "cache")
+os.environ.setdefault("COURSE_MODEL_CACHE", str(ROOT / "build" / "cache" / "models"))
+os.environ["COURSE_BLOCK_NETWORK"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
@@ -12,6 +25,12 @@ import torch  # noqa: E402
 
 import course_utils  # noqa: E402,F401  (installs the network guard)
 from course_utils.models import CourseModel, load_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def private_dirs() -> Path:
+    """The suite's private folder (build/ and cache/ below it)."""
+    return _PRIVATE
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +56,13 @@ def tiny_model(model: CourseModel) -> CourseModel:
 
 @pytest.fixture()
 def tmp_cache(tmp_path, monkeypatch):
-    """A private activation cache for one test."""
+    """A private cache for one test."""
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture()
+def tmp_build(tmp_path, monkeypatch):
+    """A private build folder for one test."""
+    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path / "build"))
+    return tmp_path / "build"

@@ -1,17 +1,56 @@
-"""Every notebook (learner and solution) runs end to end under papermill with small parameters."""
+"""Every notebook (learner and solution) runs end to end under papermill with small parameters, and its checks
+behave: a solution notebook never falls back to the reference, a learner notebook falls back exactly once per
+exercise. A deliberately broken solution makes the notebook test fail."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import nbformat
 import papermill as pm
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_notebooks  # noqa: E402
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
 SMALL = {"FAST": True}
+ARTEFACTS = ROOT / "build" / "test-artifacts" / "notebooks"  # executed copies, for reading after a failure
+CHECK_LINE = re.compile(r"^CHECK (\w+): (.*)$", re.M)
+
+
+def n_exercises(stem: str) -> int:
+    """How many solution blocks (exercises) the notebook's source has."""
+    return sum(bool(make_notebooks.BEGIN.match(line))
+               for line in (ROOT / "course_src" / f"{stem}.py").read_text(encoding="utf-8").splitlines())
+
+
+def outputs_text(nb: nbformat.NotebookNode) -> str:
+    """Everything the notebook printed (stream outputs of every code cell)."""
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                   if o.get("output_type") == "stream")
+
+
+def assert_checks_behave(nb: nbformat.NotebookNode, version: str, stem: str) -> None:
+    """Solution notebooks: no CHECK line. Learner notebooks: one 'not filled in yet' fallback per exercise."""
+    checks = CHECK_LINE.findall(outputs_text(nb))
+    if version == "solutions":
+        assert not checks, f"{stem}: the solution's own answer failed its check: {checks}"
+    else:
+        expected = n_exercises(stem)
+        assert len(checks) == expected, f"{stem}: {len(checks)} fallbacks for {expected} exercises: {checks}"
+        assert all(why == "not filled in yet" for _, why in checks), checks
+
+
+def execute(path: Path, out: Path, cwd: Path) -> nbformat.NotebookNode:
+    """Run one notebook with the small parameters; return the executed copy."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(str(path), str(out), parameters=SMALL, kernel_name="python3", cwd=str(cwd), progress_bar=False)
+    return nbformat.read(out, as_version=4)
 
 
 def test_there_are_notebooks_in_both_versions():
@@ -27,8 +66,6 @@ def test_notebooks_match_their_source():
 
 
 def test_learner_notebooks_are_committed_clean():
-    import nbformat
-
     for path in (ROOT / "notebooks").glob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
@@ -37,11 +74,32 @@ def test_learner_notebooks_are_committed_clean():
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_notebook_runs(path, tmp_path, capsys):
-    out = ROOT / "build" / "test_notebooks" / path.parent.name / path.name
-    out.parent.mkdir(parents=True, exist_ok=True)
+def test_notebook_runs(path, capsys):
     t0 = time.perf_counter()
-    pm.execute_notebook(str(path), str(out), parameters=SMALL, kernel_name="python3", cwd=str(path.parent),
-                        progress_bar=False)
+    nb = execute(path, ARTEFACTS / path.parent.name / path.name, path.parent)
     with capsys.disabled():
         print(f"\n[notebook] {path.parent.name}/{path.name}: {time.perf_counter() - t0:.1f} s")
+    assert_checks_behave(nb, path.parent.name, path.stem)
+
+
+def broken_solution(stem: str, find: str, replace: str, check: str, tmp: Path) -> Path:
+    """The solution notebook of `stem` with one line of a solution block mutated, cut after that exercise's check."""
+    src = (ROOT / "course_src" / f"{stem}.py").read_text(encoding="utf-8")
+    assert src.count(find) == 1, f"the mutation target {find!r} must occur once in {stem}"
+    (tmp / f"{stem}.py").write_text(src.replace(find, replace), encoding="utf-8")
+    _, solution = make_notebooks.build(tmp / f"{stem}.py")
+    at = next(i for i, c in enumerate(solution.cells) if f"checks.{check}(" in c.source)
+    solution.cells = solution.cells[:at + 1]  # nothing after the check is needed to see it fail
+    path = tmp / f"{stem}.ipynb"
+    nbformat.write(solution, path)
+    return path
+
+
+@pytest.mark.notebooks
+def test_a_broken_solution_fails_the_notebook_test(tmp_path):
+    # Exercise 4b with the projection added instead of removed: the check falls back and prints a CHECK line.
+    path = broken_solution("04_emotion_vectors", "return vectors - (vectors @ components.T) @ components",
+                           "return vectors + (vectors @ components.T) @ components", "check_project_out", tmp_path)
+    nb = execute(path, tmp_path / "executed.ipynb", ROOT / "solutions")
+    with pytest.raises(AssertionError, match="failed its check"):
+        assert_checks_behave(nb, "solutions", "04_emotion_vectors")

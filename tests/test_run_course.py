@@ -10,13 +10,13 @@ def test_report_table_comes_from_results_json(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))
     report.record("04_emotion_vectors", r_pc1_valence=0.4321, r_pc1_valence_ci=[0.1, 0.7], pc1_variance=0.2)
     report.record("07_cheating", slope_desperate=-0.01234)
-    rows = {label: (mine, paper) for label, mine, paper in run_course.comparison_rows(
+    rows = {label: (mine, paper) for label, mine, paper in report.comparison_rows(
         json.loads((tmp_path / "results.json").read_text()))}
     assert rows["r(PC1, valence)"] == ("+0.43 [0.10, 0.70]", "0.81")
     assert rows["PC1 share of variance"] == ("20%", "26%")
     assert rows["cheat_logodds slope, desperate"][0] == "-0.012"
     assert "r(PC2, arousal)" not in rows  # not measured in this run -> not shown
-    path = run_course.write_report([("04_emotion_vectors", 12.0, "ok")])
+    path = report.write_report([("04_emotion_vectors", 12.0, "ok")])
     text = path.read_text()
     assert "+0.43 [0.10, 0.70]" in text and "04_emotion_vectors" in text
 

@@ -82,6 +82,7 @@ def test_shared_prompts_are_packed_without_changing_the_numbers(model):
 
 
 def test_disk_cache_reads_back_and_rebuilds_corrupted_files(model, tmp_cache, monkeypatch):
+    import course_utils.scoring as scoring
     import course_utils.steering as steering
 
     d = random_direction(model.d_model, 6)
@@ -94,7 +95,7 @@ def test_disk_cache_reads_back_and_rebuilds_corrupted_files(model, tmp_cache, mo
         raise AssertionError("recomputed although an intact cache file exists")
 
     with monkeypatch.context() as m:
-        m.setattr(steering, "_continuation_logprobs", fail)
+        m.setattr(scoring, "_compute", fail)
         m.setattr(steering, "_generate", fail)
         assert torch.equal(continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.2), first)
         assert generate(model, PROMPTS[0], d, layer=20, strength=0.2, max_new_tokens=6) == reply
@@ -106,6 +107,12 @@ def test_disk_cache_reads_back_and_rebuilds_corrupted_files(model, tmp_cache, mo
     with pytest.warns(UserWarning, match="checksum"):
         again = continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.2)
     assert torch.equal(again, first)
+    # Edited computing code has another code version: old entries are not read for it.
+    monkeypatch.setattr(scoring, "CODE_VERSION", "edited-code")
+    with monkeypatch.context() as m:
+        m.setattr(scoring, "_compute", fail)
+        with pytest.raises(AssertionError, match="recomputed"):
+            continuation_logprobs(model, PROMPTS, CONTS, d, layer=20, strength=0.2)
 
 
 def test_strong_steering_hurts_fluency(model):

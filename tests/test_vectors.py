@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from course_utils import EmotionVectors, build_emotion_vectors
-from course_utils.vectors import center, default_layer, emotion_means, neutral_components, project_out, top_tokens
+from course_utils.lens import top_tokens
+from course_utils.vectors import center, default_layer, emotion_means, neutral_components, project_out
 
 SMALL = dict(emotions="core", per_emotion=3, neutral_limit=12)
 
@@ -111,7 +112,8 @@ def test_precomputed_vectors_match_what_the_code_computes(model):
 
     from course_utils import extract_activations
     from course_utils.data import load_stories
-    from course_utils.vectors import load_precomputed, neutral_texts, precomputed_path
+    from course_utils.precomputed import load_precomputed, precomputed_path
+    from course_utils.vectors import neutral_texts
 
     stored = load_precomputed(model)  # refuses another model, or data changed since the files were built
     inputs = load_file(f"{precomputed_path(stored.layer)}_inputs.safetensors")
@@ -132,7 +134,7 @@ def test_precomputed_vectors_match_what_the_code_computes(model):
 
 
 def test_fast_path_loads_precomputed_only_for_the_bundled_model(model, tiny_model):
-    from course_utils.vectors import course_vectors, load_precomputed
+    from course_utils.precomputed import course_vectors, load_precomputed
 
     fast = course_vectors(model, fast=True)
     assert len(fast.names) == 62 and fast.meta["split"] == "train"

@@ -1,0 +1,192 @@
+"""Score continuations: the log-probability a model gives each continuation after its prompt, optionally
+with a vector added to the residual stream after one layer (the steering edit itself is in `steering`).
+
+Continuations of the same prompt share one row when packing is safe: the prompt runs once and an
+additive attention mask (0 where a token may look, the dtype's minimum where not; the same under eager
+and sdpa attention) keeps each continuation from seeing the others. Where packing is unsafe (linear or
+hybrid attention layers, a sliding window shorter than a row, flash attention, which takes no 4-D mask)
+every continuation gets a row of its own. Results are cached on disk per request.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import nnsight
+import torch
+
+from .cache import cached, code_version, request_key, tensor_sha256, texts_sha256
+from .models import CourseModel, model_key
+
+REDUCES = ("mean", "sum")
+FULL_ATTENTION = {"full_attention", "sliding_attention", "chunked_attention"}
+
+
+def packing_problem(model: CourseModel, row_length: int) -> str | None:
+    """Why shared-prompt packing would be wrong for this model and row length (None when it is safe)."""
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    attn = getattr(cfg, "_attn_implementation", None) or getattr(model.config, "_attn_implementation", None) or "sdpa"
+    if attn not in ("sdpa", "eager"):
+        return f"attention implementation {attn!r} takes no custom 4-D mask"
+    kinds = set(getattr(cfg, "layer_types", None) or [])
+    if kinds - FULL_ATTENTION:
+        return f"layer types {sorted(kinds - FULL_ATTENTION)} (linear/recurrent attention) ignore a 4-D mask"
+    window = getattr(cfg, "sliding_window", None)
+    uses_window = "sliding_attention" in kinds or (window and getattr(cfg, "use_sliding_window", True) and not kinds)
+    if uses_window and window and window < row_length:
+        return f"a sliding window of {window} tokens is shorter than a packed row ({row_length} tokens)"
+    return None
+
+
+def _rows(tok: Any, prompts: Sequence[str], continuations: Sequence[str], pack: bool) -> list[dict]:
+    """Token ids grouped into rows: with pack, one row per distinct prompt holding all its continuations."""
+    rows: dict[Any, dict] = {}
+    for i, (p, c) in enumerate(zip(prompts, continuations)):
+        c_ids = tok(c, add_special_tokens=False)["input_ids"]
+        if not c_ids:
+            raise ValueError(f"continuations[{i}] is empty (no tokens)")
+        key = p if pack else i
+        if key not in rows:
+            rows[key] = {"prompt": tok(p, add_special_tokens=not (tok.bos_token and p.startswith(tok.bos_token)))["input_ids"],
+                         "items": []}
+        rows[key]["items"].append((i, c_ids))
+    return list(rows.values())
+
+
+def _batch(rows: list[dict], pad_id: int, dtype: torch.dtype) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, list]:
+    """Left-padded ids, an additive 4-D mask in `dtype` and position ids for a batch of rows.
+
+    Also returns, for every continuation token, the position whose logits predict it and the token id.
+    """
+    lengths = [len(r["prompt"]) + sum(len(c) for _, c in r["items"]) for r in rows]
+    T = max(lengths)
+    n_tok = max(sum(len(c) for _, c in r["items"]) for r in rows)
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    sees = torch.zeros(len(rows), 1, T, T, dtype=torch.bool)
+    pos = torch.zeros(len(rows), T, dtype=torch.long)
+    src = torch.zeros(len(rows), n_tok, dtype=torch.long)
+    tgt = torch.zeros(len(rows), n_tok, dtype=torch.long)
+    spans = []  # (row, first index in src/tgt, n tokens, original index)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    for r, (row, n) in enumerate(zip(rows, lengths)):
+        pad, P = T - n, len(row["prompt"])
+        ids[r, pad:pad + P] = torch.tensor(row["prompt"])
+        pos[r, pad:pad + P] = torch.arange(P)
+        sees[r, 0, pad:pad + P, pad:pad + P] = causal[:P, :P]
+        sees[r, 0, torch.arange(pad), torch.arange(pad)] = True  # pads see only themselves (no empty softmax rows)
+        start, k = pad + P, 0
+        for i, c in row["items"]:
+            L = len(c)
+            ids[r, start:start + L] = torch.tensor(c)
+            pos[r, start:start + L] = torch.arange(P, P + L)
+            sees[r, 0, start:start + L, pad:pad + P] = True
+            sees[r, 0, start:start + L, start:start + L] = causal[:L, :L]
+            src[r, k] = pad + P - 1  # the prompt's last position predicts the first token
+            src[r, k + 1:k + L] = torch.arange(start, start + L - 1)
+            tgt[r, k:k + L] = torch.tensor(c)
+            spans.append((r, k, L, i))
+            start, k = start + L, k + L
+    # Additive, not boolean: eager attention adds the mask to the scores, so a boolean mask would not mask there.
+    mask = torch.zeros(sees.shape, dtype=dtype).masked_fill(~sees, torch.finfo(dtype).min)
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": pos}, src, tgt, spans
+
+
+def continuation_logprobs(model: CourseModel, prompts: Sequence[str], continuations: Sequence[str], *,
+                          delta: torch.Tensor | None = None, layer: int | None = None, batch_size: int = 4,
+                          reduce: str = "mean", reuse_prefix: bool = True, cache: bool = True) -> torch.Tensor:
+    """Log-probability of each continuation after its prompt (mean per token or total), `delta` added after `layer`.
+
+    With reuse_prefix (default), the unsteered stream up to `layer` is computed once per batch and reused by
+    later calls with other vectors (the layers before the edit are skipped). With cache (default), results are
+    stored under build/cache/logprobs, keyed by the model, the exact texts and the exact added vector.
+    """
+    if isinstance(prompts, str) or isinstance(continuations, str):
+        raise TypeError("prompts and continuations must be lists of strings, not one string")
+    if len(prompts) != len(continuations) or not prompts:
+        raise ValueError("prompts and continuations must be non-empty lists of the same length")
+    if reduce not in REDUCES:
+        raise ValueError(f"reduce={reduce!r}: use one of {REDUCES}")
+    if delta is not None:
+        if layer is None:
+            raise ValueError("layer is required when a vector is added")
+        model.layer(layer)  # validates the index
+        delta = delta.detach().float().cpu().flatten()  # moved to the activations' device and dtype inside the trace
+        if delta.shape[0] != model.d_model:
+            raise ValueError(f"delta has {delta.shape[0]} dims; the model's d_model is {model.d_model}")
+    request = {"what": "continuation_logprobs", "model": model_key(model), "n_prompts": len(prompts),
+               "texts_sha256": texts_sha256(list(prompts) + list(continuations)), "delta_sha256": tensor_sha256(delta),
+               "layer": layer if delta is not None else None, "batch_size": batch_size, "reduce": reduce}
+    key = request_key(request, CODE_VERSION)
+    return cached("logprobs", key, lambda: {"logprobs": _compute(model, prompts, continuations, delta, layer, batch_size,
+                                                                 reduce, reuse_prefix)}, use=cache)["logprobs"]
+
+
+def _model_dtype(model: CourseModel) -> torch.dtype:
+    """The dtype of the model's weights (float32 for a meta-loaded remote model's mask)."""
+    try:
+        dtype = next(model._module.parameters()).dtype
+    except StopIteration:
+        dtype = torch.float32
+    return dtype if dtype.is_floating_point else torch.float32
+
+
+def _compute(model: CourseModel, prompts: Sequence[str], continuations: Sequence[str], delta: torch.Tensor | None,
+             layer: int | None, batch_size: int, reduce: str, reuse_prefix: bool) -> torch.Tensor:
+    """The uncached computation behind continuation_logprobs: [n] float32 log-probabilities on the CPU."""
+    tok = model.tokenizer
+    rows = _rows(tok, prompts, continuations, pack=True)
+    longest = max(len(r["prompt"]) + sum(len(c) for _, c in r["items"]) for r in rows)
+    if packing_problem(model, longest) is not None:
+        rows = _rows(tok, prompts, continuations, pack=False)
+    rows.sort(key=lambda r: len(r["prompt"]) + sum(len(c) for _, c in r["items"]))
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    dtype = _model_dtype(model)
+    results: dict[int, torch.Tensor] = {}
+    for start in range(0, len(rows), batch_size):
+        enc, src, tgt, spans = _batch(rows[start:start + batch_size], pad_id, dtype)
+        T = enc["input_ids"].shape[1]
+        keep = T - int(src.min())  # logits from the earliest predicting position to the end
+        idx = (src - (T - keep)).clamp(min=0)
+        prefix = _unsteered_prefix(model, enc, layer) if delta is not None and reuse_prefix else None
+        with torch.no_grad(), model.trace(enc, remote=model.remote, logits_to_keep=keep):
+            if prefix is not None:
+                # Layers 0..layer do not depend on the edit: skip them and feed the cached stream + delta.
+                for i in range(layer):
+                    model.layer(i).skip(prefix)
+                model.layer(layer).skip(prefix + delta.to(prefix.device, prefix.dtype))
+            elif delta is not None:
+                out = model.layer(layer).output
+                model.layer(layer).output[:] = out + delta.to(out.device, out.dtype)
+            logits = model.output.logits
+            rows_i = torch.arange(logits.shape[0], device=logits.device)[:, None]
+            picked = logits[rows_i, idx.to(logits.device)].float()  # [b, n_tok, vocab], in float32 whatever the model
+            # log p(token) = its logit - logsumexp over the vocabulary (no full log_softmax copy: less memory)
+            token_lp = picked.gather(-1, tgt.to(logits.device).unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, -1)
+            token_lp = nnsight.save(token_lp.cpu())
+        for r, k, L, i in spans:
+            lp = token_lp[r, k:k + L]
+            results[i] = lp.mean() if reduce == "mean" else lp.sum()
+    return torch.stack([results[i] for i in range(len(prompts))])
+
+
+_PREFIXES: dict[tuple, torch.Tensor] = {}
+PREFIX_CACHE_ITEMS = 64
+
+
+def _unsteered_prefix(model: CourseModel, enc: dict[str, torch.Tensor], layer: int) -> torch.Tensor | None:
+    """The unsteered residual stream after `layer` for a batch, memoised in memory (None for remote models)."""
+    if model.remote:
+        return None
+    key = (model_key(model), id(model), layer, tuple(map(tuple, enc["input_ids"].tolist())),
+           tensor_sha256(enc["attention_mask"]))
+    if key not in _PREFIXES:
+        with torch.no_grad(), model.trace(enc) as tracer:
+            out = nnsight.save(model.layer(layer).output)
+            tracer.stop()  # nothing above `layer` is needed
+        if len(_PREFIXES) >= PREFIX_CACHE_ITEMS:
+            _PREFIXES.pop(next(iter(_PREFIXES)))
+        _PREFIXES[key] = out.detach()
+    return _PREFIXES[key]
+
+
+CODE_VERSION = code_version(_rows, _batch, _compute, _unsteered_prefix, packing_problem)  # part of every cache key
