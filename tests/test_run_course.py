@@ -38,3 +38,15 @@ def test_a_full_run_starts_a_fresh_results_json_and_keeps_the_last(tmp_path, mon
     assert json.loads((tmp_path / "results.previous.json").read_text())["07_cheating"]["slope_desperate"] == 0.5
     timings = json.loads((tmp_path / "timings.json").read_text())
     assert [t["status"] for t in timings] == ["ok"] * len(ran)
+
+
+def test_a_partial_run_of_another_mode_does_not_mix_numbers(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))
+    monkeypatch.setattr(run_course.pm, "execute_notebook", lambda src, dst, **kw: None)
+    assert run_course.main([]) == 0  # a full run...
+    report.record("07_cheating", slope_desperate=0.5)
+    assert run_course.main(["--only", "00_setup"]) == 0  # ...then a partial run in the same mode keeps its numbers
+    assert report.read_results()["07_cheating"]["slope_desperate"] == 0.5
+    assert run_course.main(["--fast", "--only", "00_setup"]) == 0  # a FAST partial run starts afresh
+    fresh = report.read_results()
+    assert "07_cheating" not in fresh and fresh["run"]["fast"] is True
