@@ -20,6 +20,13 @@
 # "parameters" cell). On Colab with a GPU you can set `MODEL_NAME` to a larger Hugging Face model,
 # e.g. `"HuggingFaceTB/SmolLM2-1.7B-Instruct"`; `None` means the bundled SmolLM2-135M-Instruct,
 # which runs offline on any laptop.
+#
+# **Which model, and how much memory?** Pick an *instruct* (chat) model: the course talks to the model
+# in conversations, and `load_model` stops with a clear message for a base model without a chat
+# template. On a GPU the course keeps float32 (the same numbers as on a CPU) up to about 2.5 billion
+# parameters, 4 bytes each: a 1B model needs about 4 GB of GPU memory, a 2B model about 8 GB, which
+# fits Colab's 15 GB T4. Bigger models load in bfloat16 (2 bytes per parameter; float16 on GPUs older
+# than the A100 generation). Pass `dtype=...` to `load_model` to choose yourself.
 
 # %% tags=["parameters"]
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.

@@ -126,36 +126,36 @@ def story_activations(model: CourseModel, stories: pd.DataFrame, **kwargs: Any) 
 
 
 def _story_means(model: CourseModel, layer: int, emotions: Sequence[str] | str | None, split: str | None,
-                 per_emotion: int | None) -> tuple[list[str], torch.Tensor, int]:
+                 per_emotion: int | None, cache: bool = True) -> tuple[list[str], torch.Tensor, int]:
     """Emotion names, their mean story activations at `layer` [n_emotions, d] over `split`, and the story count."""
     # Extract both splits (the same request, hence the same cache file, as the notebooks), then select.
     everything = load_stories(emotions=emotions, per_emotion=per_emotion)
     chosen = (everything.split == split).to_numpy() if split else np.ones(len(everything), bool)
     stories = everything[chosen]
     names = [n for n in emotion_names() if n in set(stories.emotion)]
-    acts = story_activations(model, everything)[torch.tensor(chosen), layer]
+    acts = story_activations(model, everything, cache=cache)[torch.tensor(chosen), layer]
     return names, emotion_means(acts, stories.emotion, names), len(stories)
 
 
-def _neutral_acts(model: CourseModel, layer: int, limit: int | None = None) -> torch.Tensor:
+def _neutral_acts(model: CourseModel, layer: int, limit: int | None = None, cache: bool = True) -> torch.Tensor:
     """Mean activations of the neutral dialogues at `layer` [n, d] (all layers are extracted: one shared cache file)."""
-    return extract_activations(model, neutral_texts(model, limit), layers=None, reduce="mean")[:, layer]
+    return extract_activations(model, neutral_texts(model, limit), layers=None, reduce="mean", cache=cache)[:, layer]
 
 
 def build_emotion_vectors(model: CourseModel, *, layer: int | None = None, emotions: Sequence[str] | str | None = None,
                           split: str = "train", denoise: bool = True, per_emotion: int | None = None,
-                          neutral_limit: int | None = None) -> EmotionVectors:
+                          neutral_limit: int | None = None, cache: bool = True) -> EmotionVectors:
     """Emotion vectors at one layer from the stories of `split` (default layer: two-thirds deep, chosen a priori)."""
     layer = default_layer(model.n_layers) if layer is None else layer
     if not 0 <= layer < model.n_layers:
         raise ValueError(f"layer={layer}: must be in 0..{model.n_layers - 1}")
     if split not in ("train", "test", None):
         raise ValueError(f"split={split!r}: use 'train', 'test' or None (both)")
-    names, means, n_stories = _story_means(model, layer, emotions, split, per_emotion)
+    names, means, n_stories = _story_means(model, layer, emotions, split, per_emotion, cache)
     vectors = center(means)
     meta: dict[str, Any] = {"model": model.course_id, "split": split, "n_stories": n_stories, "denoise": denoise}
     if denoise:
-        pcs = neutral_components(_neutral_acts(model, layer, neutral_limit))
+        pcs = neutral_components(_neutral_acts(model, layer, neutral_limit, cache))
         vectors = project_out(vectors, pcs)
         meta["neutral_components"] = int(pcs.shape[0])
     return EmotionVectors(names, layer, vectors, means.mean(0), meta)

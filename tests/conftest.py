@@ -11,8 +11,12 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_PRIVATE = Path(tempfile.mkdtemp(prefix="course-tests-"))
-atexit.register(shutil.rmtree, _PRIVATE, ignore_errors=True)
+if os.environ.get("COURSE_TEST_DIR"):  # a pytest started by a test (e.g. the ipywidgets 7 rerun) shares its parent's
+    _PRIVATE = Path(os.environ["COURSE_TEST_DIR"])
+else:
+    _PRIVATE = Path(tempfile.mkdtemp(prefix="course-tests-"))
+    atexit.register(shutil.rmtree, _PRIVATE, ignore_errors=True)
+    os.environ["COURSE_TEST_DIR"] = str(_PRIVATE)
 os.environ["COURSE_BUILD_DIR"] = str(_PRIVATE / "build")  # set before course_utils is imported; kernels inherit it
 os.environ["COURSE_CACHE_DIR"] = str(_PRIVATE / "cache")
 os.environ.setdefault("COURSE_MODEL_CACHE", str(ROOT / "build" / "cache" / "models"))
