@@ -71,7 +71,7 @@ print(prompt)
 # block we could read or change anything; here we only collect the result.
 
 # %%
-with torch.no_grad(), model.generate(prompt, max_new_tokens=30, do_sample=False) as tracer:
+with torch.no_grad(), model.generate(prompt, max_new_tokens=30, do_sample=False, remote=REMOTE) as tracer:
     tokens = tracer.result.save()
 reply = model.tokenizer.decode(tokens[0][len(model.tokenizer(prompt)["input_ids"]):], skip_special_tokens=True)
 print("tokens shape:", tuple(tokens.shape))

@@ -173,7 +173,7 @@ def bow_accuracy(train, test) -> float:
 bow_accuracy = checks.check_bow_accuracy(bow_accuracy)
 
 # %% [markdown]
-# Now the baseline for the 12 core emotions and for all 62, with a 95% bootstrap interval over test
+# Now the baseline for the 12 core emotions and for all 62, with a 95% Wilson interval over test
 # stories. The classifier's settings were fixed in advance, never tuned on the test split.
 
 # %%

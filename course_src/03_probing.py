@@ -7,7 +7,7 @@
 # story's emotion from one layer's vector, that information is laid out along directions in the
 # residual stream. A probe alone can fool you, so every number here comes with two controls:
 # **shuffled labels** (what a probe gets from chance structure) and the **bag-of-words baseline**
-# (what the words alone give, notebook 01), plus a 95% bootstrap interval over test stories.
+# (what the words alone give, notebook 01), plus a 95% Wilson interval over test stories.
 #
 # **Learning goals**
 # 1. Train and score a logistic-regression probe on one layer.
@@ -90,7 +90,7 @@ print(f"core-12 probe at layer {LAYER}: {probe_accuracy(acts[sel_tr, LAYER], sto
 # %% [markdown]
 # ## 2. Every layer, with controls
 # For the 12 core emotions: the real probe, the same probe trained on **shuffled** training labels,
-# and the bag-of-words baseline on the same split. Shaded bands are 95% bootstrap intervals.
+# and the bag-of-words baseline on the same split. Shaded bands are 95% Wilson intervals.
 
 # %%
 def sweep(selection: np.ndarray, label: str) -> tuple[pd.DataFrame, float, float]:

@@ -38,8 +38,8 @@ from course_utils import build_emotion_vectors, checks, extract_activations, loa
 from course_utils.data import load_emotions, load_stories
 from course_utils.paths import build_dir
 from course_utils.plots import save_figure, setup_style
-from course_utils.probes import accuracy_ci
 from course_utils.report import record
+from course_utils.stats import accuracy_ci, corr_ci, pca, permutation_null
 from course_utils.vectors import (EmotionVectors, default_layer, neutral_components, neutral_texts,
                                   story_activations)
 from course_utils.lens import top_tokens
@@ -138,10 +138,11 @@ print("saved to", path, "· reloads equal:", torch.equal(EmotionVectors.load(pat
 # %%
 test_acts = acts[~train, LAYER]
 truth = stories.emotion[~train].values
-pred = np.array(vectors.names)[vectors.cosine(test_acts).argmax(1).numpy()]
+nearest = vectors.cosine(test_acts).argmax(1).numpy()
+pred = np.array(vectors.names)[nearest]
 top1, lo, hi = accuracy_ci(pred == truth)
-rng = np.random.default_rng(0)
-null = [np.mean(rng.permutation(vectors.names)[vectors.cosine(test_acts).argmax(1).numpy()] == truth) for _ in range(200)]
+null = permutation_null(lambda shuffled: np.mean(shuffled[..., nearest] == np.asarray(truth), axis=-1), vectors.names,
+                        n_resamples=200, seed=0, vectorized=True).null  # top-1 with the names shuffled over the vectors
 print(f"cosine top-1 on {len(truth)} test stories: {top1:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
       f"shuffled names: {np.mean(null):.3f} (95% of shuffles below {np.quantile(null, 0.95):.3f}); chance {1 / len(names):.3f}")
 core_mask = np.isin(truth, emotions.query("core").index)
@@ -175,13 +176,14 @@ plt.show()
 k = families.nunique()
 clusters = KMeans(n_clusters=k, n_init=20, random_state=0).fit_predict(vectors.unit().numpy())
 ari = adjusted_rand_score(families.values, clusters)
-null_ari = [adjusted_rand_score(rng.permutation(families.values), clusters) for _ in range(200)]
+shuffled_ari = permutation_null(lambda fam: adjusted_rand_score(fam, clusters), families.values, n_resamples=200, seed=1)
+null_ari = shuffled_ari.null
 print(f"adjusted Rand index, k-means ({k} clusters) vs our families: {ari:.3f}; shuffled families: "
-      f"{np.mean(null_ari):.3f} +/- {np.std(null_ari):.3f} (p = {np.mean(np.array(null_ari) >= ari):.3f})")
+      f"{np.mean(null_ari):.3f} +/- {np.std(null_ari):.3f} (p = {shuffled_ari.pvalue:.3f})")
 for c in range(k):
     print(f"cluster {c}: {', '.join(np.array(names)[clusters == c])}")
 record("04_emotion_vectors", kmeans_ari=ari, kmeans_ari_null_mean=float(np.mean(null_ari)),
-       kmeans_ari_p=float(np.mean(np.array(null_ari) >= ari)))
+       kmeans_ari_p=shuffled_ari.pvalue)
 
 # %% [markdown]
 # ## 3. The main axes: valence and arousal?
@@ -192,19 +194,14 @@ record("04_emotion_vectors", kmeans_ari=ari, kmeans_ari_null_mean=float(np.mean(
 # emotions. The sign of a principal component is arbitrary, so only |r| matters.
 
 # %%
-x = vectors.vectors - vectors.vectors.mean(0)
-_, s, vh = torch.linalg.svd(x, full_matrices=False)
-explained = (s ** 2 / (s ** 2).sum()).numpy()
-proj = (x @ vh[:5].T).numpy()
+proj, explained, _ = pca(vectors.vectors, n_components=5)  # scores of each emotion on PC1-5, share of variance
 val, aro = emotions.loc[names, "valence"].values, emotions.loc[names, "arousal"].values
 
 
-def corr_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 2000) -> tuple[float, float, float]:
+def oriented_corr_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     """Pearson r with the PC oriented to make it positive, and a 95% bootstrap interval over emotions."""
     sign = np.sign(pearsonr(a, b)[0]) or 1.0
-    idx = np.random.default_rng(1).integers(0, len(a), size=(n_boot, len(a)))
-    boots = [sign * pearsonr(a[i], b[i])[0] for i in idx]
-    return float(sign * pearsonr(a, b)[0]), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+    return corr_ci(sign * a, b, n_resamples=2000, seed=1)
 
 
 pcs_table = pd.DataFrame({"variance explained": explained[:5],
@@ -212,7 +209,7 @@ pcs_table = pd.DataFrame({"variance explained": explained[:5],
                           "r with arousal": [pearsonr(proj[:, i], aro)[0] for i in range(5)]},
                          index=[f"PC{i + 1}" for i in range(5)]).round(3)
 display(pcs_table)
-r_val, r_aro = corr_ci(proj[:, 0], val), corr_ci(proj[:, 1], aro)
+r_val, r_aro = oriented_corr_ci(proj[:, 0], val), oriented_corr_ci(proj[:, 1], aro)
 table = pd.DataFrame({
     "paper (frontier model)": ["26%", "0.81", "15%", "0.66"],
     f"this course ({len(names)} emotions, layer {LAYER})": [

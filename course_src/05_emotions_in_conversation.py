@@ -39,8 +39,8 @@ from scipy.stats import spearmanr
 from course_utils import chat, extract_activations, load_model
 from course_utils.data import emotion_names, load_neutral, load_scenarios
 from course_utils.plots import save_figure, setup_style, token_html
-from course_utils.probes import accuracy_ci
 from course_utils.report import record
+from course_utils.stats import accuracy_ci, mean_diff_ci, permutation_null
 from course_utils.steering import random_direction
 from course_utils.precomputed import course_vectors
 
@@ -77,8 +77,8 @@ plt.show()
 pred = relative.to_numpy().argmax(1)
 hit = np.array(CORE)[pred] == implicit.emotion.values
 top1, lo, hi = accuracy_ci(hit)
-rng = np.random.default_rng(0)
-null = [np.mean(np.array(CORE)[pred] == rng.permutation(implicit.emotion.values)) for _ in range(1000)]
+null = permutation_null(lambda labels: np.mean(np.array(CORE)[pred] == labels, axis=-1), implicit.emotion.values,
+                        n_resamples=1000, seed=0, vectorized=True).null  # top-1 against shuffled implied emotions
 print(f"top-1 (the implied emotion's vector is the highest of 12): {top1:.2f} (95% CI {lo:.2f}-{hi:.2f}) over "
       f"{len(hit)} messages; shuffled labels {np.mean(null):.2f} (95th percentile {np.quantile(null, 0.95):.2f}); chance {1 / 12:.2f}")
 diag = np.mean(np.diag(table.to_numpy()) > table.to_numpy().mean(1))
@@ -161,17 +161,16 @@ record("05_conversation", speakers_profile_r=float(np.mean(r)), speakers_profile
 sad_msgs = implicit[implicit.emotion == "sad"].text.tolist()
 neutral_msgs = [m[0]["content"] for m in load_neutral().messages.tolist()[: 20]]
 loving = vectors.score(model, [chat(model, m) for m in sad_msgs + neutral_msgs], reduce="last")["loving"].to_numpy()
-diff = loving[: len(sad_msgs)].mean() - loving[len(sad_msgs):].mean()
-boots = [rng.choice(loving[: len(sad_msgs)], len(sad_msgs)).mean() - rng.choice(loving[len(sad_msgs):], len(neutral_msgs)).mean()
-         for _ in range(2000)]
+# difference of means, with a bootstrap interval resampling the sad and the neutral messages separately
+diff, diff_lo, diff_hi = mean_diff_ci(loving[: len(sad_msgs)], loving[len(sad_msgs):], n_resamples=2000, seed=0)
 print(f"'loving' at the assistant start, sad messages minus neutral requests: {diff:+.4f} "
-      f"(95% CI {np.quantile(boots, 0.025):+.4f} to {np.quantile(boots, 0.975):+.4f})")
+      f"(95% CI {diff_lo:+.4f} to {diff_hi:+.4f})")
 pills = [1, 2, 4, 8, 16, 32]
 pill_prompts = [chat(model, f"I couldn't sleep so I took {n} of my sleeping pills about an hour ago.") for n in pills]
 afraid = vectors.score(model, pill_prompts, reduce="last")["afraid"].to_numpy()
 print("'afraid' by number of pills:", {n: round(float(a), 4) for n, a in zip(pills, afraid)},
       f"Spearman rho = {spearmanr(pills, afraid)[0]:.2f}")
-record("05_conversation", loving_sad_minus_neutral=diff, loving_ci=[float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
+record("05_conversation", loving_sad_minus_neutral=diff, loving_ci=[diff_lo, diff_hi],
        afraid_pills_rho=float(spearmanr(pills, afraid)[0]))
 
 # %% [markdown]

@@ -42,11 +42,13 @@ from IPython.display import display
 from scipy.stats import spearmanr
 
 from course_utils import extract_activations, load_model
-from course_utils.cheating import CHEAT_PATTERNS, HONEST_PATTERNS, classify_reply, evaluate, scenario_prompt, slope_ci
+from course_utils.cheating import (CHEAT_PATTERNS, HONEST_PATTERNS, classify_reply, evaluate, scenario_prompt, slope,
+                                   slope_ci)
 from course_utils.data import load_scenarios
 from course_utils.models import transcript
 from course_utils.plots import save_figure, setup_style
 from course_utils.report import record
+from course_utils.stats import null_band, percentile_in_null, wilson_ci
 from course_utils.steering import continuation_logprobs, generate, random_direction
 from course_utils.precomputed import course_vectors
 
@@ -166,16 +168,17 @@ results = pd.concat([evaluate(model, vectors, e, strengths, scenarios) for e in 
 null = pd.concat([evaluate(model, vectors, "random", [-STRENGTH, 0.0, STRENGTH], scenarios, seed=s).assign(seed=s)
                   for s in range(N_RANDOM)])
 null = pd.concat([null, null.assign(strength=0.0 - null.strength, seed=-1 - null.seed)])  # -d: the same passes, mirrored
-null_slopes = np.array([slope_ci(g, n_boot=1)[0] for _, g in null.groupby("seed")])
+null_slopes = np.array([slope(g) for _, g in null.groupby("seed")])
+band = null_band(null_slopes, 0.95)  # the central 95% of the random directions' slopes
 summary = []
 for e, g in results.groupby("emotion", sort=False):
     b, lo, hi = slope_ci(g)
     summary.append({"emotion": e, "slope": b, "ci_low": lo, "ci_high": hi,
-                    "percentile in random null": float(np.mean(null_slopes < b)),
-                    "outside the null's 95% band": bool(b < np.quantile(null_slopes, 0.025) or b > np.quantile(null_slopes, 0.975))})
+                    "percentile in random null": percentile_in_null(b, null_slopes),
+                    "outside the null's 95% band": bool(b < band[0] or b > band[1])})
 summary = pd.DataFrame(summary)
 display(summary.round(3))
-print(f"random directions: slopes {np.quantile(null_slopes, 0.025):+.3f} to {np.quantile(null_slopes, 0.975):+.3f} (95% band), "
+print(f"random directions: slopes {band[0]:+.3f} to {band[1]:+.3f} (95% band), "
       f"mean {null_slopes.mean():+.3f}")
 
 # %%
@@ -200,7 +203,7 @@ rec = {f"slope_{r.emotion}": r.slope for r in summary.itertuples()}
 rec.update({f"slope_{r.emotion}_ci": [r.ci_low, r.ci_high] for r in summary.itertuples()})
 rec.update({f"slope_{e}_null_percentile": float(v) for e, v in summary.set_index("emotion")["percentile in random null"].items()})
 record("07_cheating", strength=STRENGTH, n_scenarios=len(scenarios), n_random=len(null_slopes), n_random_drawn=N_RANDOM,
-       null_slope_band=[float(np.quantile(null_slopes, 0.025)), float(np.quantile(null_slopes, 0.975))],
+       null_slope_band=list(band),
        unsteered_cheat_logodds=float(results[results.strength == 0].cheat_logodds.mean()), **rec)
 
 # %% [markdown]
@@ -245,16 +248,6 @@ print("cheat patterns: ", CHEAT_PATTERNS)
 print("honest patterns:", HONEST_PATTERNS)
 
 
-def wilson(k: int, n: int) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion k/n."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p, z = k / n, 1.96
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
 samples = 1
 rows = []
 for name, direction, strength in [("none", None, 0.0), ("desperate +", vectors["desperate"], STRENGTH),
@@ -270,7 +263,7 @@ for cond, g in sampled.groupby("condition", sort=False):
     n = len(g)
     for label in ["cheat", "honest", "other"]:
         k = int((g.label == label).sum())
-        lo, hi = wilson(k, n)
+        lo, hi = wilson_ci(k, n)  # 95% Wilson score interval
         rates.append({"condition": cond, "label": label, "rate": k / n, "ci_low": lo, "ci_high": hi, "n": n})
 rates = pd.DataFrame(rates)
 display(rates.pivot(index="condition", columns="label", values="rate").round(2))

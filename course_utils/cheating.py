@@ -12,10 +12,10 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
+from . import stats
 from .data import SCHEMAS, check_record, load_scenarios
 from .models import CourseModel, chat
 from .steering import continuation_logprobs, random_direction
@@ -84,18 +84,12 @@ def evaluate(model: CourseModel, vectors: EmotionVectors, emotion: str, strength
 
 def slope(df: pd.DataFrame) -> float:
     """Least-squares slope of cheat_logodds against strength (change per unit of relative strength)."""
-    x, y = df.strength.to_numpy(float), df.cheat_logodds.to_numpy(float)
-    x = x - x.mean()
-    return float((x * (y - y.mean())).sum() / (x ** 2).sum())
+    return stats.slope(df.strength, df.cheat_logodds)
 
 
 def slope_ci(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Slope and a 95% interval from resampling scenarios (each keeps all its strengths)."""
-    ids = df.scenario_id.unique()
-    groups = {i: g for i, g in df.groupby("scenario_id")}
-    rng = np.random.default_rng(seed)
-    boots = [slope(pd.concat([groups[i] for i in rng.choice(ids, len(ids))])) for _ in range(n_boot)]
-    return slope(df), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+    """Slope and a 95% percentile interval from resampling scenarios (each keeps all its strengths)."""
+    return stats.grouped_slope_ci(df, "strength", "cheat_logodds", "scenario_id", n_boot=n_boot, seed=seed)
 
 
 # A transparent rule-based label for sampled replies: each pattern is shown to the learner.

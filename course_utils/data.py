@@ -191,7 +191,22 @@ def load_scenarios(name: str) -> pd.DataFrame:
     return read_jsonl(data_dir() / f"{name}.jsonl", name, emotions=emotion_names())
 
 
+# emotions.csv path -> (the cached table it was built from, forbidden word -> emotion).
+_FORBIDDEN: dict[Path, tuple[pd.DataFrame, dict[str, str]]] = {}
+
+
+def _forbidden_table() -> dict[str, str]:
+    """Forbidden word -> emotion, built once per loaded emotions.csv (rebuilt after _load_emotions_cached is cleared)."""
+    path = data_dir() / "emotions.csv"
+    emotions = _load_emotions_cached(path)
+    cached = _FORBIDDEN.get(path)
+    if cached is None or cached[0] is not emotions:
+        cached = (emotions, {w: e for e, words in zip(emotions.emotion, emotions.forbidden) for w in words})
+        _FORBIDDEN[path] = cached
+    return cached[1]
+
+
 def forbidden_hits(text: str) -> list[tuple[str, str]]:
     """(word, emotion) pairs for every forbidden emotion word in the text (whole words, any case)."""
-    table = {w: row.emotion for row in load_emotions().itertuples() for w in row.forbidden}
+    table = _forbidden_table()
     return [(w, table[w.lower()]) for w in WORD.findall(text) if w.lower() in table]

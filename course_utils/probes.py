@@ -12,18 +12,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .stats import accuracy_ci  # noqa: F401  (re-exported: notebooks import it from here)
+
 # Fixed in advance, never tuned on the test split.
 PROBE_C = 1.0
 BOW_C = 1.0
 N_JOBS = 2  # layers are fitted in parallel processes (the results do not depend on it)
-
-
-def accuracy_ci(correct: Sequence[bool] | np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Accuracy and its 95% bootstrap interval over test items: (accuracy, low, high)."""
-    correct = np.asarray(correct, dtype=float)
-    rng = np.random.default_rng(seed)
-    boots = rng.choice(correct, size=(n_boot, len(correct)), replace=True).mean(1)
-    return float(correct.mean()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
 
 
 def make_probe(C: float = PROBE_C) -> object:

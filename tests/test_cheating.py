@@ -65,6 +65,10 @@ def test_slope_and_interval():
     assert slope(df) == pytest.approx(2.0)
     b, lo, hi = slope_ci(df, n_boot=200)
     assert lo == pytest.approx(2.0) and hi == pytest.approx(2.0) and b == pytest.approx(2.0)
+    noisy = df.assign(cheat_logodds=df.cheat_logodds + [0.05 * ((7 * i) % 5 - 2) for i in range(len(df))])
+    b, lo, hi = slope_ci(noisy)
+    assert b == pytest.approx(slope(noisy)) and lo < b < hi and hi - lo > 0.01
+    assert slope_ci(noisy) == (b, lo, hi)  # fixed seed
 
 
 def test_classifier_is_transparent():

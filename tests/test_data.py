@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from itertools import combinations
 
+import numpy as np
 import pytest
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer
 
 from course_utils import data
 from course_utils.data import DataError
@@ -32,12 +36,21 @@ def test_emotions_table(emotions):
     assert rated[["valence", "arousal", "dominance"]].apply(lambda c: c.between(0, 1)).all().all()
     quadrants = {(v > 0.5, a > 0.5) for v, a in zip(rated.valence, rated.arousal)}
     assert len(quadrants) == 4, "all four valence/arousal quadrants must be covered"
-    paper = set(open(data.data_dir().parent.parent / "shared/reference/paper_emotion_words.txt").read().split("\n")) \
-        if (data.data_dir().parent.parent / "shared/reference/paper_emotion_words.txt").exists() else None
-    if paper:  # the shared reference sits beside the checkout in development and CI
-        assert set(emotions.emotion) <= paper
     for row in emotions.itertuples():
         assert row.emotion in row.forbidden
+
+
+def test_emotions_are_in_the_paper_vocabulary(emotions):
+    """Every emotion word is one the paper used (the shared reference sits beside the checkout)."""
+    path = data.data_dir().parent.parent / "shared" / "reference" / "paper_emotion_words.txt"
+    if not path.is_file():
+        message = f"paper vocabulary {path} not found (the shared reference folder sits beside the checkout)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; CI must have it")
+        pytest.skip(message)
+    paper = set(path.read_text(encoding="utf-8").split("\n"))
+    missing = sorted(set(emotions.emotion) - paper)
+    assert not missing, f"emotions not in {path.name}: {missing}"
 
 
 def test_story_counts_and_split(stories, emotions):
@@ -82,11 +95,31 @@ def test_no_forbidden_words_anywhere():
     assert data.forbidden_hits("She was so happy and calm.") == [("happy", "happy"), ("calm", "calm")]
 
 
+def _worst_5gram_jaccard(texts) -> tuple[float, int, int]:
+    """Highest Jaccard similarity of word 5-gram sets (lower-cased, split on whitespace) over all pairs, and the pair."""
+    grams = CountVectorizer(tokenizer=str.split, token_pattern=None, lowercase=True, ngram_range=(5, 5),
+                            binary=True).fit_transform(list(texts))
+    size = np.asarray(grams.sum(1)).ravel()
+    inter = sparse.triu(grams @ grams.T, k=1).tocoo()  # shared 5-grams of every pair that shares any
+    if inter.nnz == 0:
+        return 0.0, -1, -1
+    jaccard = inter.data / (size[inter.row] + size[inter.col] - inter.data)
+    best = int(np.argmax(jaccard))
+    return float(jaccard[best]), int(inter.row[best]), int(inter.col[best])
+
+
+def test_near_duplicate_measure_matches_sets():
+    texts = ["a b c d e f g", "A b c d e f h", "x y z w v u t", "a b c d e"]
+    worst, i, j = _worst_5gram_jaccard(texts)
+    grams = [{tuple(w[k:k + 5]) for k in range(len(w) - 4)} for w in (t.lower().split() for t in texts)]
+    expected = max(len(a & b) / len(a | b) for a, b in combinations(grams, 2))
+    assert worst == pytest.approx(expected) and worst == pytest.approx(2 / 4) and (i, j) == (0, 1)
+
+
 def test_no_near_duplicate_stories(stories):
     """Word 5-gram Jaccard similarity between any two stories stays below 0.5."""
-    grams = [{tuple(w[i:i + 5]) for i in range(len(w) - 4)} for w in stories.text.str.lower().str.split()]
-    worst = max(len(a & b) / len(a | b) for a, b in combinations(grams, 2))
-    assert worst < 0.5, worst
+    worst, i, j = _worst_5gram_jaccard(stories.text)
+    assert worst < 0.5, (worst, stories.id.iloc[i], stories.id.iloc[j])
 
 
 def test_neutral_dialogues():
@@ -167,6 +200,17 @@ def test_corrupted_emotions_csv(data_copy):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"emotions.csv, line 4, field 'valence'"):
         data.load_emotions()
+
+
+def test_forbidden_hits_follow_the_emotions_file(data_copy):
+    assert data.forbidden_hits("A zebra.") == []  # builds the cached table for this copy
+    path = data_copy / "emotions.csv"
+    lines = path.read_text().splitlines()
+    first = lines[1].split(",")[0]
+    lines[1] += " zebra"
+    path.write_text("\n".join(lines) + "\n")
+    data._load_emotions_cached.cache_clear()
+    assert data.forbidden_hits("A Zebra.") == [("Zebra", first)]
 
 
 def test_scenario_dict_with_missing_key_is_named():

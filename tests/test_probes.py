@@ -1,4 +1,4 @@
-"""course_utils.probes: layer sweep, shuffled control, bootstrap intervals, bag-of-words baseline."""
+"""course_utils.probes: layer sweep, shuffled control, Wilson intervals, bag-of-words baseline."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,6 +37,7 @@ def test_probe_argument_errors():
 def test_accuracy_ci_brackets_the_mean():
     acc, lo, hi = accuracy_ci([True] * 30 + [False] * 10)
     assert acc == 0.75 and lo < 0.75 < hi and 0.55 < lo and hi < 0.9
+    assert (lo, hi) == pytest.approx((0.59806, 0.85813), abs=1e-4)  # Wilson score interval for 30/40
 
 
 def test_bag_of_words_baseline_is_above_chance_and_fixed():
