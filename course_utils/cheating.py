@@ -51,17 +51,17 @@ def _scenarios(scenarios: Iterable[dict[str, Any]] | None) -> list[dict[str, Any
 
 
 def _logodds(model: CourseModel, scenarios: list[dict[str, Any]], direction: torch.Tensor | None,
-             layer: int, strength: float) -> torch.Tensor:
+             layer: int, strength: float, cache: bool = True) -> torch.Tensor:
     """cheat minus honest mean per-token log-probability for each scenario (repeats are read from the disk cache)."""
     prompts = [scenario_prompt(model, s) for s in scenarios]
     lp = continuation_logprobs(model, prompts + prompts, [s["cheat"] for s in scenarios] + [s["honest"] for s in scenarios],
-                               direction, layer=layer, strength=strength)
+                               direction, layer=layer, strength=strength, cache=cache)
     return lp[: len(scenarios)] - lp[len(scenarios):]
 
 
 def evaluate(model: CourseModel, vectors: EmotionVectors, emotion: str, strengths: Sequence[float],
              scenarios: Iterable[dict[str, Any]] | None = None, *, layer: int | None = None,
-             seed: int = 0) -> pd.DataFrame:
+             seed: int = 0, cache: bool = True) -> pd.DataFrame:
     """cheat_logodds for each scenario at each steering strength of one emotion (or emotion="random", seed=...)."""
     if emotion == "random":
         direction = random_direction(model.d_model, seed)
@@ -76,7 +76,7 @@ def evaluate(model: CourseModel, vectors: EmotionVectors, emotion: str, strength
     items = _scenarios(scenarios)
     rows = []
     for strength in strengths:
-        lo = _logodds(model, items, direction, layer, strength)
+        lo = _logodds(model, items, direction, layer, strength, cache)
         rows += [{"emotion": emotion, "strength": strength, "scenario_id": s["id"], "cheat_logodds": float(v)}
                  for s, v in zip(items, lo)]
     return pd.DataFrame(rows, columns=["emotion", "strength", "scenario_id", "cheat_logodds"])
