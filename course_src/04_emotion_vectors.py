@@ -122,6 +122,8 @@ print(f"share of the raw vectors' squared norm removed: {1 - denoised.norm() ** 
 vectors = build_emotion_vectors(model, layer=LAYER, neutral_limit=NEUTRAL_LIMIT, **SUBSET)
 print(vectors.names[:6], "...", tuple(vectors.vectors.shape), vectors.meta)
 print("same as your steps:", torch.allclose(vectors.vectors, denoised, atol=1e-4))
+if checks.is_reference(emotion_vectors) or checks.is_reference(project_out):
+    print("(your steps used the reference solution: fill in exercises 4a and 4b to compare yours)")
 path = vectors.save(build_dir() / "vectors" / f"emotion_vectors_layer{LAYER}")
 print("saved to", path, "· reloads equal:", torch.equal(EmotionVectors.load(path).vectors, vectors.vectors))
 

@@ -1,13 +1,152 @@
-"""Checks that run right after each exercise: they say what is wrong, and fall back to the reference."""
+"""Checks that run right after each exercise: they say what is wrong, and fall back to the reference.
+
+Every check prints one line, "PASS  <name> ..." or "CHECK <name>: <what is wrong>", and returns the learner's
+function if it passed, else the reference solution. The reference returned after a failure is *marked*
+(`is_reference`), so that running the check cell again (which checks whatever the name now holds) never
+reports a pass for the reference: it asks the learner to re-run their definition cell first.
+
+`MISTAKES` lists every mistake a check recognises with a specific message: (exercise, mistake, a fragment of
+the message). tests/test_checks.py runs one wrong function per row, and docs/instructor_guide.md's table is
+generated from it (scripts/mistakes_table.py).
+"""
 from __future__ import annotations
 
+import functools
+import itertools
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 import nnsight
+import numpy as np
 import torch
 
 FALLBACK = "using the reference solution; fill in the cell above to use yours"
+NOT_FILLED = "not filled in yet"
+RERUN = ("this is still the reference solution from an earlier fallback: re-run your definition cell above first, "
+         "then this check")
+NOT_SAVED = "nnsight deletes values that were not saved when the trace ends"
+RETURNED_NONE = "your function returned None: did you forget the `return`?"
+
+# Where each checked function is written, as the notebooks number the exercises.
+EXERCISES = {"residual_after": "exercise 0", "bow_accuracy": "exercise 1", "masked_mean": "exercise 2",
+             "probe_accuracy": "exercise 3", "emotion_vectors": "exercise 4a", "project_out": "exercise 4b",
+             "steered_logits": "exercise 6"}
+
+# (exercise, mistake, fragment of what the check says). One row per recognised mistake, in the order of EXERCISES.
+MISTAKES: list[tuple[str, str, str]] = [
+    ("residual_after", "forgetting `nnsight.save` (UnboundLocalError/NameError after the trace)", NOT_SAVED),
+    ("residual_after", "keeping the batch axis (`[1, tokens, d]`)", "still has the batch axis: take row 0"),
+    ("residual_after", "returning `[d_model, tokens]` (transposed)", "is transposed"),
+    ("residual_after", "reading the layer after the one asked (`model.layer(layer + 1)`)", "one layer too deep"),
+    ("residual_after", "reading `.input` instead of `.output` (the stream after the layer before)",
+     "one layer too shallow"),
+    ("residual_after", "returning a tuple around the tensor", "return the tensor itself"),
+    ("residual_after", "returning only the last token (`[0, -1]`)", "the last token's vector only"),
+    ("residual_after", "indexing `[0]` twice (tuple habit): only the first token", "the first token's vector only"),
+    ("residual_after", "averaging over tokens", "the mean over tokens"),
+    ("residual_after", "returning the logits (`model.output`) instead of the layer's output", "these look like logits"),
+    ("residual_after", "leaving the tensor on the GPU (no `.cpu()`)", "move it to the CPU"),
+    ("residual_after", "no `return`", RETURNED_NONE),
+    ("bow_accuracy", "fitting and scoring on the test stories (or fitting on train and test together)",
+     "fitted and scored on the test stories"),
+    ("bow_accuracy", "scoring on the training stories", "accuracy on the training stories"),
+    ("bow_accuracy", "labels out of line with the texts (shuffled `train.emotion`)",
+     "chance level: are labels aligned with the texts?"),
+    ("bow_accuracy", "returning a percentage (64.2 for 0.642)", "looks like a percentage"),
+    ("bow_accuracy", "returning the number of correct predictions", "the number of correct predictions"),
+    ("bow_accuracy", "returning the error rate", "is the error rate"),
+    ("bow_accuracy", "returning a numpy array (the per-story comparison)", "got a numpy array of"),
+    ("bow_accuracy", "returning a pandas Series (`predict(...) == test.emotion`)", "got a pandas Series of"),
+    ("bow_accuracy", "returning a list", "got a list of"),
+    ("bow_accuracy", "no `return`", RETURNED_NONE),
+    ("masked_mean", "skipping the first `skip_first` positions, not each row's first real tokens "
+     "(`mask[:, skip_first:]`)", "you skipped the first skip_first *positions*"),
+    ("masked_mean", "averaging pads in (`acts[:, skip_first:].mean(1)`, no mask)", "padding tokens were averaged in"),
+    ("masked_mean", "mask not applied and skip_first ignored (`acts.mean(1)`)", "neither the mask nor skip_first"),
+    ("masked_mean", "ignoring skip_first", "skip_first was ignored"),
+    ("masked_mean", "off by one: `>` instead of `>=` (skips skip_first + 1)", "one real token too many was skipped"),
+    ("masked_mean", "off by one the other way (skips skip_first - 1)", "one real token too few was skipped"),
+    ("masked_mean", "dividing by all positions T", "divided by the number of positions"),
+    ("masked_mean", "dividing by all real tokens, skipped ones included", "divided by all real tokens"),
+    ("masked_mean", "a sum, not a mean", "that is a sum, not a mean"),
+    ("masked_mean", "mask not unsqueezed (shape error)", "so that it broadcasts over d_model"),
+    ("masked_mean", "averaging over the wrong axis (`dim=2`)", "you averaged over d_model"),
+    ("masked_mean", "averaging over the batch axis (`dim=0`)", "you averaged over the batch axis"),
+    ("masked_mean", "`keepdim=True` (`[batch, 1, d]`)", "drop keepdim=True"),
+    ("masked_mean", "modifying `acts` in place (`acts *= keep`)", "you modified `acts` in place"),
+    ("masked_mean", "no `return`", RETURNED_NONE),
+    ("probe_accuracy", "fitting and scoring on the test activations", "fitted and scored on the test activations"),
+    ("probe_accuracy", "scoring on the training activations", "is the training accuracy"),
+    ("probe_accuracy", "labels out of line with the activations (shuffled `y_train`)",
+     "chance level: are labels aligned with the activations?"),
+    ("probe_accuracy", "returning a percentage", "looks like a percentage"),
+    ("probe_accuracy", "returning the number of correct predictions", "the number of correct predictions"),
+    ("probe_accuracy", "returning the error rate", "is the error rate"),
+    ("probe_accuracy", "returning a numpy array (the per-row comparison)", "got a numpy array of"),
+    ("probe_accuracy", "returning a list", "got a list of"),
+    ("probe_accuracy", "returning a 0-d torch tensor", "wrap it in float("),
+    ("probe_accuracy", "no `return`", RETURNED_NONE),
+    ("emotion_vectors", "not centring (raw means)", "these are the raw means"),
+    ("emotion_vectors", "centring on the mean over stories, not over emotions", "the mean over all stories"),
+    ("emotion_vectors", "rows not in the order of `names` (e.g. sorted)", "rows are not in the order of `names`"),
+    ("emotion_vectors", "unit-normalising the rows", "normalised to unit length"),
+    ("emotion_vectors", "summing the stories instead of averaging", "you summed the stories"),
+    ("emotion_vectors", "centring each row over d_model (`mean(1)`)", "each row's mean over d_model"),
+    ("emotion_vectors", "returning `[d_model, n_emotions]` (transposed)", "is transposed"),
+    ("emotion_vectors", "comparing a Python list with a name (`labels == n` is False)",
+     "on a Python list is just False"),
+    ("emotion_vectors", "returning a list of vectors", "torch.stack them"),
+    ("emotion_vectors", "no `return`", RETURNED_NONE),
+    ("project_out", "returning the part inside the span", "that is the part *inside* the span"),
+    ("project_out", "adding the projection instead of subtracting it", "you added the projection"),
+    ("project_out", "removing only one component", "only one component was removed"),
+    ("project_out", "transposes wrong (`(v @ C) @ C.T`: a shape error)", "check the transposes"),
+    ("project_out", "a wrongly scaled projection (part of the span left)", "still has a part in the span"),
+    ("project_out", "returning the components", "you returned the components"),
+    ("project_out", "returning the coefficients `v @ C.T`", "those are the coefficients"),
+    ("project_out", "returning `[d_model, n]` (transposed)", "is transposed"),
+    ("project_out", "modifying `vectors` in place (`vectors -= ...`)", "you modified `vectors` in place"),
+    ("project_out", "no `return`", RETURNED_NONE),
+    ("steered_logits", "the edit never reaches the model (logits unchanged)", "the logits are unchanged"),
+    ("steered_logits", "subtracting the vector", "you subtracted the vector"),
+    ("steered_logits", "steering the layer after the one asked", "neighbouring layer, one too deep"),
+    ("steered_logits", "steering the layer before (e.g. editing `.input`)", "neighbouring layer, one too shallow"),
+    ("steered_logits", "steering only the last position (`[:, -1]`)", "only the last position was steered"),
+    ("steered_logits", "steering only the first position (`[:, 0]`)", "only the first position was steered"),
+    ("steered_logits", "returning the logits of the whole sequence", "the logits at every position"),
+    ("steered_logits", "keeping the batch axis (`[1, vocab]`)", "still has the batch axis"),
+    ("steered_logits", "returning probabilities (softmax)", "these are probabilities"),
+    ("steered_logits", "returning log-probabilities (log_softmax)", "these are log-probabilities"),
+    ("steered_logits", "normalising delta", "delta was normalised to unit length"),
+    ("steered_logits", "adding delta twice (scaled by 2)", "match delta scaled by"),
+    ("steered_logits", "returning the predicted token id (argmax)", "the id of the predicted token"),
+    ("steered_logits", "forgetting `nnsight.save`", NOT_SAVED),
+    ("steered_logits", "no `return`", RETURNED_NONE),
+]
+
+
+# --- the reference returned after a fallback is marked ------------------------------------------------------
+
+_MARKED: dict[Callable, Callable] = {}
+
+
+def _marked(reference: Callable) -> Callable:
+    """The reference, wrapped (same name, signature, docstring and behaviour) and marked as the reference."""
+    if reference not in _MARKED:
+        @functools.wraps(reference)
+        def course_reference(*args: Any, **kwargs: Any) -> Any:
+            return reference(*args, **kwargs)
+
+        course_reference.__course_reference__ = True
+        _MARKED[reference] = course_reference
+    return _MARKED[reference]
+
+
+def is_reference(fn: Any) -> bool:
+    """True if `fn` is the reference solution a check returned after a fallback (not the learner's own function)."""
+    return getattr(fn, "__course_reference__", False) is True
 
 
 def _report(ok: bool, message: str) -> None:
@@ -15,106 +154,331 @@ def _report(ok: bool, message: str) -> None:
     print(("PASS  " if ok else "CHECK ") + message)
 
 
-def _run(fn: Callable[..., Any], *args: Any) -> tuple[Any, str | None]:
-    """Call a learner's function; return (result, None) or (None, why it could not be used)."""
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        return None, "not filled in yet"
-    except Exception as e:  # the learner's code raised: show the error, keep the notebook going
-        return None, f"your function raised {type(e).__name__}: {e}"
-
-
 def _verdict(fn: Callable, reference: Callable, problem: str | None, name: str) -> Callable:
-    """Return the learner's function if it passed, else explain and return the reference."""
+    """Return the learner's function if it passed, else explain and return the (marked) reference."""
     if problem is None:
         _report(True, f"{name} matches the reference. Well done.")
         return fn
     _report(False, f"{name}: {problem}")
     print(f"      -> {FALLBACK}")
-    return reference
+    return _marked(reference)
+
+
+def _run(fn: Callable[..., Any], *args: Any,
+         explain: Callable[[Exception], str | None] | None = None) -> tuple[Any, str | None]:
+    """Call a learner's function; return (result, None) or (None, why it could not be used)."""
+    try:
+        return fn(*args), None
+    except NotImplementedError:
+        return None, NOT_FILLED
+    except Exception as e:  # the learner's code raised: show the error, keep the notebook going
+        text = (str(e).strip().splitlines() or [""])[0][:200]
+        why = f"your function raised {type(e).__name__}: {text}"
+        hint = explain(e) if explain is not None else None
+        return None, f"{why}: {hint}" if hint else why
 
 
 def _same(a: Any, b: Any, atol: float = 1e-4, rtol: float = 1e-4) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol, rtol=rtol)
+    """Both tensors, same shape, same values (on the CPU, as float)."""
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
+        return False
+    if a.device.type == "meta" or b.device.type == "meta":
+        return False
+    return torch.allclose(a.detach().float().cpu(), b.detach().float().cpu(), atol=atol, rtol=rtol)
 
+
+def _kind(x: Any) -> str:
+    """A short description of a wrong return value: 'a list of 3', 'a tensor of shape (2, 5)'."""
+    if isinstance(x, (list, tuple)):
+        return f"a {type(x).__name__} of {len(x)}"
+    if isinstance(x, (torch.Tensor, np.ndarray)):
+        return f"a {'tensor' if isinstance(x, torch.Tensor) else 'numpy array'} of shape {tuple(x.shape)}"
+    return f"a {type(x).__name__}"
+
+
+def _not_saved_hint(example: str) -> Callable[[Exception], str | None]:
+    """Explain the error nnsight leads to when a value used after the trace was never saved."""
+    def explain(e: Exception) -> str | None:
+        text = str(e).lower()
+        if isinstance(e, NameError) or any(s in text for s in ("before it's been set", "not been set",
+                                                               "was not saved", "never saved", "not saved")):
+            return f"{NOT_SAVED}; wrap what you use after the trace in nnsight.save(...) inside it ({example})"
+        return None
+    return explain
+
+
+# --- exercise 0 ------------------------------------------------------------------------------------------------
 
 def check_residual_after(fn: Callable, model: Any, prompt: str = "The lighthouse keeper climbed the stairs.",
                          layer: int | None = None) -> Callable:
     """Exercise 00: fn(model, prompt, layer) -> [n_tokens, d_model], the residual stream after `layer` (default: a third deep)."""
     from .solutions import residual_after
 
+    if is_reference(fn):
+        return _verdict(fn, residual_after, RERUN, "residual_after")
     layer = model.n_layers // 3 if layer is None else layer
-
-    got, problem = _run(fn, model, prompt, layer)
+    got, problem = _run(fn, model, prompt, layer,
+                        explain=_not_saved_hint("out = nnsight.save(model.layer(layer).output)"))
     if problem is None:
-        want = residual_after(model, prompt, layer)
-        if not isinstance(got, torch.Tensor):
-            problem = f"expected a torch.Tensor, got {type(got).__name__}"
-        elif got.dim() == 3 and got.shape[0] == 1:
-            problem = (f"shape {tuple(got.shape)} still has the batch axis: take row 0 "
-                       f"(the layer output is [batch, tokens, d_model]) to get [tokens, d_model]")
-        elif got.shape == want.shape[::-1]:
-            problem = f"shape {tuple(got.shape)} is transposed: expected [n_tokens, d_model] = {tuple(want.shape)}"
-        elif got.shape != want.shape:
-            problem = f"shape {tuple(got.shape)}, expected [n_tokens, d_model] = {tuple(want.shape)}"
-        elif not _same(got, want):
-            for off in (-1, 1):
-                if 0 <= layer + off < model.n_layers and _same(got, residual_after(model, prompt, layer + off)):
-                    problem = (f"these are the activations after layer {layer + off}, not {layer}: "
-                               "remember model.layer(i).output is the stream *after* decoder layer i "
-                               "(in output_hidden_states, that is hidden_states[i + 1])")
-                    break
-            else:
-                problem = "values differ from the reference: did you read .output of model.layer(layer)?"
+        problem = _residual_problem(got, residual_after, model, prompt, layer)
     return _verdict(fn, residual_after, problem, "residual_after")
+
+
+def _residual_problem(got: Any, reference: Callable, model: Any, prompt: str, layer: int) -> str | None:
+    want = reference(model, prompt, layer)
+    n, d = want.shape
+    if got is None:
+        return RETURNED_NONE
+    if isinstance(got, (tuple, list)):
+        return (f"expected a torch.Tensor, got {_kind(got)}: return the tensor itself, [n_tokens, d_model], "
+                "not a tuple or list around it")
+    if not isinstance(got, torch.Tensor):
+        return f"expected a torch.Tensor, got {_kind(got)}"
+    if got.dim() == 3 and got.shape[0] == 1 and got.shape[1:] == want.shape:
+        return (f"shape {tuple(got.shape)} still has the batch axis: take row 0 "
+                f"(the layer output is [batch, tokens, d_model]) to get [tokens, d_model]")
+    if got.shape == want.shape[::-1] and n != d:
+        return f"shape {tuple(got.shape)} is transposed: expected [n_tokens, d_model] = {tuple(want.shape)}"
+    if got.shape == (d,):
+        if _same(got, want[-1]):
+            return "that is the last token's vector only: return every token, [n_tokens, d_model] (index with [0], not [0, -1])"
+        if _same(got, want[0]):
+            return ("that is the first token's vector only: index the batch axis once ([0]); in this version of "
+                    "transformers the layer output is a tensor, not a tuple, so a second [0] picks token 0")
+        if _same(got, want.mean(0)):
+            return "that is the mean over tokens: return every token's vector, [n_tokens, d_model]"
+        return f"shape {tuple(got.shape)} is a single vector: return every token, [n_tokens, d_model] = {tuple(want.shape)}"
+    vocab = getattr(getattr(model, "unembed", None), "out_features", None)
+    if got.dim() >= 2 and vocab and got.shape[-1] == vocab:
+        return (f"shape {tuple(got.shape)} has one column per vocabulary entry: these look like logits "
+                "(model.output): save model.layer(layer).output instead")
+    if got.shape != want.shape:
+        return f"shape {tuple(got.shape)}, expected [n_tokens, d_model] = {tuple(want.shape)}"
+    if got.device.type != "cpu":
+        return f"the tensor is on {got.device}: move it to the CPU with .cpu() after the trace"
+    if _same(got, want):
+        return None
+    if layer >= 1 and _same(got, reference(model, prompt, layer - 1)):
+        return (f"these are the activations after layer {layer - 1}, not {layer}: one layer too shallow, the stream "
+                f"going *into* layer {layer} (its .input, or hidden_states[{layer}] of output_hidden_states): "
+                "save model.layer(layer).output")
+    if layer + 1 < model.n_layers and _same(got, reference(model, prompt, layer + 1)):
+        return (f"these are the activations after layer {layer + 1}, not {layer}: one layer too deep "
+                "(model.layer(i).output is the stream *after* decoder layer i; in output_hidden_states that is "
+                "hidden_states[i + 1])")
+    return "values differ from the reference: did you save .output of model.layer(layer)?"
+
+
+# --- exercise 2 ------------------------------------------------------------------------------------------------
+
+def _broadcast_hint(e: Exception) -> str | None:
+    if isinstance(e, RuntimeError) and "must match the size of tensor" in str(e):
+        return ("the mask is [batch, tokens]: give it a last axis (mask.unsqueeze(-1), or keep[..., None]) "
+                "so that it broadcasts over d_model")
+    return None
 
 
 def check_masked_mean(fn: Callable) -> Callable:
     """Exercise 02: fn(acts [b,t,d], mask [b,t], skip_first) -> [b, d], mean over real tokens after skip_first."""
     from .solutions import masked_mean
 
+    if is_reference(fn):
+        return _verdict(fn, masked_mean, RERUN, "masked_mean")
     g = torch.Generator().manual_seed(0)
-    acts = torch.randn(3, 6, 4, generator=g)
-    acts[:, :, 0] += 100.0 * torch.arange(6)  # make positions easy to tell apart
-    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]])
-    got, problem = _run(fn, acts, mask, 1)
-    want = masked_mean(acts, mask, 1)
+    acts = torch.randn(3, 8, 4, generator=g)
+    acts[:, :, 0] += 100.0 * torch.arange(8)  # make positions easy to tell apart
+    mask = torch.tensor([[1] * 8, [0] * 2 + [1] * 6, [0] * 4 + [1] * 4])  # left padding: 8, 6 and 4 real tokens
+    k = 2
+    given_acts, given_mask = acts.clone(), mask.clone()
+    got, problem = _run(fn, given_acts, given_mask, k, explain=_broadcast_hint)
     if problem is None:
-        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            problem = f"expected shape [batch, d_model] = {tuple(want.shape)}, got {shape} (average over the token axis, dim=1)"
-        elif _same(got, masked_mean(acts, torch.ones_like(mask), 1)) or _same(got, acts[:, 1:].mean(1)):
-            problem = "padding tokens were averaged in: multiply by the attention mask before summing and divide by the count of real tokens"
-        elif _same(got, masked_mean(acts, mask, 0)):
-            problem = "the first real token was included: with left padding it sits at a different position in each row; skip it using each row's own token count (cumsum of the mask)"
-        elif _same(got, (acts * mask.unsqueeze(-1)).sum(1)):
-            problem = "that is a sum, not a mean: divide by the number of tokens kept in each row"
-        elif not _same(got, want):
-            problem = "values differ from the reference: check the mask, the skipped tokens and the division"
+        problem = _masked_mean_problem(got, masked_mean(acts, mask, k), acts, mask, k)
+    if problem is None and not (torch.equal(given_acts, acts) and torch.equal(given_mask, mask)):
+        which = "acts" if not torch.equal(given_acts, acts) else "mask"
+        problem = (f"you modified `{which}` in place (e.g. *= or masked_fill_): the caller's tensor changed. "
+                   "Compute new tensors instead (acts * keep)")
     return _verdict(fn, masked_mean, problem, "masked_mean")
 
 
-def check_bow_accuracy(fn: Callable) -> Callable:
-    """Exercise 01: fn(train_df, test_df) -> test accuracy of a TF-IDF + logistic-regression baseline."""
+def _masked_mean_problem(got: Any, want: torch.Tensor, acts: torch.Tensor, mask: torch.Tensor, k: int) -> str | None:
+    b, t, d = acts.shape
+    if got is None:
+        return RETURNED_NONE
+    if not isinstance(got, torch.Tensor):
+        return f"expected a torch.Tensor of shape [batch, d_model] = {(b, d)}, got {_kind(got)}"
+    if got.shape == (b, 1, d):
+        return f"shape {tuple(got.shape)} has an extra axis of size 1: drop keepdim=True to get [batch, d_model]"
+    if got.shape == (d, b):
+        return f"shape {tuple(got.shape)} is transposed: expected [batch, d_model] = {(b, d)}"
+    if got.shape == (t, d):
+        return f"shape {tuple(got.shape)}: you averaged over the batch axis (dim=0): average over tokens, dim=1"
+    if got.shape == (b, t):
+        return f"shape {tuple(got.shape)}: you averaged over d_model (the last axis): average over tokens, dim=1"
+    if got.shape != want.shape:
+        return (f"expected shape [batch, d_model] = {tuple(want.shape)}, got {tuple(got.shape)} "
+                "(average over the token axis, dim=1)")
+    if _same(got, want):
+        return None
+    real = mask.bool()
+    rank = mask.cumsum(-1) - 1  # each token's index among its row's real tokens
+
+    def mean_over(keep: torch.Tensor, denominator: torch.Tensor | None = None) -> torch.Tensor:
+        w = keep.to(acts.dtype)
+        return (acts * w.unsqueeze(-1)).sum(1) / (w.sum(1, keepdim=True) if denominator is None else denominator)
+
+    def kept(skip: int) -> torch.Tensor:
+        return real & (rank >= skip)
+
+    positions = torch.arange(t).expand(b, t)
+    if _same(got, acts.mean(1)):
+        return ("this is the plain mean over every position: neither the mask nor skip_first was used, so pads were "
+                "averaged in and the first real tokens kept")
+    if _same(got, acts[:, k:].mean(1)):
+        return ("padding tokens were averaged in: skipping the first positions does not remove pads; multiply by "
+                "the attention mask before summing and divide by the count of real tokens")
+    if _same(got, mean_over(real & (positions >= k))):
+        return ("you skipped the first skip_first *positions*, not each row's first skip_first real tokens: with left "
+                "padding those positions are pads in padded rows. Rank the real tokens with mask.cumsum(-1) - 1")
+    if _same(got, mean_over(kept(0))):
+        return ("skip_first was ignored: each row's first skip_first real tokens were included (with left padding "
+                "they sit at a different position in each row: use mask.cumsum(-1) - 1)")
+    if _same(got, mean_over(kept(k + 1))):
+        return "one real token too many was skipped: keep tokens whose rank is >= skip_first (not >)"
+    if k >= 1 and _same(got, mean_over(kept(k - 1))):
+        return ("one real token too few was skipped: the rank of a real token is mask.cumsum(-1) - 1 "
+                "(the first real token has rank 0); keep rank >= skip_first")
+    if _same(got, mean_over(kept(k), torch.tensor(float(t)))):
+        return ("you divided by the number of positions T: divide by the number of tokens kept in each row "
+                "(keep.sum(1))")
+    if _same(got, mean_over(kept(k), mask.sum(1, keepdim=True).to(acts.dtype))):
+        return ("you divided by all real tokens, skipped ones included: divide by the number of tokens kept "
+                "in each row (keep.sum(1))")
+    if _same(got, (acts * kept(k).to(acts.dtype).unsqueeze(-1)).sum(1)):
+        return "that is a sum, not a mean: divide by the number of tokens kept in each row"
+    return "values differ from the reference: check the mask, the skipped tokens and the division"
+
+
+# --- exercises 1 and 3: accuracies ---------------------------------------------------------------------------
+
+def _accuracy_problem(got: Any, want: float, *, chance: float, n_test: int, tol: float, items: str, aligned: str,
+                      training: str, ignores_train: Callable[[float], bool], ignores_test: Callable[[float], bool],
+                      leak_values: Callable[[], tuple[float, float]]) -> str | None:
+    """What is wrong with an accuracy `got` (None if nothing), given the reference's accuracy `want`.
+
+    items: what is classified ('stories'); aligned: what labels go with ('texts'); training: the message for
+    scoring on the training data; ignores_train/test(g): whether the learner's function gives g again on other
+    training (test) data; leak_values(): the reference fitted on train scored on train, and fitted on test on test.
+    """
+    if got is None:
+        return RETURNED_NONE
+    single = "return one number, the fraction of test " + items + " predicted correctly, as a float"
+    if isinstance(got, (list, tuple)):
+        return f"got a {type(got).__name__} of {len(got)} values: {single}"
+    if type(got).__name__ == "Series":
+        return f"got a pandas Series of {len(got)} values: {single}, e.g. float((predicted == truth).mean())"
+    if isinstance(got, np.ndarray) and got.ndim >= 1:
+        return f"got a numpy array of shape {got.shape}: {single}, e.g. float((predicted == truth).mean())"
+    if isinstance(got, (np.ndarray, torch.Tensor)) and got.ndim == 0:
+        kind = "torch tensor" if isinstance(got, torch.Tensor) else "numpy array"
+        return f"got a 0-d {kind}: wrap it in float(...) to return a Python number"
+    if isinstance(got, torch.Tensor):
+        return f"got a tensor of shape {tuple(got.shape)}: {single}"
+    if isinstance(got, bool) or not isinstance(got, numbers.Real):
+        return f"expected an accuracy between 0 and 1, got {got!r}"
+    g = float(got)
+    if math.isnan(g):
+        return "got NaN: was the test split empty?"
+    if g > 1:
+        if abs(g / 100 - want) <= tol:
+            return f"{g:.1f} looks like a percentage: return a fraction between 0 and 1 (the notebook formats it)"
+        if float(g).is_integer() and abs(g / n_test - want) <= tol:
+            return (f"{g:.0f} is the number of correct predictions: divide by the number of test {items} "
+                    "(or take the .mean() of the comparison)")
+        return f"expected an accuracy between 0 and 1, got {g}"
+    if g < 0:
+        return f"expected an accuracy between 0 and 1, got {g}"
+    if abs(g - want) <= tol:
+        return None
+    if abs((1 - g) - want) <= 0.02:
+        return (f"{g:.2f} is the error rate (1 - accuracy, the reference's is {1 - want:.2f}): "
+                "count predictions equal to the labels")
+    if g > want + tol:
+        on_train, on_test = leak_values()
+        no_train, no_test = ignores_train(g), ignores_test(g)
+        if (no_train and not no_test) or (not no_train and not no_test and abs(g - on_test) < 0.02 <= abs(g - on_train)):
+            return (f"{g:.2f} is what a classifier fitted and scored on the test {items} gets (the reference "
+                    f"fitted on test scores {on_test:.2f} on test): the test {items} must not be in the data it is "
+                    f"fitted on; fit on the training {items} only, then score on test")
+        if (no_test and not no_train) or (not no_train and not no_test and abs(g - on_train) < 0.02 <= abs(g - on_test)):
+            return training.format(g=g)
+        return (f"{g:.2f} is too good to be true (the reference scores {want:.2f}): were test {items} in the data "
+                "the classifier was fitted on?")
+    threshold = chance + max(0.05, 3 * math.sqrt(chance * (1 - chance) / max(n_test, 1)))
+    if g <= threshold < want:
+        return (f"{g:.2f} is at chance level: are labels aligned with the {aligned}? (chance is {chance:.2f}; the "
+                f"reference scores {want:.2f}; shuffled or reordered labels give chance)")
+    return None  # the caller adds its own "far from the reference" message
+
+
+def _conflicting(y: Any) -> np.ndarray:
+    """The labels in another order, fixed: paired with a copy of the same rows they make the data contradict itself."""
+    y = np.asarray(y)
+    return y[np.random.default_rng(0).permutation(len(y))]
+
+
+def _number_again(fn: Callable, *args: Any) -> float | None:
+    """fn(*args) as a float, or None if it raised or did not return a number (used to see what fn depends on)."""
+    try:
+        out = fn(*args)
+        return float(out) if isinstance(out, numbers.Real) and not isinstance(out, bool) else None
+    except Exception:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _bow_reference() -> tuple[Any, Any, float]:
+    """The fixed split of the bag-of-words check and the reference's accuracy on it (computed once)."""
     from .data import load_stories
     from .solutions import bow_accuracy
 
     s = load_stories(emotions="core")
     train, test = s[s.split == "train"], s[s.split == "test"]
-    got, problem = _run(fn, train, test)
+    return train, test, bow_accuracy(train, test)
+
+
+@functools.lru_cache(maxsize=1)
+def _bow_leaks() -> tuple[float, float]:
+    """The reference fitted on train and scored on train, and fitted on test and scored on test."""
+    from .solutions import bow_accuracy
+
+    train, test, _ = _bow_reference()
+    return bow_accuracy(train, train), bow_accuracy(test, test)
+
+
+def check_bow_accuracy(fn: Callable) -> Callable:
+    """Exercise 01: fn(train_df, test_df) -> test accuracy of a TF-IDF + logistic-regression baseline."""
+    import pandas as pd
+
+    from .solutions import bow_accuracy
+
+    if is_reference(fn):
+        return _verdict(fn, bow_accuracy, RERUN, "bow_accuracy")
+    train, test, want = _bow_reference()
+    got, problem = _run(fn, train.copy(), test.copy())
     if problem is None:
-        want = bow_accuracy(train, test)
-        leaky = bow_accuracy(train, train)
-        if not isinstance(got, (float, int)) or not 0 <= float(got) <= 1:
-            problem = f"expected an accuracy between 0 and 1, got {got!r}"
-        elif abs(got - leaky) < 0.02 and abs(got - want) > 0.05:
-            problem = (f"{got:.2f} is the accuracy on the training stories: score on `test`, "
-                       "never on the data the classifier was fitted on")
-        elif got > 0.95:
-            problem = f"{got:.2f} is too good to be true for words alone: was the classifier fitted on test stories?"
-        elif abs(got - want) > 0.08:
-            problem = (f"accuracy {got:.2f} is far from the reference {want:.2f}: fit TfidfVectorizer + "
+        def doubled(df: Any) -> Any:
+            return pd.concat([df, df.assign(emotion=_conflicting(df.emotion))], ignore_index=True)
+
+        problem = _accuracy_problem(
+            got, want, chance=1 / train.emotion.nunique(), n_test=len(test), tol=0.08, items="stories",
+            aligned="texts",
+            training=("{g:.2f} is the accuracy on the training stories: score on `test`, never on the data the "
+                      "classifier was fitted on"),
+            ignores_train=lambda g: _number_again(fn, doubled(train), test.copy()) == g,
+            ignores_test=lambda g: _number_again(fn, train.copy(), doubled(test)) == g,
+            leak_values=_bow_leaks)
+        if problem is None and abs(float(got) - want) > 0.08:
+            problem = (f"accuracy {float(got):.2f} is far from the reference {want:.2f}: fit TfidfVectorizer + "
                        "LogisticRegression on train texts and train emotions, predict test texts")
     return _verdict(fn, bow_accuracy, problem, "bow_accuracy")
 
@@ -124,65 +488,152 @@ def check_probe_accuracy(fn: Callable, acts_train: torch.Tensor, y_train: Any, a
     """Exercise 03: fn(X_train [n,d], y_train, X_test [m,d], y_test) -> test accuracy of a logistic probe."""
     from .solutions import probe_accuracy
 
-    got, problem = _run(fn, acts_train, y_train, acts_test, y_test)
+    if is_reference(fn):
+        return _verdict(fn, probe_accuracy, RERUN, "probe_accuracy")
+
+    def copy(x: Any) -> Any:
+        return x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
+
+    def doubled(X: Any, y: Any) -> tuple[Any, np.ndarray]:
+        X2 = torch.cat([X, X]) if isinstance(X, torch.Tensor) else np.concatenate([np.asarray(X)] * 2)
+        return X2, np.concatenate([np.asarray(y), _conflicting(y)])
+
+    got, problem = _run(fn, copy(acts_train), copy(y_train), copy(acts_test), copy(y_test))
     if problem is None:
         want = probe_accuracy(acts_train, y_train, acts_test, y_test)
-        on_train = probe_accuracy(acts_train, y_train, acts_train, y_train)
-        if not isinstance(got, (float, int)) or not 0 <= float(got) <= 1:
-            problem = f"expected an accuracy between 0 and 1, got {got!r}"
-        elif abs(got - on_train) < 1e-9 and abs(on_train - want) > 0.02:
-            problem = f"{got:.2f} is the training accuracy: predict on X_test and compare with y_test"
-        elif abs(got - want) > 0.1:
-            problem = (f"accuracy {got:.2f} vs the reference {want:.2f}: did you standardise the features "
+        problem = _accuracy_problem(
+            got, want, chance=1 / len(set(np.asarray(y_train).tolist())), n_test=len(y_test), tol=0.1,
+            items="activations", aligned="activations",
+            training="{g:.2f} is the training accuracy: predict on X_test and compare with y_test",
+            ignores_train=lambda g: _number_again(fn, *doubled(acts_train, y_train), copy(acts_test), copy(y_test)) == g,
+            ignores_test=lambda g: _number_again(fn, copy(acts_train), copy(y_train), *doubled(acts_test, y_test)) == g,
+            leak_values=lambda: (probe_accuracy(acts_train, y_train, acts_train, y_train),
+                                 probe_accuracy(acts_test, y_test, acts_test, y_test)))
+        if problem is None and abs(float(got) - want) > 0.1:
+            problem = (f"accuracy {float(got):.2f} vs the reference {want:.2f}: did you standardise the features "
                        "(StandardScaler) and fit on the training split only?")
     return _verdict(fn, probe_accuracy, problem, "probe_accuracy")
 
+
+# --- exercise 4 ------------------------------------------------------------------------------------------------
 
 def check_emotion_vectors(fn: Callable) -> Callable:
     """Exercise 04a: fn(acts [n,d], labels, names) -> [n_emotions, d] per-emotion means minus their mean."""
     from .solutions import emotion_vectors
 
+    if is_reference(fn):
+        return _verdict(fn, emotion_vectors, RERUN, "emotion_vectors")
     g = torch.Generator().manual_seed(1)
     names = ["calm", "afraid", "proud"]
     labels = ["calm"] * 6 + ["afraid"] * 2 + ["proud"] * 3  # unbalanced on purpose
     acts = torch.randn(len(labels), 5, generator=g) + 3.0
-    got, problem = _run(fn, acts, labels, names)
+    got, problem = _run(fn, acts.clone(), list(labels), list(names))
     if problem is None:
         want = emotion_vectors(acts, labels, names)
-        means = torch.stack([acts[[i for i, l in enumerate(labels) if l == n]].mean(0) for n in names])
-        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-            problem = f"expected shape [n_emotions, d_model] = {tuple(want.shape)}, got {getattr(got, 'shape', type(got))}"
+        sel = [[i for i, lab in enumerate(labels) if lab == n] for n in names]
+        means = torch.stack([acts[i].mean(0) for i in sel])
+        sums = torch.stack([acts[i].sum(0) for i in sel])
+        if got is None:
+            problem = RETURNED_NONE
+        elif isinstance(got, (list, tuple)):
+            problem = f"got {_kind(got)}: torch.stack them into one [n_emotions, d_model] tensor"
+        elif not isinstance(got, torch.Tensor):
+            problem = f"expected a torch.Tensor of shape [n_emotions, d_model] = {tuple(want.shape)}, got {_kind(got)}"
+        elif got.dim() == 3 or (got.is_floating_point() and torch.isnan(got).any()):
+            problem = (f"shape {tuple(got.shape)}{' with NaN' if torch.isnan(got).any() else ''}: `labels == name` "
+                       "on a Python list is just False (so no story is selected): make labels a NumPy array "
+                       "first, labels = np.asarray(labels)")
+        elif got.shape == want.shape[::-1]:
+            problem = f"shape {tuple(got.shape)} is transposed: expected [n_emotions, d_model] = {tuple(want.shape)}"
+        elif got.shape != want.shape:
+            problem = f"expected shape [n_emotions, d_model] = {tuple(want.shape)}, got {tuple(got.shape)}"
+        elif _same(got, want):
+            problem = None
         elif _same(got, means):
             problem = "these are the raw means: subtract the mean over emotions so that what all emotions share is removed"
         elif _same(got, means - acts.mean(0)):
             problem = ("you subtracted the mean over all stories; emotions with more stories then weigh more. "
                        "Subtract the mean of the per-emotion means instead")
-        elif _same(got[[1, 0, 2]], want) or _same(got[[2, 1, 0]], want):
-            problem = "rows are not in the order of `names`"
-        elif not _same(got, want):
+        elif any(_same(got[list(p)], want) for p in itertools.permutations(range(len(names)))):
+            problem = "rows are not in the order of `names`: build them with [... for n in names]"
+        elif _same(got, want / want.norm(dim=1, keepdim=True)) or _same(got, means / means.norm(dim=1, keepdim=True)):
+            problem = "the rows were normalised to unit length: keep the centred means as they are (their norms matter later)"
+        elif _same(got, sums) or _same(got, sums - sums.mean(0)):
+            problem = "you summed the stories of each emotion: take their mean (.mean(0)), so counts do not matter"
+        elif _same(got, means - means.mean(1, keepdim=True)):
+            problem = ("you subtracted each row's mean over d_model (dim=1): subtract the mean over emotions, "
+                       "means.mean(0, keepdim=True)")
+        else:
             problem = "values differ from the reference: mean per emotion (dim=0 over its stories), then centre"
     return _verdict(fn, emotion_vectors, problem, "emotion_vectors")
+
+
+def _matmul_hint(e: Exception) -> str | None:
+    if isinstance(e, RuntimeError) and ("cannot be multiplied" in str(e) or "size mismatch" in str(e)
+                                        or "must match the size" in str(e)):
+        return ("check the transposes: vectors are [n, d] and components [k, d], so the coefficients are "
+                "vectors @ components.T ([n, k]) and the part in the span is (vectors @ components.T) @ components")
+    return None
 
 
 def check_project_out(fn: Callable) -> Callable:
     """Exercise 04b: fn(vectors [n,d], components [k,d] orthonormal) -> vectors without their part in that span."""
     from .solutions import project_out
 
+    if is_reference(fn):
+        return _verdict(fn, project_out, RERUN, "project_out")
     g = torch.Generator().manual_seed(2)
     vectors = torch.randn(4, 6, generator=g)
-    components = torch.linalg.qr(torch.randn(6, 2, generator=g))[0].T  # [2, 6], orthonormal rows
-    got, problem = _run(fn, vectors, components)
+    components = torch.linalg.qr(torch.randn(6, 3, generator=g))[0].T  # [3, 6], orthonormal rows
+    given_v, given_c = vectors.clone(), components.clone()
+    got, problem = _run(fn, given_v, given_c, explain=_matmul_hint)
     if problem is None:
         want = project_out(vectors, components)
-        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-            problem = f"expected shape {tuple(want.shape)} (same as vectors), got {getattr(got, 'shape', type(got))}"
-        elif _same(got, (vectors @ components.T) @ components):
+        inside = (vectors @ components.T) @ components
+        if not torch.equal(given_v, vectors):
+            problem = ("you modified `vectors` in place (-= or sub_): the caller's raw vectors changed. "
+                       "Return a new tensor, vectors - ...")
+        elif not torch.equal(given_c, components):
+            problem = "you modified `components` in place: compute new tensors instead"
+        elif got is None:
+            problem = RETURNED_NONE
+        elif not isinstance(got, torch.Tensor):
+            problem = f"expected a torch.Tensor of shape {tuple(want.shape)} (same as vectors), got {_kind(got)}"
+        elif _same(got, components):
+            problem = "you returned the components: return the vectors with their part in the components' span removed"
+        elif _same(got, vectors @ components.T):
+            problem = ("those are the coefficients vectors @ components.T ([n, k]): multiply them by components "
+                       "to get the part in the span, and subtract that from the vectors")
+        elif got.shape == want.shape[::-1]:
+            problem = f"shape {tuple(got.shape)} is transposed: expected the shape of vectors, {tuple(want.shape)}"
+        elif got.shape != want.shape:
+            problem = f"expected shape {tuple(want.shape)} (same as vectors), got {tuple(got.shape)}"
+        elif _same(got, want):
+            problem = None
+        elif _same(got, inside):
             problem = "that is the part *inside* the span: subtract it from the vectors"
-        elif (got @ components.T).abs().max() > 1e-4:
-            problem = "the result still has a component along the neutral directions: check the transposes (v @ C.T) @ C"
-        elif not _same(got, want):
+        elif _same(got, vectors + inside):
+            problem = "you added the projection: subtract it, vectors - (vectors @ components.T) @ components"
+        elif any(_same(got, project_out(vectors, components[i:i + 1])) for i in range(len(components))):
+            problem = ("only one component was removed: project onto all rows of components at once, "
+                       "(vectors @ components.T) @ components sums over them")
+        elif (got.float() @ components.T).abs().max() > 1e-4:
+            problem = ("the result still has a part in the span of the components (its dot product with them "
+                       "is not 0): subtract exactly (vectors @ components.T) @ components")
+        else:
             problem = "values differ from the reference"
     return _verdict(fn, project_out, problem, "project_out")
+
+
+# --- exercise 6 ------------------------------------------------------------------------------------------------
+
+def _steer(model: Any, prompt: str, delta: torch.Tensor, layer: int, positions: Any = slice(None)) -> torch.Tensor:
+    """Next-token logits [vocab] with delta added after `layer` at `positions` only (the mistakes' answers)."""
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        h = model.layer(layer).output
+        h[:, positions] = h[:, positions] + delta.to(h.device, h.dtype)
+        logits = nnsight.save(model.output.logits[0, -1])
+    return logits.float().cpu()
 
 
 def check_steered_logits(fn: Callable, model: Any, prompt: str = "The weather today is",
@@ -190,6 +641,8 @@ def check_steered_logits(fn: Callable, model: Any, prompt: str = "The weather to
     """Exercise 06: fn(model, prompt, delta, layer) -> next-token logits with delta added after `layer` (default: 40% deep)."""
     from .solutions import steered_logits
 
+    if is_reference(fn):
+        return _verdict(fn, steered_logits, RERUN, "steered_logits")
     layer = round(0.4 * model.n_layers) if layer is None else layer
 
     g = torch.Generator().manual_seed(3)
@@ -197,25 +650,58 @@ def check_steered_logits(fn: Callable, model: Any, prompt: str = "The weather to
     delta = 40.0 * delta / delta.norm()
     if not model.remote:
         delta = delta.to(model.device)  # so that a correct answer that adds it as it is also works on a GPU
-    got, problem = _run(fn, model, prompt, delta, layer)
+    got, problem = _run(fn, model, prompt, delta.clone(), layer,
+                        explain=_not_saved_hint("logits = nnsight.save(model.output.logits[0, -1])"))
     if problem is None:
         want = steered_logits(model, prompt, delta, layer)
-        close = lambda a, b: _same(a, b, atol=1e-3, rtol=1e-3)  # noqa: E731
-        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-            problem = f"expected next-token logits of shape {tuple(want.shape)}, got {getattr(got, 'shape', type(got))}"
-        elif close(got, steered_logits(model, prompt, delta * 0, layer)):
-            problem = "the logits are unchanged: the edit did not reach the model (assign into .output[:] inside the trace)"
-        elif close(got, steered_logits(model, prompt, -delta, layer)):
-            problem = "you subtracted the vector: add it"
-        elif any(close(got, steered_logits(model, prompt, delta, layer + o)) for o in (-1, 1) if 0 <= layer + o < model.n_layers):
-            problem = "the vector went in at a neighbouring layer: edit model.layer(layer).output"
-        elif not close(got, want):
-            with torch.no_grad(), model.trace(prompt, remote=model.remote):
-                h = model.layer(layer).output
-                h[:, -1] = h[:, -1] + delta.to(h.device, h.dtype)
-                last_only = nnsight.save(model.output.logits[0, -1])
-            if close(got, last_only.float().cpu()):
-                problem = "only the last position was steered: add the vector at every position ([:, :] not [:, -1])"
-            else:
-                problem = "values differ from the reference: add delta to the whole output of the layer, then read logits[0, -1]"
+        problem = _steered_problem(got, want, model, prompt, delta, layer)
     return _verdict(fn, steered_logits, problem, "steered_logits")
+
+
+def _steered_problem(got: Any, want: torch.Tensor, model: Any, prompt: str, delta: torch.Tensor,
+                     layer: int) -> str | None:
+    def close(a: Any, b: Any) -> bool:
+        return _same(a, b, atol=1e-3, rtol=1e-3)
+
+    if got is None:
+        return RETURNED_NONE
+    if (isinstance(got, numbers.Integral) and not isinstance(got, bool)) or (
+            isinstance(got, torch.Tensor) and got.dim() == 0):
+        return "a single number: that looks like the id of the predicted token (argmax): return the whole logit vector, [vocab]"
+    if not isinstance(got, torch.Tensor):
+        return f"expected next-token logits of shape {tuple(want.shape)}, got {_kind(got)}"
+    if got.shape == (1, *want.shape):
+        return f"shape {tuple(got.shape)} still has the batch axis: return logits[0, -1], shape {tuple(want.shape)}"
+    if got.dim() in (2, 3) and got.shape[-1] == want.shape[-1]:
+        return (f"shape {tuple(got.shape)}: those are the logits at every position: return only the next-token "
+                f"logits, logits[0, -1], shape {tuple(want.shape)}")
+    if got.shape != want.shape:
+        return f"expected next-token logits of shape {tuple(want.shape)}, got {tuple(got.shape)}"
+    if close(got, want):
+        return None
+    x = got.detach().float().cpu()
+    if x.min() >= 0 and abs(x.sum().item() - 1) < 1e-3:
+        return "these are probabilities (they sum to 1): return the raw logits, without softmax"
+    if abs(torch.logsumexp(x, -1).item()) < 1e-3:
+        return "these are log-probabilities (their exp sums to 1): return the raw logits, without log_softmax"
+    if close(got, _steer(model, prompt, delta * 0, layer)):
+        return "the logits are unchanged: the edit did not reach the model (assign into .output[:] inside the trace)"
+    if close(got, _steer(model, prompt, -delta, layer)):
+        return "you subtracted the vector: add it"
+    if layer + 1 < model.n_layers and close(got, _steer(model, prompt, delta, layer + 1)):
+        return (f"the vector went in at a neighbouring layer, one too deep (after layer {layer + 1}, not {layer}): "
+                "edit model.layer(layer).output")
+    if layer >= 1 and close(got, _steer(model, prompt, delta, layer - 1)):
+        return (f"the vector went in at a neighbouring layer, one too shallow (after layer {layer - 1}, not {layer}; "
+                "editing .input of a layer does that): edit model.layer(layer).output")
+    if close(got, _steer(model, prompt, delta, layer, positions=-1)):
+        return "only the last position was steered: add the vector at every position ([:] or [:, :], not [:, -1])"
+    if close(got, _steer(model, prompt, delta, layer, positions=0)):
+        return "only the first position was steered: add the vector at every position ([:] or [:, :], not [:, 0])"
+    unit = 1 / delta.norm().item()
+    if close(got, _steer(model, prompt, delta * unit, layer)):
+        return "delta was normalised to unit length: add it as it is (its norm is the steering strength)"
+    for scale in (2.0, 0.5):
+        if close(got, _steer(model, prompt, delta * scale, layer)):
+            return f"the logits match delta scaled by {scale:g}: add delta once, as it is"
+    return "values differ from the reference: add delta to the whole output of the layer, then read logits[0, -1]"

@@ -5,7 +5,8 @@ Continuations of the same prompt share one row when packing is safe: the prompt 
 additive attention mask (0 where a token may look, the dtype's minimum where not; the same under eager
 and sdpa attention) keeps each continuation from seeing the others. Where packing is unsafe (linear or
 hybrid attention layers, a sliding window shorter than a row, flash attention, which takes no 4-D mask)
-every continuation gets a row of its own. Results are cached on disk per request.
+every continuation gets a row of its own with an ordinary 2-D padding mask, so that the model applies its
+own window and layer masks. Results are cached on disk per request.
 """
 from __future__ import annotations
 
@@ -56,7 +57,9 @@ def _rows(tok: Any, prompts: Sequence[str], continuations: Sequence[str], pack: 
 def _batch(rows: list[dict], pad_id: int, dtype: torch.dtype) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, list]:
     """Left-padded ids, an additive 4-D mask in `dtype` and position ids for a batch of rows.
 
-    Also returns, for every continuation token, the position whose logits predict it and the token id.
+    A batch whose rows each hold one continuation (unpacked) gets the ordinary 2-D padding mask instead: the
+    model then builds its own masks (a sliding window, a linear layer's padding), which a custom 4-D mask
+    would replace. Also returns, for every continuation token, the position whose logits predict it and the token id.
     """
     lengths = [len(r["prompt"]) + sum(len(c) for _, c in r["items"]) for r in rows]
     T = max(lengths)
@@ -86,6 +89,9 @@ def _batch(rows: list[dict], pad_id: int, dtype: torch.dtype) -> tuple[dict[str,
             tgt[r, k:k + L] = torch.tensor(c)
             spans.append((r, k, L, i))
             start, k = start + L, k + L
+    if all(len(row["items"]) == 1 for row in rows):
+        real = torch.arange(T)[None, :] >= torch.tensor([T - n for n in lengths])[:, None]
+        return {"input_ids": ids, "attention_mask": real.long(), "position_ids": pos}, src, tgt, spans
     # Additive, not boolean: eager attention adds the mask to the scores, so a boolean mask would not mask there.
     mask = torch.zeros(sees.shape, dtype=dtype).masked_fill(~sees, torch.finfo(dtype).min)
     return {"input_ids": ids, "attention_mask": mask, "position_ids": pos}, src, tgt, spans

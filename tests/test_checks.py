@@ -1,98 +1,336 @@
-"""Every check passes the reference answer and catches typical mistakes with a specific message."""
+"""Every check passes the reference answer, recognises each mistake of `checks.MISTAKES` with its specific message,
+and never passes the (marked) reference it returned after a fallback when the check cell is run again."""
 from __future__ import annotations
 
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nnsight
 import numpy as np
+import pandas as pd
+import pytest
 import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 
 from course_utils import checks, solutions
 from course_utils.solutions import masked_mean
 
+ROOT = Path(__file__).resolve().parents[1]
+CHECK_LINE = re.compile(r"^CHECK (\w+): (.*)$", re.M)  # as tests/test_notebooks.py parses them
+NEEDS_MODEL = {"residual_after", "steered_logits"}
 
-def _verdict(capsys) -> str:
-    return capsys.readouterr().out
+
+def _probe_data() -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
+    """4 classes in 64 dimensions, 80 rows per split: the reference scores 0.81 on test, a leaky probe 1.0."""
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 64, generator=g) * 0.3
+    y = np.array(list("abcd") * 20)
+    idx = [ord(c) - 97 for c in y]
+    return (centers[idx] + torch.randn(80, 64, generator=g), y,
+            centers[idx] + torch.randn(80, 64, generator=g), y.copy())
 
 
-def test_unfilled_exercise_falls_back_with_notice(capsys):
+PROBE = _probe_data()
+
+
+def run_check(exercise: str, fn, request) -> object:
+    """Call the check of `exercise` on `fn` as its notebook does (with the model or the probe data it needs)."""
+    check = getattr(checks, f"check_{exercise}")
+    if exercise in NEEDS_MODEL:
+        return check(fn, request.getfixturevalue("model"))
+    if exercise == "probe_accuracy":
+        return check(fn, *PROBE)
+    return check(fn)
+
+
+# --- the wrong answers, one per row of checks.MISTAKES -----------------------------------------------------
+
+def _not_saved_residual(model, prompt, layer):
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        out = model.layer(layer).output
+    return out[0].detach().cpu()  # noqa: F821  (nnsight deleted `out`: it was not saved)
+
+
+def _input_residual(model, prompt, layer):
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        out = nnsight.save(model.layer(layer).input)
+    return out[0].detach().cpu()
+
+
+def _logits_residual(model, prompt, layer):
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        out = nnsight.save(model.output.logits)
+    return out[0].detach().cpu()
+
+
+def _clf(train):
+    return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2),
+                         LogisticRegression(max_iter=3000)).fit(train.text, train.emotion)
+
+
+def _keep(m, k, rank_offset=1, strict=False):
+    rank = m.cumsum(-1) - rank_offset
+    return (m.bool() & ((rank > k) if strict else (rank >= k))).float()
+
+
+def _in_place_mean(a, m, k):
+    keep = _keep(m, k)[..., None]
+    a *= keep
+    return a.sum(1) / keep.sum(1)
+
+
+def _probe(X, y):
+    from sklearn.preprocessing import StandardScaler
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(np.asarray(X), np.asarray(y))
+
+
+def _raw_means(acts, labels, names):
+    labels = np.asarray(labels)
+    return torch.stack([acts[torch.from_numpy(labels == n)].mean(0) for n in names])
+
+
+def _sums_centred(acts, labels, names):
+    labels = np.asarray(labels)
+    sums = torch.stack([acts[torch.from_numpy(labels == n)].sum(0) for n in names])
+    return sums - sums.mean(0)
+
+
+def _in_place_project(v, c):
+    v -= (v @ c.T) @ c
+    return v
+
+
+def _steer_at(model, prompt, delta, layer, positions):
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        h = model.layer(layer).output
+        h[:, positions] = h[:, positions] + delta
+        logits = nnsight.save(model.output.logits[0, -1])
+    return logits
+
+
+def _whole_sequence(model, prompt, delta, layer):
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        model.layer(layer).output[:] = model.layer(layer).output + delta
+        logits = nnsight.save(model.output.logits[0])
+    return logits
+
+
+def _batch_axis_logits(model, prompt, delta, layer):
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        model.layer(layer).output[:] = model.layer(layer).output + delta
+        logits = nnsight.save(model.output.logits[:, -1])
+    return logits
+
+
+def _not_saved_steer(model, prompt, delta, layer):
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        model.layer(layer).output[:] = model.layer(layer).output + delta
+        logits = model.output.logits[0, -1]
+    return logits  # noqa: F821
+
+
+R, S, EV, PO = solutions.residual_after, solutions.steered_logits, solutions.emotion_vectors, solutions.project_out
+BOW, PA = solutions.bow_accuracy, solutions.probe_accuracy
+
+# (exercise, fragment of the message, a wrong function): one row per row of checks.MISTAKES.
+WRONG: list[tuple[str, str, object]] = [
+    ("residual_after", checks.NOT_SAVED, _not_saved_residual),
+    ("residual_after", "still has the batch axis: take row 0", lambda m, p, l: R(m, p, l)[None]),
+    ("residual_after", "is transposed", lambda m, p, l: R(m, p, l).T),
+    ("residual_after", "one layer too deep", lambda m, p, l: R(m, p, l + 1)),
+    ("residual_after", "one layer too shallow", _input_residual),
+    ("residual_after", "return the tensor itself", lambda m, p, l: (R(m, p, l),)),
+    ("residual_after", "the last token's vector only", lambda m, p, l: R(m, p, l)[-1]),
+    ("residual_after", "the first token's vector only", lambda m, p, l: R(m, p, l)[0]),
+    ("residual_after", "the mean over tokens", lambda m, p, l: R(m, p, l).mean(0)),
+    ("residual_after", "these look like logits", _logits_residual),
+    ("residual_after", "move it to the CPU", lambda m, p, l: R(m, p, l).to("meta")),
+    ("residual_after", checks.RETURNED_NONE, lambda m, p, l: None),
+
+    ("bow_accuracy", "fitted and scored on the test stories", lambda tr, te: BOW(te, te)),
+    ("bow_accuracy", "accuracy on the training stories", lambda tr, te: BOW(tr, tr)),
+    ("bow_accuracy", "chance level: are labels aligned with the texts?",
+     lambda tr, te: BOW(tr.assign(emotion=tr.emotion.sample(frac=1, random_state=0).values), te)),
+    ("bow_accuracy", "looks like a percentage", lambda tr, te: 100 * BOW(tr, te)),
+    ("bow_accuracy", "the number of correct predictions", lambda tr, te: (_clf(tr).predict(te.text) == te.emotion).sum()),
+    ("bow_accuracy", "is the error rate", lambda tr, te: 1 - BOW(tr, te)),
+    ("bow_accuracy", "got a numpy array of", lambda tr, te: _clf(tr).predict(te.text) == te.emotion.values),
+    ("bow_accuracy", "got a pandas Series of", lambda tr, te: _clf(tr).predict(te.text) == te.emotion),
+    ("bow_accuracy", "got a list of", lambda tr, te: list(_clf(tr).predict(te.text) == te.emotion.values)),
+    ("bow_accuracy", checks.RETURNED_NONE, lambda tr, te: None),
+
+    ("masked_mean", "you skipped the first skip_first *positions*",
+     lambda a, m, k: (a[:, k:] * m[:, k:, None]).sum(1) / m[:, k:].sum(1, keepdim=True)),
+    ("masked_mean", "padding tokens were averaged in", lambda a, m, k: a[:, k:].mean(1)),
+    ("masked_mean", "neither the mask nor skip_first", lambda a, m, k: a.mean(1)),
+    ("masked_mean", "skip_first was ignored", lambda a, m, k: masked_mean(a, m, 0)),
+    ("masked_mean", "one real token too many was skipped",
+     lambda a, m, k: (a * _keep(m, k, strict=True)[..., None]).sum(1) / _keep(m, k, strict=True).sum(1, keepdim=True)),
+    ("masked_mean", "one real token too few was skipped",
+     lambda a, m, k: (a * _keep(m, k, 0)[..., None]).sum(1) / _keep(m, k, 0).sum(1, keepdim=True)),
+    ("masked_mean", "divided by the number of positions", lambda a, m, k: (a * _keep(m, k)[..., None]).sum(1) / a.shape[1]),
+    ("masked_mean", "divided by all real tokens",
+     lambda a, m, k: (a * _keep(m, k)[..., None]).sum(1) / m.sum(1, keepdim=True)),
+    ("masked_mean", "that is a sum, not a mean", lambda a, m, k: (a * _keep(m, k)[..., None]).sum(1)),
+    ("masked_mean", "so that it broadcasts over d_model", lambda a, m, k: (a * _keep(m, k)).sum(1) / _keep(m, k).sum(1)),
+    ("masked_mean", "you averaged over d_model", lambda a, m, k: a.mean(2)),
+    ("masked_mean", "you averaged over the batch axis", lambda a, m, k: a.mean(0)),
+    ("masked_mean", "drop keepdim=True",
+     lambda a, m, k: (a * _keep(m, k)[..., None]).sum(1, keepdim=True) / _keep(m, k).sum(1)[:, None, None]),
+    ("masked_mean", "you modified `acts` in place", _in_place_mean),
+    ("masked_mean", checks.RETURNED_NONE, lambda a, m, k: None),
+
+    ("probe_accuracy", "fitted and scored on the test activations", lambda a, b, c, d: PA(c, d, c, d)),
+    ("probe_accuracy", "is the training accuracy", lambda a, b, c, d: PA(a, b, a, b)),
+    ("probe_accuracy", "chance level: are labels aligned with the activations?",
+     lambda a, b, c, d: PA(a, np.random.default_rng(1).permutation(b), c, d)),
+    ("probe_accuracy", "looks like a percentage", lambda a, b, c, d: 100 * PA(a, b, c, d)),
+    ("probe_accuracy", "the number of correct predictions",
+     lambda a, b, c, d: (_probe(a, b).predict(np.asarray(c)) == d).sum()),
+    ("probe_accuracy", "is the error rate", lambda a, b, c, d: 1 - PA(a, b, c, d)),
+    ("probe_accuracy", "got a numpy array of", lambda a, b, c, d: _probe(a, b).predict(np.asarray(c)) == d),
+    ("probe_accuracy", "got a list of", lambda a, b, c, d: list(_probe(a, b).predict(np.asarray(c)) == d)),
+    ("probe_accuracy", "wrap it in float(", lambda a, b, c, d: torch.tensor(PA(a, b, c, d))),
+    ("probe_accuracy", checks.RETURNED_NONE, lambda a, b, c, d: None),
+
+    ("emotion_vectors", "these are the raw means", _raw_means),
+    ("emotion_vectors", "the mean over all stories", lambda a, l, n: _raw_means(a, l, n) - a.mean(0)),
+    ("emotion_vectors", "rows are not in the order of `names`", lambda a, l, n: EV(a, l, sorted(n))),
+    ("emotion_vectors", "normalised to unit length", lambda a, l, n: EV(a, l, n) / EV(a, l, n).norm(dim=1, keepdim=True)),
+    ("emotion_vectors", "you summed the stories", _sums_centred),
+    ("emotion_vectors", "each row's mean over d_model",
+     lambda a, l, n: _raw_means(a, l, n) - _raw_means(a, l, n).mean(1, keepdim=True)),
+    ("emotion_vectors", "is transposed", lambda a, l, n: EV(a, l, n).T),
+    ("emotion_vectors", "on a Python list is just False", lambda a, l, n: torch.stack([a[l == x].mean(0) for x in n])),
+    ("emotion_vectors", "torch.stack them", lambda a, l, n: list(EV(a, l, n))),
+    ("emotion_vectors", checks.RETURNED_NONE, lambda a, l, n: None),
+
+    ("project_out", "that is the part *inside* the span", lambda v, c: (v @ c.T) @ c),
+    ("project_out", "you added the projection", lambda v, c: v + (v @ c.T) @ c),
+    ("project_out", "only one component was removed", lambda v, c: v - (v @ c[0])[:, None] * c[0]),
+    ("project_out", "check the transposes", lambda v, c: v - (v @ c) @ c.T),
+    ("project_out", "still has a part in the span", lambda v, c: v - 0.5 * (v @ c.T) @ c),
+    ("project_out", "you returned the components", lambda v, c: c),
+    ("project_out", "those are the coefficients", lambda v, c: v @ c.T),
+    ("project_out", "is transposed", lambda v, c: PO(v, c).T),
+    ("project_out", "you modified `vectors` in place", _in_place_project),
+    ("project_out", checks.RETURNED_NONE, lambda v, c: None),
+
+    ("steered_logits", "the logits are unchanged", lambda m, p, d, l: S(m, p, d * 0, l)),
+    ("steered_logits", "you subtracted the vector", lambda m, p, d, l: S(m, p, -d, l)),
+    ("steered_logits", "neighbouring layer, one too deep", lambda m, p, d, l: S(m, p, d, l + 1)),
+    ("steered_logits", "neighbouring layer, one too shallow", lambda m, p, d, l: S(m, p, d, l - 1)),
+    ("steered_logits", "only the last position was steered", lambda m, p, d, l: _steer_at(m, p, d, l, -1)),
+    ("steered_logits", "only the first position was steered", lambda m, p, d, l: _steer_at(m, p, d, l, 0)),
+    ("steered_logits", "the logits at every position", _whole_sequence),
+    ("steered_logits", "still has the batch axis", _batch_axis_logits),
+    ("steered_logits", "these are probabilities", lambda m, p, d, l: torch.softmax(S(m, p, d, l), -1)),
+    ("steered_logits", "these are log-probabilities", lambda m, p, d, l: torch.log_softmax(S(m, p, d, l), -1)),
+    ("steered_logits", "delta was normalised to unit length", lambda m, p, d, l: S(m, p, d / d.norm(), l)),
+    ("steered_logits", "match delta scaled by", lambda m, p, d, l: S(m, p, 2 * d, l)),
+    ("steered_logits", "the id of the predicted token", lambda m, p, d, l: S(m, p, d, l).argmax()),
+    ("steered_logits", checks.NOT_SAVED, _not_saved_steer),
+    ("steered_logits", checks.RETURNED_NONE, lambda m, p, d, l: None),
+]
+WRONG_FN = {(exercise, fragment): fn for exercise, fragment, fn in WRONG}
+
+
+def test_every_mistake_has_a_wrong_answer_and_the_other_way_round():
+    in_checks = [(exercise, fragment) for exercise, _, fragment in checks.MISTAKES]
+    in_tests = [(exercise, fragment) for exercise, fragment, _ in WRONG]
+    assert len(set(in_checks)) == len(in_checks), "two rows of MISTAKES share an exercise and a fragment"
+    assert sorted(in_checks) == sorted(in_tests)
+    assert {exercise for exercise, _, _ in checks.MISTAKES} == set(checks.EXERCISES)
+    assert len(checks.MISTAKES) >= 30
+
+
+@pytest.mark.parametrize("exercise, mistake, fragment", checks.MISTAKES,
+                         ids=[f"{e}: {m}" for e, m, _ in checks.MISTAKES])
+def test_each_mistake_gets_its_own_message(exercise, mistake, fragment, request, capsys):
+    reference = getattr(solutions, exercise)
+    result = run_check(exercise, WRONG_FN[(exercise, fragment)], request)
+    out = capsys.readouterr().out
+    lines = CHECK_LINE.findall(out)
+    assert len(lines) == 1 and lines[0][0] == exercise, out
+    assert fragment in lines[0][1], f"{mistake}: expected {fragment!r} in {lines[0][1]!r}"
+    others = {f for e, _, f in checks.MISTAKES if e == exercise and f != fragment and f not in fragment}
+    assert not [f for f in others if f in lines[0][1]], f"{mistake}: the message also names other mistakes: {out}"
+    assert checks.FALLBACK in out and "PASS" not in out
+    assert checks.is_reference(result) and result.__wrapped__ is reference
+
+
+ARGS = {  # what each check's function is called with, to compare the marked reference with the reference
+    "masked_mean": lambda: (torch.randn(2, 5, 3), torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]), 1),
+    "emotion_vectors": lambda: (torch.randn(5, 3), ["a", "b", "a", "b", "b"], ["b", "a"]),
+    "project_out": lambda: (torch.randn(3, 4), torch.eye(4)[:2]),
+    "probe_accuracy": lambda: PROBE,
+}
+
+
+@pytest.mark.parametrize("exercise", list(checks.EXERCISES))
+def test_rerunning_a_check_after_a_fallback_never_passes_the_reference(exercise, request, capsys):
     def stub(*args):
         raise NotImplementedError
-    assert checks.check_masked_mean(stub) is masked_mean
-    assert checks.FALLBACK in _verdict(capsys)
+
+    first = run_check(exercise, stub, request)
+    assert CHECK_LINE.findall(capsys.readouterr().out) == [(exercise, checks.NOT_FILLED)]
+    assert checks.is_reference(first)
+    again = run_check(exercise, first, request)  # the check cell run again: the name now holds the reference
+    out = capsys.readouterr().out
+    assert CHECK_LINE.findall(out) == [(exercise, checks.RERUN)], out
+    assert "PASS" not in out and checks.FALLBACK in out
+    assert again is first and checks.is_reference(again)
+    reference = getattr(solutions, exercise)
+    assert again.__wrapped__ is reference and again.__name__ == reference.__name__
+    assert inspect.signature(again) == inspect.signature(reference) and again.__doc__ == reference.__doc__
+    assert not checks.is_reference(reference)
+    if exercise in ARGS:  # the marked reference computes exactly what the reference does
+        args = ARGS[exercise]()
+        a, b = again(*args), reference(*args)
+        assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
 
 
-def test_masked_mean_check(capsys):
-    assert checks.check_masked_mean(masked_mean) is masked_mean
-    assert "PASS" in _verdict(capsys)
-    checks.check_masked_mean(lambda a, m, k: a[:, k:].mean(1))
-    assert "padding tokens were averaged in" in _verdict(capsys)
-    checks.check_masked_mean(lambda a, m, k: masked_mean(a, m, 0))
-    assert "first real token was included" in _verdict(capsys)
-    checks.check_masked_mean(lambda a, m, k: a.mean(2))
-    assert "expected shape" in _verdict(capsys)
-    checks.check_masked_mean(lambda a, m, k: 1 / 0)
-    assert "ZeroDivisionError" in _verdict(capsys)
+@pytest.mark.parametrize("exercise", list(checks.EXERCISES))
+def test_the_reference_passes_and_is_returned_as_it_is(exercise, request, capsys):
+    reference = getattr(solutions, exercise)
+    assert run_check(exercise, reference, request) is reference
+    out = capsys.readouterr().out
+    assert out.startswith(f"PASS  {exercise} matches the reference") and "CHECK" not in out
 
 
-def test_residual_after_check(model, capsys):
-    assert checks.check_residual_after(solutions.residual_after, model) is solutions.residual_after
-    assert "PASS" in _verdict(capsys)
-    checks.check_residual_after(lambda m, p, l: solutions.residual_after(m, p, l + 1), model)
-    assert "after layer 11, not 10" in _verdict(capsys)
-    checks.check_residual_after(lambda m, p, l: solutions.residual_after(m, p, l)[None], model)
-    assert "batch axis" in _verdict(capsys)
-    checks.check_residual_after(lambda m, p, l: solutions.residual_after(m, p, l).T, model)
-    assert "transposed" in _verdict(capsys)
+def test_an_error_in_the_learners_code_is_shown(capsys):
+    assert checks.is_reference(checks.check_masked_mean(lambda a, m, k: 1 / 0))
+    assert "your function raised ZeroDivisionError: division by zero" in capsys.readouterr().out
 
 
-def test_bow_check(capsys):
-    assert checks.check_bow_accuracy(solutions.bow_accuracy) is solutions.bow_accuracy
-    assert "PASS" in _verdict(capsys)
-    checks.check_bow_accuracy(lambda train, test: solutions.bow_accuracy(train, train))
-    assert "accuracy on the training stories" in _verdict(capsys)
+def test_a_learners_own_correct_variant_passes(capsys):
+    def mine(acts, mask, skip_first):  # another correct way: index each row
+        rows = [a[m.bool()][skip_first:].mean(0) for a, m in zip(acts, mask)]
+        return torch.stack(rows)
+    assert checks.check_masked_mean(mine) is mine
+    assert capsys.readouterr().out.startswith("PASS")
 
 
-def test_probe_check(capsys):
-    g = torch.Generator().manual_seed(0)
-    centers = torch.randn(3, 8, generator=g) * 2
-    y = np.array(["a", "b", "c"] * 20)
-    X = centers[[ord(c) - 97 for c in y]] + torch.randn(60, 8, generator=g) * 2.5
-    Xt = centers[[ord(c) - 97 for c in y]] + torch.randn(60, 8, generator=g) * 2.5
-    assert checks.check_probe_accuracy(solutions.probe_accuracy, X, y, Xt, y) is solutions.probe_accuracy
-    assert "PASS" in _verdict(capsys)
-    checks.check_probe_accuracy(lambda a, b, c, d: solutions.probe_accuracy(a, b, a, b), X, y, Xt, y)
-    assert "training accuracy" in _verdict(capsys)
+def test_fitting_on_train_and_test_together_is_called_a_leak(capsys):
+    checks.check_bow_accuracy(lambda tr, te: BOW(pd.concat([tr, te]), te))
+    assert "fitted and scored on the test stories" in capsys.readouterr().out
 
 
-def test_emotion_vectors_check(capsys):
-    assert checks.check_emotion_vectors(solutions.emotion_vectors) is solutions.emotion_vectors
-    assert "PASS" in _verdict(capsys)
-
-    def raw_means(acts, labels, names):
-        labels = np.asarray(labels)
-        return torch.stack([acts[torch.from_numpy(labels == n)].mean(0) for n in names])
-    checks.check_emotion_vectors(raw_means)
-    assert "raw means" in _verdict(capsys)
-    checks.check_emotion_vectors(lambda a, l, n: raw_means(a, l, n) - a.mean(0))
-    assert "mean over all stories" in _verdict(capsys)
+def test_is_reference():
+    assert not checks.is_reference(masked_mean) and not checks.is_reference(lambda: 0)
+    assert checks.is_reference(checks._marked(masked_mean))
+    assert checks._marked(masked_mean) is checks._marked(masked_mean)
 
 
-def test_project_out_check(capsys):
-    assert checks.check_project_out(solutions.project_out) is solutions.project_out
-    assert "PASS" in _verdict(capsys)
-    checks.check_project_out(lambda v, c: (v @ c.T) @ c)
-    assert "inside" in _verdict(capsys)
-    checks.check_project_out(lambda v, c: v - (v @ c) @ c.T if v.shape[1] == c.shape[0] else v - v @ c.T @ c @ c.T @ c * 0.5)
-    assert "still has a component" in _verdict(capsys)
-
-
-def test_steered_logits_check(model, capsys):
-    assert checks.check_steered_logits(solutions.steered_logits, model) is solutions.steered_logits
-    assert "PASS" in _verdict(capsys)
-    checks.check_steered_logits(lambda m, p, d, l: solutions.steered_logits(m, p, -d, l), model)
-    assert "subtracted" in _verdict(capsys)
-    checks.check_steered_logits(lambda m, p, d, l: solutions.steered_logits(m, p, d, l + 1), model)
-    assert "neighbouring layer" in _verdict(capsys)
-    checks.check_steered_logits(lambda m, p, d, l: solutions.steered_logits(m, p, d * 0, l), model)
-    assert "unchanged" in _verdict(capsys)
+def test_the_instructor_guide_table_is_the_mistakes_table():
+    result = subprocess.run([sys.executable, "scripts/mistakes_table.py", "--check"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_generated_solutions_agree_with_the_library():
@@ -112,6 +350,4 @@ def test_generated_solutions_agree_with_the_library():
 
 
 def test_solutions_module_is_generated_not_edited():
-    import inspect
-
     assert "GENERATED by scripts/make_notebooks.py" in inspect.getsource(solutions)
