@@ -34,7 +34,7 @@ lint: setup
 course: setup
 	$(BIN)/python -m course_utils.run_course $(if $(MODEL),--model "$(MODEL)") $(if $(filter 1,$(FAST)),--fast)
 
-test: setup
+test: setup lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest tests
 
 notebooks: setup

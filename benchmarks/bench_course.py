@@ -7,6 +7,7 @@ wall time and peak memory (all processes of the run, notebook kernels included) 
 notebooks, and whether the warm and the interrupted-then-resumed runs wrote exactly the same
 results.json as the cold run. Asserts nothing (targets: cold < 15 min, warm < 5 min, peak < 3 GB).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,7 @@ def run_course(cache: Path, build: Path, fast: bool, stop_after: float | None = 
     env = dict(os.environ, COURSE_CACHE_DIR=str(cache), COURSE_BUILD_DIR=str(build))
     cmd = [sys.executable, "-m", "course_utils.run_course"] + (["--fast"] if fast else [])
     t0, peak = time.perf_counter(), 0
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     ps = psutil.Process(proc.pid)
     interrupted = False
     while proc.poll() is None:
@@ -53,8 +53,13 @@ def run_course(cache: Path, build: Path, fast: bool, stop_after: float | None = 
             break
         time.sleep(0.25)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    return {"seconds": time.perf_counter() - t0, "peak_gb": peak / 2**30, "rc": proc.returncode,
-            "interrupted": interrupted, "stderr_tail": err[-2000:]}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "peak_gb": peak / 2**30,
+        "rc": proc.returncode,
+        "interrupted": interrupted,
+        "stderr_tail": err[-2000:],
+    }
 
 
 def results(build: Path) -> dict:
@@ -101,8 +106,10 @@ def main() -> None:
         show("  ... rerun (resumes from cache)", resumed)
         diff = differences(results(tmp / "cold"), results(tmp / "resumed"))
         print(f"{'resumed results.json == cold':<34} {'identical' if not diff else 'DIFFERENT: ' + ', '.join(diff)}")
-        print("  (the part recomputed after the kill is a second cold computation, so this also checks that"
-              " two cold computations agree)")
+        print(
+            "  (the part recomputed after the kill is a second cold computation, so this also checks that"
+            " two cold computations agree)"
+        )
     if timings:
         print("\ncold run, per notebook:")
         for t in sorted(timings, key=lambda t: -t["seconds"]):

@@ -39,7 +39,6 @@ FAST = False
 # %%
 import torch
 
-import course_utils
 from course_utils import chat, extract_activations, load_model
 from course_utils.data import load_stories
 

@@ -29,7 +29,7 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from course_utils import checks, chat, load_model
+from course_utils import chat, checks, load_model
 from course_utils.data import forbidden_hits, load_emotions, load_stories
 from course_utils.models import tokenize, word_token_id
 from course_utils.plots import save_figure, setup_style

@@ -25,7 +25,6 @@ FAST = False
 # %%
 import matplotlib.pyplot as plt
 import nnsight
-import numpy as np
 import seaborn as sns
 import torch
 

@@ -36,13 +36,12 @@ from sklearn.metrics import adjusted_rand_score
 
 from course_utils import build_emotion_vectors, checks, extract_activations, load_model
 from course_utils.data import load_emotions, load_stories
+from course_utils.lens import top_tokens
 from course_utils.paths import build_dir
 from course_utils.plots import save_figure, setup_style
 from course_utils.report import record
 from course_utils.stats import accuracy_ci, corr_ci, pca, permutation_null
-from course_utils.vectors import (EmotionVectors, default_layer, neutral_components, neutral_texts,
-                                  story_activations)
-from course_utils.lens import top_tokens
+from course_utils.vectors import EmotionVectors, default_layer, neutral_components, neutral_texts, story_activations
 from course_utils.widgets import emotion_explorer
 
 setup_style()

@@ -39,10 +39,10 @@ from scipy.stats import spearmanr
 from course_utils import chat, extract_activations, load_model
 from course_utils.data import emotion_names, load_neutral, load_scenarios
 from course_utils.plots import save_figure, setup_style, token_html
+from course_utils.precomputed import course_vectors
 from course_utils.report import record
 from course_utils.stats import accuracy_ci, mean_diff_ci, permutation_null
 from course_utils.steering import random_direction
-from course_utils.precomputed import course_vectors
 
 setup_style()
 model = load_model(MODEL_NAME, remote=REMOTE)

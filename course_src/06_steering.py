@@ -32,17 +32,21 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
-from IPython.display import display
 
 from course_utils import chat, checks, load_model
 from course_utils.data import emotion_names, load_neutral, load_stories
 from course_utils.models import word_token_id
 from course_utils.plots import save_figure, setup_style
+from course_utils.precomputed import course_vectors
 from course_utils.report import record
 from course_utils.stats import permutation_null
-from course_utils.steering import (continuation_logprobs, generate, median_token_norm, perplexity,
-                                   random_direction, steering_vector)
-from course_utils.precomputed import course_vectors
+from course_utils.steering import (
+    generate,
+    median_token_norm,
+    perplexity,
+    random_direction,
+    steering_vector,
+)
 from course_utils.widgets import steering_panel
 
 setup_style()
@@ -171,14 +175,14 @@ record("06_steering", sanity_strength=SANITY, feels_top1=top1, feels_margin=marg
 # is the "fluency-safe" strength that notebook 07 uses.
 
 # %%
-texts = load_stories(split="test").text.tolist()[:: 45][: 4 if FAST else 12]
-texts += [m[1]["content"] for m in load_neutral().messages.tolist()[: 4 if FAST else 12]]
-strengths = [0.0, 0.1, 0.25, 0.5, 1.0] if FAST else [0.0, 0.05, 0.1, 0.25, 0.5, 1.0]
+texts = load_stories(split="test").text.tolist()[:: 45][: 2 if FAST else 12]
+texts += [m[1]["content"] for m in load_neutral().messages.tolist()[: 2 if FAST else 12]]
+strengths = [0.0, 0.1, 0.25, 1.0] if FAST else [0.0, 0.05, 0.1, 0.25, 0.5, 1.0]
 rows = []
 for name in ["desperate", "calm", "happy", "sad"]:
     for s in strengths:
         rows.append({"direction": name, "strength": s, "perplexity": perplexity(model, texts, vectors[name], layer=LAYER, strength=s)})
-for seed in range(2 if FAST else 4):
+for seed in range(1 if FAST else 4):
     for s in strengths:
         rows.append({"direction": f"random {seed}", "strength": s,
                      "perplexity": perplexity(model, texts, random_direction(model.d_model, seed), layer=LAYER, strength=s)})
@@ -209,7 +213,8 @@ show = [0.0, safe, 2 * safe, 1.0] if not FAST else [0.0, safe]
 for name, direction in [("desperate", vectors["desperate"]), ("calm", vectors["calm"]),
                         ("random", random_direction(model.d_model, 0))]:
     for s in show:
-        print(f"{name:>9} {s:+.2f}: {generate(model, prompt, direction, layer=LAYER, strength=s, max_new_tokens=30)[0]}")
+        reply = generate(model, prompt, direction, layer=LAYER, strength=s, max_new_tokens=12 if FAST else 30)[0]
+        print(f"{name:>9} {s:+.2f}: {reply}")
     print()
 
 # %% [markdown]

@@ -42,15 +42,14 @@ from IPython.display import display
 from scipy.stats import spearmanr
 
 from course_utils import extract_activations, load_model
-from course_utils.cheating import (CHEAT_PATTERNS, HONEST_PATTERNS, classify_reply, evaluate, scenario_prompt, slope,
-                                   slope_ci)
+from course_utils.cheating import CHEAT_PATTERNS, HONEST_PATTERNS, classify_reply, evaluate, scenario_prompt, slope, slope_ci
 from course_utils.data import load_scenarios
 from course_utils.models import transcript
 from course_utils.plots import save_figure, setup_style
+from course_utils.precomputed import course_vectors
 from course_utils.report import record
 from course_utils.stats import null_band, percentile_in_null, wilson_ci
 from course_utils.steering import continuation_logprobs, generate, random_direction
-from course_utils.precomputed import course_vectors
 
 setup_style()
 model = load_model(MODEL_NAME, remote=REMOTE)
@@ -60,7 +59,7 @@ LAYER = vectors.layer
 scenarios = load_scenarios("cheat_scenarios").to_dict("records")
 SAMPLE_TOKENS, SAMPLE_PROMPTS = 60, 15
 if FAST:
-    scenarios, N_RANDOM, SAMPLE_TOKENS, SAMPLE_PROMPTS = scenarios[:4], 3, 16, 2
+    scenarios, N_RANDOM, SAMPLE_TOKENS, SAMPLE_PROMPTS = scenarios[:3], 2, 12, 2
 print(f"layer {LAYER}; {len(scenarios)} cheat scenarios; {N_RANDOM} random directions (x2 signs)")
 
 # %% [markdown]
@@ -72,6 +71,8 @@ print(f"layer {LAYER}; {len(scenarios)} cheat scenarios; {N_RANDOM} random direc
 
 # %%
 failures = load_scenarios("failures")
+if FAST:  # two of the four tasks
+    failures = failures[failures.task_id.isin(failures.task_id.unique()[:2])].reset_index(drop=True)
 prompts = [transcript(model, m, add_generation_prompt=True) for m in failures.messages]
 scores = vectors.score(model, prompts, reduce="last")[["desperate", "calm"]]
 acts = extract_activations(model, prompts, layers=[LAYER], reduce="last")[:, 0] - vectors.origin

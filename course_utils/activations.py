@@ -1,4 +1,5 @@
 """Read the residual stream with nnsight: per-layer activations of many texts, reduced and cached on disk."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,8 +29,9 @@ def last_token(acts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return acts[torch.arange(acts.shape[0], device=acts.device), idx].float()
 
 
-def _check_args(model: CourseModel, texts: Sequence[str], layers: Sequence[int] | None,
-                reduce: str, skip_first: int, batch_size: int) -> list[int]:
+def _check_args(
+    model: CourseModel, texts: Sequence[str], layers: Sequence[int] | None, reduce: str, skip_first: int, batch_size: int
+) -> list[int]:
     """Validate arguments; return the layer list."""
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, not one string (wrap it: [text])")
@@ -54,22 +56,37 @@ def _check_args(model: CourseModel, texts: Sequence[str], layers: Sequence[int] 
 
 def _cache_key(model: CourseModel, texts: Sequence[str], layers: list[int], reduce: str, skip_first: int) -> str:
     """The JSON description of a request (with the code version of the extraction); its hash names the cache file."""
-    request = {"model": model_key(model), "n_texts": len(texts), "texts_sha256": texts_sha256(texts), "layers": layers,
-               "reduce": reduce, "skip_first": skip_first if reduce == "mean" else None}
+    request = {
+        "model": model_key(model),
+        "n_texts": len(texts),
+        "texts_sha256": texts_sha256(texts),
+        "layers": layers,
+        "reduce": reduce,
+        "skip_first": skip_first if reduce == "mean" else None,
+    }
     return request_key(request, CODE_VERSION)
 
 
-def _run_batches(model: CourseModel, texts: Sequence[str], layers: list[int], reduce: str,
-                 skip_first: int, batch_size: int, progress: bool | None) -> dict[str, torch.Tensor]:
+def _run_batches(
+    model: CourseModel,
+    texts: Sequence[str],
+    layers: list[int],
+    reduce: str,
+    skip_first: int,
+    batch_size: int,
+    progress: bool | None,
+) -> dict[str, torch.Tensor]:
     """Run the model over length-sorted batches and reduce each layer's output inside the trace."""
     lengths = [len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     if reduce == "mean":
         short = [i for i, n in enumerate(lengths) if n <= skip_first]
         if short:
-            raise ValueError(f"texts[{short[0]}] has only {lengths[short[0]]} tokens, not more than "
-                             f"skip_first={skip_first}: nothing left to average (lower skip_first or lengthen it)")
+            raise ValueError(
+                f"texts[{short[0]}] has only {lengths[short[0]]} tokens, not more than "
+                f"skip_first={skip_first}: nothing left to average (lower skip_first or lengthen it)"
+            )
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     show = progress if progress is not None else len(batches) > 2
     results: dict[int, list[torch.Tensor]] = {}
     for batch in tqdm(batches, desc="extracting activations", disable=not show, leave=False):
@@ -102,14 +119,23 @@ def _run_batches(model: CourseModel, texts: Sequence[str], layers: list[int], re
     return {"acts": torch.stack([results[i] for i in range(len(texts))])}
 
 
-def extract_activations(model: CourseModel, texts: Sequence[str], *, layers: Sequence[int] | None = None,
-                        reduce: str = "mean", skip_first: int = 3, batch_size: int = 16, cache: bool = True,
-                        progress: bool | None = None) -> torch.Tensor | list[torch.Tensor]:
-    """Residual-stream activations after each decoder layer: [n_texts, n_layers, d_model] (or per-token list for reduce="none")."""
+def extract_activations(
+    model: CourseModel,
+    texts: Sequence[str],
+    *,
+    layers: Sequence[int] | None = None,
+    reduce: str = "mean",
+    skip_first: int = 3,
+    batch_size: int = 16,
+    cache: bool = True,
+    progress: bool | None = None,
+) -> torch.Tensor | list[torch.Tensor]:
+    """Residual-stream activations after each decoder layer: [n_texts, n_layers, d_model] (per-token list if reduce="none")."""
     layers = _check_args(model, texts, layers, reduce, skip_first, batch_size)
     key = _cache_key(model, texts, layers, reduce, skip_first)
-    tensors = cached("activations", key, lambda: _run_batches(model, texts, layers, reduce, skip_first, batch_size, progress),
-                     use=cache)
+    tensors = cached(
+        "activations", key, lambda: _run_batches(model, texts, layers, reduce, skip_first, batch_size, progress), use=cache
+    )
     if reduce == "none":
         return list(torch.split(tensors["acts"], tensors["lengths"].tolist()))
     return tensors["acts"]

@@ -5,6 +5,7 @@ functions that compute it, names the file. Changing the computing code changes t
 so old entries are never read for new code. Files are written atomically and carry a sha256 of
 their tensors: a corrupted or stale file is reported and recomputed, never silently used.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -9,6 +9,7 @@ reports a pass for the reference: it asks the learner to re-run their definition
 the message). tests/test_checks.py runs one wrong function per row, and docs/instructor_guide.md's table is
 generated from it (scripts/mistakes_table.py).
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,15 +25,20 @@ import torch
 
 FALLBACK = "using the reference solution; fill in the cell above to use yours"
 NOT_FILLED = "not filled in yet"
-RERUN = ("this is still the reference solution from an earlier fallback: re-run your definition cell above first, "
-         "then this check")
+RERUN = "this is still the reference solution from an earlier fallback: re-run your definition cell above first, then this check"
 NOT_SAVED = "nnsight deletes values that were not saved when the trace ends"
 RETURNED_NONE = "your function returned None: did you forget the `return`?"
 
 # Where each checked function is written, as the notebooks number the exercises.
-EXERCISES = {"residual_after": "exercise 0", "bow_accuracy": "exercise 1", "masked_mean": "exercise 2",
-             "probe_accuracy": "exercise 3", "emotion_vectors": "exercise 4a", "project_out": "exercise 4b",
-             "steered_logits": "exercise 6"}
+EXERCISES = {
+    "residual_after": "exercise 0",
+    "bow_accuracy": "exercise 1",
+    "masked_mean": "exercise 2",
+    "probe_accuracy": "exercise 3",
+    "emotion_vectors": "exercise 4a",
+    "project_out": "exercise 4b",
+    "steered_logits": "exercise 6",
+}
 
 # (exercise, mistake, fragment of what the check says). One row per recognised mistake, in the order of EXERCISES.
 MISTAKES: list[tuple[str, str, str]] = [
@@ -40,8 +46,7 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("residual_after", "keeping the batch axis (`[1, tokens, d]`)", "still has the batch axis: take row 0"),
     ("residual_after", "returning `[d_model, tokens]` (transposed)", "is transposed"),
     ("residual_after", "reading the layer after the one asked (`model.layer(layer + 1)`)", "one layer too deep"),
-    ("residual_after", "reading `.input` instead of `.output` (the stream after the layer before)",
-     "one layer too shallow"),
+    ("residual_after", "reading `.input` instead of `.output` (the stream after the layer before)", "one layer too shallow"),
     ("residual_after", "returning a tuple around the tensor", "return the tensor itself"),
     ("residual_after", "returning only the last token (`[0, -1]`)", "the last token's vector only"),
     ("residual_after", "indexing `[0]` twice (tuple habit): only the first token", "the first token's vector only"),
@@ -49,11 +54,17 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("residual_after", "returning the logits (`model.output`) instead of the layer's output", "these look like logits"),
     ("residual_after", "leaving the tensor on the GPU (no `.cpu()`)", "move it to the CPU"),
     ("residual_after", "no `return`", RETURNED_NONE),
-    ("bow_accuracy", "fitting and scoring on the test stories (or fitting on train and test together)",
-     "fitted and scored on the test stories"),
+    (
+        "bow_accuracy",
+        "fitting and scoring on the test stories (or fitting on train and test together)",
+        "fitted and scored on the test stories",
+    ),
     ("bow_accuracy", "scoring on the training stories", "accuracy on the training stories"),
-    ("bow_accuracy", "labels out of line with the texts (shuffled `train.emotion`)",
-     "chance level: are labels aligned with the texts?"),
+    (
+        "bow_accuracy",
+        "labels out of line with the texts (shuffled `train.emotion`)",
+        "chance level: are labels aligned with the texts?",
+    ),
     ("bow_accuracy", "returning a percentage (64.2 for 0.642)", "looks like a percentage"),
     ("bow_accuracy", "returning the number of correct predictions", "the number of correct predictions"),
     ("bow_accuracy", "returning the error rate", "is the error rate"),
@@ -61,8 +72,11 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("bow_accuracy", "returning a pandas Series (`predict(...) == test.emotion`)", "got a pandas Series of"),
     ("bow_accuracy", "returning a list", "got a list of"),
     ("bow_accuracy", "no `return`", RETURNED_NONE),
-    ("masked_mean", "skipping the first `skip_first` positions, not each row's first real tokens "
-     "(`mask[:, skip_first:]`)", "you skipped the first skip_first *positions*"),
+    (
+        "masked_mean",
+        "skipping the first `skip_first` positions, not each row's first real tokens (`mask[:, skip_first:]`)",
+        "you skipped the first skip_first *positions*",
+    ),
     ("masked_mean", "averaging pads in (`acts[:, skip_first:].mean(1)`, no mask)", "padding tokens were averaged in"),
     ("masked_mean", "mask not applied and skip_first ignored (`acts.mean(1)`)", "neither the mask nor skip_first"),
     ("masked_mean", "ignoring skip_first", "skip_first was ignored"),
@@ -79,8 +93,11 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("masked_mean", "no `return`", RETURNED_NONE),
     ("probe_accuracy", "fitting and scoring on the test activations", "fitted and scored on the test activations"),
     ("probe_accuracy", "scoring on the training activations", "is the training accuracy"),
-    ("probe_accuracy", "labels out of line with the activations (shuffled `y_train`)",
-     "chance level: are labels aligned with the activations?"),
+    (
+        "probe_accuracy",
+        "labels out of line with the activations (shuffled `y_train`)",
+        "chance level: are labels aligned with the activations?",
+    ),
     ("probe_accuracy", "returning a percentage", "looks like a percentage"),
     ("probe_accuracy", "returning the number of correct predictions", "the number of correct predictions"),
     ("probe_accuracy", "returning the error rate", "is the error rate"),
@@ -95,8 +112,7 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("emotion_vectors", "summing the stories instead of averaging", "you summed the stories"),
     ("emotion_vectors", "centring each row over d_model (`mean(1)`)", "each row's mean over d_model"),
     ("emotion_vectors", "returning `[d_model, n_emotions]` (transposed)", "is transposed"),
-    ("emotion_vectors", "comparing a Python list with a name (`labels == n` is False)",
-     "on a Python list is just False"),
+    ("emotion_vectors", "comparing a Python list with a name (`labels == n` is False)", "on a Python list is just False"),
     ("emotion_vectors", "returning a list of vectors", "torch.stack them"),
     ("emotion_vectors", "no `return`", RETURNED_NONE),
     ("project_out", "returning the part inside the span", "that is the part *inside* the span"),
@@ -135,6 +151,7 @@ _MARKED: dict[Callable, Callable] = {}
 def _marked(reference: Callable) -> Callable:
     """The reference, wrapped (same name, signature, docstring and behaviour) and marked as the reference."""
     if reference not in _MARKED:
+
         @functools.wraps(reference)
         def course_reference(*args: Any, **kwargs: Any) -> Any:
             return reference(*args, **kwargs)
@@ -164,8 +181,7 @@ def _verdict(fn: Callable, reference: Callable, problem: str | None, name: str) 
     return _marked(reference)
 
 
-def _run(fn: Callable[..., Any], *args: Any,
-         explain: Callable[[Exception], str | None] | None = None) -> tuple[Any, str | None]:
+def _run(fn: Callable[..., Any], *args: Any, explain: Callable[[Exception], str | None] | None = None) -> tuple[Any, str | None]:
     """Call a learner's function; return (result, None) or (None, why it could not be used)."""
     try:
         return fn(*args), None
@@ -198,27 +214,31 @@ def _kind(x: Any) -> str:
 
 def _not_saved_hint(example: str) -> Callable[[Exception], str | None]:
     """Explain the error nnsight leads to when a value used after the trace was never saved."""
+
     def explain(e: Exception) -> str | None:
         text = str(e).lower()
-        if isinstance(e, NameError) or any(s in text for s in ("before it's been set", "not been set",
-                                                               "was not saved", "never saved", "not saved")):
+        if isinstance(e, NameError) or any(
+            s in text for s in ("before it's been set", "not been set", "was not saved", "never saved", "not saved")
+        ):
             return f"{NOT_SAVED}; wrap what you use after the trace in nnsight.save(...) inside it ({example})"
         return None
+
     return explain
 
 
 # --- exercise 0 ------------------------------------------------------------------------------------------------
 
-def check_residual_after(fn: Callable, model: Any, prompt: str = "The lighthouse keeper climbed the stairs.",
-                         layer: int | None = None) -> Callable:
+
+def check_residual_after(
+    fn: Callable, model: Any, prompt: str = "The lighthouse keeper climbed the stairs.", layer: int | None = None
+) -> Callable:
     """Exercise 00: fn(model, prompt, layer) -> [n_tokens, d_model], the residual stream after `layer` (default: a third deep)."""
     from .solutions import residual_after
 
     if is_reference(fn):
         return _verdict(fn, residual_after, RERUN, "residual_after")
     layer = model.n_layers // 3 if layer is None else layer
-    got, problem = _run(fn, model, prompt, layer,
-                        explain=_not_saved_hint("out = nnsight.save(model.layer(layer).output)"))
+    got, problem = _run(fn, model, prompt, layer, explain=_not_saved_hint("out = nnsight.save(model.layer(layer).output)"))
     if problem is None:
         problem = _residual_problem(got, residual_after, model, prompt, layer)
     return _verdict(fn, residual_after, problem, "residual_after")
@@ -230,28 +250,36 @@ def _residual_problem(got: Any, reference: Callable, model: Any, prompt: str, la
     if got is None:
         return RETURNED_NONE
     if isinstance(got, (tuple, list)):
-        return (f"expected a torch.Tensor, got {_kind(got)}: return the tensor itself, [n_tokens, d_model], "
-                "not a tuple or list around it")
+        return (
+            f"expected a torch.Tensor, got {_kind(got)}: return the tensor itself, [n_tokens, d_model], "
+            "not a tuple or list around it"
+        )
     if not isinstance(got, torch.Tensor):
         return f"expected a torch.Tensor, got {_kind(got)}"
     if got.dim() == 3 and got.shape[0] == 1 and got.shape[1:] == want.shape:
-        return (f"shape {tuple(got.shape)} still has the batch axis: take row 0 "
-                f"(the layer output is [batch, tokens, d_model]) to get [tokens, d_model]")
+        return (
+            f"shape {tuple(got.shape)} still has the batch axis: take row 0 "
+            f"(the layer output is [batch, tokens, d_model]) to get [tokens, d_model]"
+        )
     if got.shape == want.shape[::-1] and n != d:
         return f"shape {tuple(got.shape)} is transposed: expected [n_tokens, d_model] = {tuple(want.shape)}"
     if got.shape == (d,):
         if _same(got, want[-1]):
             return "that is the last token's vector only: return every token, [n_tokens, d_model] (index with [0], not [0, -1])"
         if _same(got, want[0]):
-            return ("that is the first token's vector only: index the batch axis once ([0]); in this version of "
-                    "transformers the layer output is a tensor, not a tuple, so a second [0] picks token 0")
+            return (
+                "that is the first token's vector only: index the batch axis once ([0]); in this version of "
+                "transformers the layer output is a tensor, not a tuple, so a second [0] picks token 0"
+            )
         if _same(got, want.mean(0)):
             return "that is the mean over tokens: return every token's vector, [n_tokens, d_model]"
         return f"shape {tuple(got.shape)} is a single vector: return every token, [n_tokens, d_model] = {tuple(want.shape)}"
     vocab = getattr(getattr(model, "unembed", None), "out_features", None)
     if got.dim() >= 2 and vocab and got.shape[-1] == vocab:
-        return (f"shape {tuple(got.shape)} has one column per vocabulary entry: these look like logits "
-                "(model.output): save model.layer(layer).output instead")
+        return (
+            f"shape {tuple(got.shape)} has one column per vocabulary entry: these look like logits "
+            "(model.output): save model.layer(layer).output instead"
+        )
     if got.shape != want.shape:
         return f"shape {tuple(got.shape)}, expected [n_tokens, d_model] = {tuple(want.shape)}"
     if got.device.type != "cpu":
@@ -259,22 +287,29 @@ def _residual_problem(got: Any, reference: Callable, model: Any, prompt: str, la
     if _same(got, want):
         return None
     if layer >= 1 and _same(got, reference(model, prompt, layer - 1)):
-        return (f"these are the activations after layer {layer - 1}, not {layer}: one layer too shallow, the stream "
-                f"going *into* layer {layer} (its .input, or hidden_states[{layer}] of output_hidden_states): "
-                "save model.layer(layer).output")
+        return (
+            f"these are the activations after layer {layer - 1}, not {layer}: one layer too shallow, the stream "
+            f"going *into* layer {layer} (its .input, or hidden_states[{layer}] of output_hidden_states): "
+            "save model.layer(layer).output"
+        )
     if layer + 1 < model.n_layers and _same(got, reference(model, prompt, layer + 1)):
-        return (f"these are the activations after layer {layer + 1}, not {layer}: one layer too deep "
-                "(model.layer(i).output is the stream *after* decoder layer i; in output_hidden_states that is "
-                "hidden_states[i + 1])")
+        return (
+            f"these are the activations after layer {layer + 1}, not {layer}: one layer too deep "
+            "(model.layer(i).output is the stream *after* decoder layer i; in output_hidden_states that is "
+            "hidden_states[i + 1])"
+        )
     return "values differ from the reference: did you save .output of model.layer(layer)?"
 
 
 # --- exercise 2 ------------------------------------------------------------------------------------------------
 
+
 def _broadcast_hint(e: Exception) -> str | None:
     if isinstance(e, RuntimeError) and "must match the size of tensor" in str(e):
-        return ("the mask is [batch, tokens]: give it a last axis (mask.unsqueeze(-1), or keep[..., None]) "
-                "so that it broadcasts over d_model")
+        return (
+            "the mask is [batch, tokens]: give it a last axis (mask.unsqueeze(-1), or keep[..., None]) "
+            "so that it broadcasts over d_model"
+        )
     return None
 
 
@@ -295,8 +330,10 @@ def check_masked_mean(fn: Callable) -> Callable:
         problem = _masked_mean_problem(got, masked_mean(acts, mask, k), acts, mask, k)
     if problem is None and not (torch.equal(given_acts, acts) and torch.equal(given_mask, mask)):
         which = "acts" if not torch.equal(given_acts, acts) else "mask"
-        problem = (f"you modified `{which}` in place (e.g. *= or masked_fill_): the caller's tensor changed. "
-                   "Compute new tensors instead (acts * keep)")
+        problem = (
+            f"you modified `{which}` in place (e.g. *= or masked_fill_): the caller's tensor changed. "
+            "Compute new tensors instead (acts * keep)"
+        )
     return _verdict(fn, masked_mean, problem, "masked_mean")
 
 
@@ -315,8 +352,9 @@ def _masked_mean_problem(got: Any, want: torch.Tensor, acts: torch.Tensor, mask:
     if got.shape == (b, t):
         return f"shape {tuple(got.shape)}: you averaged over d_model (the last axis): average over tokens, dim=1"
     if got.shape != want.shape:
-        return (f"expected shape [batch, d_model] = {tuple(want.shape)}, got {tuple(got.shape)} "
-                "(average over the token axis, dim=1)")
+        return (
+            f"expected shape [batch, d_model] = {tuple(want.shape)}, got {tuple(got.shape)} (average over the token axis, dim=1)"
+        )
     if _same(got, want):
         return None
     real = mask.bool()
@@ -331,28 +369,38 @@ def _masked_mean_problem(got: Any, want: torch.Tensor, acts: torch.Tensor, mask:
 
     positions = torch.arange(t).expand(b, t)
     if _same(got, acts.mean(1)):
-        return ("this is the plain mean over every position: neither the mask nor skip_first was used, so pads were "
-                "averaged in and the first real tokens kept")
+        return (
+            "this is the plain mean over every position: neither the mask nor skip_first was used, so pads were "
+            "averaged in and the first real tokens kept"
+        )
     if _same(got, acts[:, k:].mean(1)):
-        return ("padding tokens were averaged in: skipping the first positions does not remove pads; multiply by "
-                "the attention mask before summing and divide by the count of real tokens")
+        return (
+            "padding tokens were averaged in: skipping the first positions does not remove pads; multiply by "
+            "the attention mask before summing and divide by the count of real tokens"
+        )
     if _same(got, mean_over(real & (positions >= k))):
-        return ("you skipped the first skip_first *positions*, not each row's first skip_first real tokens: with left "
-                "padding those positions are pads in padded rows. Rank the real tokens with mask.cumsum(-1) - 1")
+        return (
+            "you skipped the first skip_first *positions*, not each row's first skip_first real tokens: with left "
+            "padding those positions are pads in padded rows. Rank the real tokens with mask.cumsum(-1) - 1"
+        )
     if _same(got, mean_over(kept(0))):
-        return ("skip_first was ignored: each row's first skip_first real tokens were included (with left padding "
-                "they sit at a different position in each row: use mask.cumsum(-1) - 1)")
+        return (
+            "skip_first was ignored: each row's first skip_first real tokens were included (with left padding "
+            "they sit at a different position in each row: use mask.cumsum(-1) - 1)"
+        )
     if _same(got, mean_over(kept(k + 1))):
         return "one real token too many was skipped: keep tokens whose rank is >= skip_first (not >)"
     if k >= 1 and _same(got, mean_over(kept(k - 1))):
-        return ("one real token too few was skipped: the rank of a real token is mask.cumsum(-1) - 1 "
-                "(the first real token has rank 0); keep rank >= skip_first")
+        return (
+            "one real token too few was skipped: the rank of a real token is mask.cumsum(-1) - 1 "
+            "(the first real token has rank 0); keep rank >= skip_first"
+        )
     if _same(got, mean_over(kept(k), torch.tensor(float(t)))):
-        return ("you divided by the number of positions T: divide by the number of tokens kept in each row "
-                "(keep.sum(1))")
+        return "you divided by the number of positions T: divide by the number of tokens kept in each row (keep.sum(1))"
     if _same(got, mean_over(kept(k), mask.sum(1, keepdim=True).to(acts.dtype))):
-        return ("you divided by all real tokens, skipped ones included: divide by the number of tokens kept "
-                "in each row (keep.sum(1))")
+        return (
+            "you divided by all real tokens, skipped ones included: divide by the number of tokens kept in each row (keep.sum(1))"
+        )
     if _same(got, (acts * kept(k).to(acts.dtype).unsqueeze(-1)).sum(1)):
         return "that is a sum, not a mean: divide by the number of tokens kept in each row"
     return "values differ from the reference: check the mask, the skipped tokens and the division"
@@ -360,9 +408,21 @@ def _masked_mean_problem(got: Any, want: torch.Tensor, acts: torch.Tensor, mask:
 
 # --- exercises 1 and 3: accuracies ---------------------------------------------------------------------------
 
-def _accuracy_problem(got: Any, want: float, *, chance: float, n_test: int, tol: float, items: str, aligned: str,
-                      training: str, ignores_train: Callable[[float], bool], ignores_test: Callable[[float], bool],
-                      leak_values: Callable[[], tuple[float, float]]) -> str | None:
+
+def _accuracy_problem(
+    got: Any,
+    want: float,
+    *,
+    chance: float,
+    n_test: int,
+    tol: float,
+    items: str,
+    aligned: str,
+    training: str,
+    ignores_train: Callable[[float], bool],
+    ignores_test: Callable[[float], bool],
+    leak_values: Callable[[], tuple[float, float]],
+) -> str | None:
     """What is wrong with an accuracy `got` (None if nothing), given the reference's accuracy `want`.
 
     items: what is classified ('stories'); aligned: what labels go with ('texts'); training: the message for
@@ -392,31 +452,40 @@ def _accuracy_problem(got: Any, want: float, *, chance: float, n_test: int, tol:
         if abs(g / 100 - want) <= tol:
             return f"{g:.1f} looks like a percentage: return a fraction between 0 and 1 (the notebook formats it)"
         if float(g).is_integer() and abs(g / n_test - want) <= tol:
-            return (f"{g:.0f} is the number of correct predictions: divide by the number of test {items} "
-                    "(or take the .mean() of the comparison)")
+            return (
+                f"{g:.0f} is the number of correct predictions: divide by the number of test {items} "
+                "(or take the .mean() of the comparison)"
+            )
         return f"expected an accuracy between 0 and 1, got {g}"
     if g < 0:
         return f"expected an accuracy between 0 and 1, got {g}"
     if abs(g - want) <= tol:
         return None
     if abs((1 - g) - want) <= 0.02:
-        return (f"{g:.2f} is the error rate (1 - accuracy, the reference's is {1 - want:.2f}): "
-                "count predictions equal to the labels")
+        return (
+            f"{g:.2f} is the error rate (1 - accuracy, the reference's is {1 - want:.2f}): count predictions equal to the labels"
+        )
     if g > want + tol:
         on_train, on_test = leak_values()
         no_train, no_test = ignores_train(g), ignores_test(g)
         if (no_train and not no_test) or (not no_train and not no_test and abs(g - on_test) < 0.02 <= abs(g - on_train)):
-            return (f"{g:.2f} is what a classifier fitted and scored on the test {items} gets (the reference "
-                    f"fitted on test scores {on_test:.2f} on test): the test {items} must not be in the data it is "
-                    f"fitted on; fit on the training {items} only, then score on test")
+            return (
+                f"{g:.2f} is what a classifier fitted and scored on the test {items} gets (the reference "
+                f"fitted on test scores {on_test:.2f} on test): the test {items} must not be in the data it is "
+                f"fitted on; fit on the training {items} only, then score on test"
+            )
         if (no_test and not no_train) or (not no_train and not no_test and abs(g - on_train) < 0.02 <= abs(g - on_test)):
             return training.format(g=g)
-        return (f"{g:.2f} is too good to be true (the reference scores {want:.2f}): were test {items} in the data "
-                "the classifier was fitted on?")
+        return (
+            f"{g:.2f} is too good to be true (the reference scores {want:.2f}): were test {items} in the data "
+            "the classifier was fitted on?"
+        )
     threshold = chance + max(0.05, 3 * math.sqrt(chance * (1 - chance) / max(n_test, 1)))
     if g <= threshold < want:
-        return (f"{g:.2f} is at chance level: are labels aligned with the {aligned}? (chance is {chance:.2f}; the "
-                f"reference scores {want:.2f}; shuffled or reordered labels give chance)")
+        return (
+            f"{g:.2f} is at chance level: are labels aligned with the {aligned}? (chance is {chance:.2f}; the "
+            f"reference scores {want:.2f}; shuffled or reordered labels give chance)"
+        )
     return None  # the caller adds its own "far from the reference" message
 
 
@@ -466,25 +535,34 @@ def check_bow_accuracy(fn: Callable) -> Callable:
     train, test, want = _bow_reference()
     got, problem = _run(fn, train.copy(), test.copy())
     if problem is None:
+
         def doubled(df: Any) -> Any:
             return pd.concat([df, df.assign(emotion=_conflicting(df.emotion))], ignore_index=True)
 
         problem = _accuracy_problem(
-            got, want, chance=1 / train.emotion.nunique(), n_test=len(test), tol=0.08, items="stories",
+            got,
+            want,
+            chance=1 / train.emotion.nunique(),
+            n_test=len(test),
+            tol=0.08,
+            items="stories",
             aligned="texts",
-            training=("{g:.2f} is the accuracy on the training stories: score on `test`, never on the data the "
-                      "classifier was fitted on"),
+            training=(
+                "{g:.2f} is the accuracy on the training stories: score on `test`, never on the data the classifier was fitted on"
+            ),
             ignores_train=lambda g: _number_again(fn, doubled(train), test.copy()) == g,
             ignores_test=lambda g: _number_again(fn, train.copy(), doubled(test)) == g,
-            leak_values=_bow_leaks)
+            leak_values=_bow_leaks,
+        )
         if problem is None and abs(float(got) - want) > 0.08:
-            problem = (f"accuracy {float(got):.2f} is far from the reference {want:.2f}: fit TfidfVectorizer + "
-                       "LogisticRegression on train texts and train emotions, predict test texts")
+            problem = (
+                f"accuracy {float(got):.2f} is far from the reference {want:.2f}: fit TfidfVectorizer + "
+                "LogisticRegression on train texts and train emotions, predict test texts"
+            )
     return _verdict(fn, bow_accuracy, problem, "bow_accuracy")
 
 
-def check_probe_accuracy(fn: Callable, acts_train: torch.Tensor, y_train: Any, acts_test: torch.Tensor,
-                         y_test: Any) -> Callable:
+def check_probe_accuracy(fn: Callable, acts_train: torch.Tensor, y_train: Any, acts_test: torch.Tensor, y_test: Any) -> Callable:
     """Exercise 03: fn(X_train [n,d], y_train, X_test [m,d], y_test) -> test accuracy of a logistic probe."""
     from .solutions import probe_accuracy
 
@@ -502,20 +580,31 @@ def check_probe_accuracy(fn: Callable, acts_train: torch.Tensor, y_train: Any, a
     if problem is None:
         want = probe_accuracy(acts_train, y_train, acts_test, y_test)
         problem = _accuracy_problem(
-            got, want, chance=1 / len(set(np.asarray(y_train).tolist())), n_test=len(y_test), tol=0.1,
-            items="activations", aligned="activations",
+            got,
+            want,
+            chance=1 / len(set(np.asarray(y_train).tolist())),
+            n_test=len(y_test),
+            tol=0.1,
+            items="activations",
+            aligned="activations",
             training="{g:.2f} is the training accuracy: predict on X_test and compare with y_test",
             ignores_train=lambda g: _number_again(fn, *doubled(acts_train, y_train), copy(acts_test), copy(y_test)) == g,
             ignores_test=lambda g: _number_again(fn, copy(acts_train), copy(y_train), *doubled(acts_test, y_test)) == g,
-            leak_values=lambda: (probe_accuracy(acts_train, y_train, acts_train, y_train),
-                                 probe_accuracy(acts_test, y_test, acts_test, y_test)))
+            leak_values=lambda: (
+                probe_accuracy(acts_train, y_train, acts_train, y_train),
+                probe_accuracy(acts_test, y_test, acts_test, y_test),
+            ),
+        )
         if problem is None and abs(float(got) - want) > 0.1:
-            problem = (f"accuracy {float(got):.2f} vs the reference {want:.2f}: did you standardise the features "
-                       "(StandardScaler) and fit on the training split only?")
+            problem = (
+                f"accuracy {float(got):.2f} vs the reference {want:.2f}: did you standardise the features "
+                "(StandardScaler) and fit on the training split only?"
+            )
     return _verdict(fn, probe_accuracy, problem, "probe_accuracy")
 
 
 # --- exercise 4 ------------------------------------------------------------------------------------------------
+
 
 def check_emotion_vectors(fn: Callable) -> Callable:
     """Exercise 04a: fn(acts [n,d], labels, names) -> [n_emotions, d] per-emotion means minus their mean."""
@@ -540,9 +629,11 @@ def check_emotion_vectors(fn: Callable) -> Callable:
         elif not isinstance(got, torch.Tensor):
             problem = f"expected a torch.Tensor of shape [n_emotions, d_model] = {tuple(want.shape)}, got {_kind(got)}"
         elif got.dim() == 3 or (got.is_floating_point() and torch.isnan(got).any()):
-            problem = (f"shape {tuple(got.shape)}{' with NaN' if torch.isnan(got).any() else ''}: `labels == name` "
-                       "on a Python list is just False (so no story is selected): make labels a NumPy array "
-                       "first, labels = np.asarray(labels)")
+            problem = (
+                f"shape {tuple(got.shape)}{' with NaN' if torch.isnan(got).any() else ''}: `labels == name` "
+                "on a Python list is just False (so no story is selected): make labels a NumPy array "
+                "first, labels = np.asarray(labels)"
+            )
         elif got.shape == want.shape[::-1]:
             problem = f"shape {tuple(got.shape)} is transposed: expected [n_emotions, d_model] = {tuple(want.shape)}"
         elif got.shape != want.shape:
@@ -552,8 +643,10 @@ def check_emotion_vectors(fn: Callable) -> Callable:
         elif _same(got, means):
             problem = "these are the raw means: subtract the mean over emotions so that what all emotions share is removed"
         elif _same(got, means - acts.mean(0)):
-            problem = ("you subtracted the mean over all stories; emotions with more stories then weigh more. "
-                       "Subtract the mean of the per-emotion means instead")
+            problem = (
+                "you subtracted the mean over all stories; emotions with more stories then weigh more. "
+                "Subtract the mean of the per-emotion means instead"
+            )
         elif any(_same(got[list(p)], want) for p in itertools.permutations(range(len(names)))):
             problem = "rows are not in the order of `names`: build them with [... for n in names]"
         elif _same(got, want / want.norm(dim=1, keepdim=True)) or _same(got, means / means.norm(dim=1, keepdim=True)):
@@ -561,18 +654,23 @@ def check_emotion_vectors(fn: Callable) -> Callable:
         elif _same(got, sums) or _same(got, sums - sums.mean(0)):
             problem = "you summed the stories of each emotion: take their mean (.mean(0)), so counts do not matter"
         elif _same(got, means - means.mean(1, keepdim=True)):
-            problem = ("you subtracted each row's mean over d_model (dim=1): subtract the mean over emotions, "
-                       "means.mean(0, keepdim=True)")
+            problem = (
+                "you subtracted each row's mean over d_model (dim=1): subtract the mean over emotions, "
+                "means.mean(0, keepdim=True)"
+            )
         else:
             problem = "values differ from the reference: mean per emotion (dim=0 over its stories), then centre"
     return _verdict(fn, emotion_vectors, problem, "emotion_vectors")
 
 
 def _matmul_hint(e: Exception) -> str | None:
-    if isinstance(e, RuntimeError) and ("cannot be multiplied" in str(e) or "size mismatch" in str(e)
-                                        or "must match the size" in str(e)):
-        return ("check the transposes: vectors are [n, d] and components [k, d], so the coefficients are "
-                "vectors @ components.T ([n, k]) and the part in the span is (vectors @ components.T) @ components")
+    if isinstance(e, RuntimeError) and (
+        "cannot be multiplied" in str(e) or "size mismatch" in str(e) or "must match the size" in str(e)
+    ):
+        return (
+            "check the transposes: vectors are [n, d] and components [k, d], so the coefficients are "
+            "vectors @ components.T ([n, k]) and the part in the span is (vectors @ components.T) @ components"
+        )
     return None
 
 
@@ -591,8 +689,10 @@ def check_project_out(fn: Callable) -> Callable:
         want = project_out(vectors, components)
         inside = (vectors @ components.T) @ components
         if not torch.equal(given_v, vectors):
-            problem = ("you modified `vectors` in place (-= or sub_): the caller's raw vectors changed. "
-                       "Return a new tensor, vectors - ...")
+            problem = (
+                "you modified `vectors` in place (-= or sub_): the caller's raw vectors changed. "
+                "Return a new tensor, vectors - ..."
+            )
         elif not torch.equal(given_c, components):
             problem = "you modified `components` in place: compute new tensors instead"
         elif got is None:
@@ -602,8 +702,10 @@ def check_project_out(fn: Callable) -> Callable:
         elif _same(got, components):
             problem = "you returned the components: return the vectors with their part in the components' span removed"
         elif _same(got, vectors @ components.T):
-            problem = ("those are the coefficients vectors @ components.T ([n, k]): multiply them by components "
-                       "to get the part in the span, and subtract that from the vectors")
+            problem = (
+                "those are the coefficients vectors @ components.T ([n, k]): multiply them by components "
+                "to get the part in the span, and subtract that from the vectors"
+            )
         elif got.shape == want.shape[::-1]:
             problem = f"shape {tuple(got.shape)} is transposed: expected the shape of vectors, {tuple(want.shape)}"
         elif got.shape != want.shape:
@@ -614,18 +716,23 @@ def check_project_out(fn: Callable) -> Callable:
             problem = "that is the part *inside* the span: subtract it from the vectors"
         elif _same(got, vectors + inside):
             problem = "you added the projection: subtract it, vectors - (vectors @ components.T) @ components"
-        elif any(_same(got, project_out(vectors, components[i:i + 1])) for i in range(len(components))):
-            problem = ("only one component was removed: project onto all rows of components at once, "
-                       "(vectors @ components.T) @ components sums over them")
+        elif any(_same(got, project_out(vectors, components[i : i + 1])) for i in range(len(components))):
+            problem = (
+                "only one component was removed: project onto all rows of components at once, "
+                "(vectors @ components.T) @ components sums over them"
+            )
         elif (got.float() @ components.T).abs().max() > 1e-4:
-            problem = ("the result still has a part in the span of the components (its dot product with them "
-                       "is not 0): subtract exactly (vectors @ components.T) @ components")
+            problem = (
+                "the result still has a part in the span of the components (its dot product with them "
+                "is not 0): subtract exactly (vectors @ components.T) @ components"
+            )
         else:
             problem = "values differ from the reference"
     return _verdict(fn, project_out, problem, "project_out")
 
 
 # --- exercise 6 ------------------------------------------------------------------------------------------------
+
 
 def _steer(model: Any, prompt: str, delta: torch.Tensor, layer: int, positions: Any = slice(None)) -> torch.Tensor:
     """Next-token logits [vocab] with delta added after `layer` at `positions` only (the mistakes' answers)."""
@@ -636,8 +743,7 @@ def _steer(model: Any, prompt: str, delta: torch.Tensor, layer: int, positions: 
     return logits.float().cpu()
 
 
-def check_steered_logits(fn: Callable, model: Any, prompt: str = "The weather today is",
-                         layer: int | None = None) -> Callable:
+def check_steered_logits(fn: Callable, model: Any, prompt: str = "The weather today is", layer: int | None = None) -> Callable:
     """Exercise 06: fn(model, prompt, delta, layer) -> next-token logits with delta added after `layer` (default: 40% deep)."""
     from .solutions import steered_logits
 
@@ -650,31 +756,32 @@ def check_steered_logits(fn: Callable, model: Any, prompt: str = "The weather to
     delta = 40.0 * delta / delta.norm()
     if not model.remote:
         delta = delta.to(model.device)  # so that a correct answer that adds it as it is also works on a GPU
-    got, problem = _run(fn, model, prompt, delta.clone(), layer,
-                        explain=_not_saved_hint("logits = nnsight.save(model.output.logits[0, -1])"))
+    got, problem = _run(
+        fn, model, prompt, delta.clone(), layer, explain=_not_saved_hint("logits = nnsight.save(model.output.logits[0, -1])")
+    )
     if problem is None:
         want = steered_logits(model, prompt, delta, layer)
         problem = _steered_problem(got, want, model, prompt, delta, layer)
     return _verdict(fn, steered_logits, problem, "steered_logits")
 
 
-def _steered_problem(got: Any, want: torch.Tensor, model: Any, prompt: str, delta: torch.Tensor,
-                     layer: int) -> str | None:
+def _steered_problem(got: Any, want: torch.Tensor, model: Any, prompt: str, delta: torch.Tensor, layer: int) -> str | None:
     def close(a: Any, b: Any) -> bool:
         return _same(a, b, atol=1e-3, rtol=1e-3)
 
     if got is None:
         return RETURNED_NONE
-    if (isinstance(got, numbers.Integral) and not isinstance(got, bool)) or (
-            isinstance(got, torch.Tensor) and got.dim() == 0):
+    if (isinstance(got, numbers.Integral) and not isinstance(got, bool)) or (isinstance(got, torch.Tensor) and got.dim() == 0):
         return "a single number: that looks like the id of the predicted token (argmax): return the whole logit vector, [vocab]"
     if not isinstance(got, torch.Tensor):
         return f"expected next-token logits of shape {tuple(want.shape)}, got {_kind(got)}"
     if got.shape == (1, *want.shape):
         return f"shape {tuple(got.shape)} still has the batch axis: return logits[0, -1], shape {tuple(want.shape)}"
     if got.dim() in (2, 3) and got.shape[-1] == want.shape[-1]:
-        return (f"shape {tuple(got.shape)}: those are the logits at every position: return only the next-token "
-                f"logits, logits[0, -1], shape {tuple(want.shape)}")
+        return (
+            f"shape {tuple(got.shape)}: those are the logits at every position: return only the next-token "
+            f"logits, logits[0, -1], shape {tuple(want.shape)}"
+        )
     if got.shape != want.shape:
         return f"expected next-token logits of shape {tuple(want.shape)}, got {tuple(got.shape)}"
     if close(got, want):
@@ -689,11 +796,15 @@ def _steered_problem(got: Any, want: torch.Tensor, model: Any, prompt: str, delt
     if close(got, _steer(model, prompt, -delta, layer)):
         return "you subtracted the vector: add it"
     if layer + 1 < model.n_layers and close(got, _steer(model, prompt, delta, layer + 1)):
-        return (f"the vector went in at a neighbouring layer, one too deep (after layer {layer + 1}, not {layer}): "
-                "edit model.layer(layer).output")
+        return (
+            f"the vector went in at a neighbouring layer, one too deep (after layer {layer + 1}, not {layer}): "
+            "edit model.layer(layer).output"
+        )
     if layer >= 1 and close(got, _steer(model, prompt, delta, layer - 1)):
-        return (f"the vector went in at a neighbouring layer, one too shallow (after layer {layer - 1}, not {layer}; "
-                "editing .input of a layer does that): edit model.layer(layer).output")
+        return (
+            f"the vector went in at a neighbouring layer, one too shallow (after layer {layer - 1}, not {layer}; "
+            "editing .input of a layer does that): edit model.layer(layer).output"
+        )
     if close(got, _steer(model, prompt, delta, layer, positions=-1)):
         return "only the last position was steered: add the vector at every position ([:] or [:, :], not [:, -1])"
     if close(got, _steer(model, prompt, delta, layer, positions=0)):

@@ -1,4 +1,5 @@
 """Load the course's data files as pandas DataFrames, validating every record on the way in."""
+
 from __future__ import annotations
 
 import csv
@@ -39,8 +40,15 @@ def _fail(path: Path | str, line: int | None, field: str | None, problem: str) -
     return DataError(f"{where}: {problem}")
 
 
-def check_record(record: Any, schema: str, *, path: Path | str = "<record>", line: int | None = None,
-                 exact: bool = True, emotions: Iterable[str] | None = None) -> dict[str, Any]:
+def check_record(
+    record: Any,
+    schema: str,
+    *,
+    path: Path | str = "<record>",
+    line: int | None = None,
+    exact: bool = True,
+    emotions: Iterable[str] | None = None,
+) -> dict[str, Any]:
     """Check one record against a schema (fields present, non-empty, right type); return it."""
     fields = SCHEMAS[schema]
     if not isinstance(record, dict):
@@ -67,8 +75,13 @@ def check_record(record: Any, schema: str, *, path: Path | str = "<record>", lin
             raise _fail(path, line, "person", f"{record['person']!r} is not one of {PERSONS}")
     if schema in ("neutral_dialogues", "failures"):
         for i, m in enumerate(record["messages"]):
-            if not isinstance(m, dict) or set(m) != {"role", "content"} or m["role"] not in ("user", "assistant") \
-                    or not isinstance(m["content"], str) or not m["content"].strip():
+            if (
+                not isinstance(m, dict)
+                or set(m) != {"role", "content"}
+                or m["role"] not in ("user", "assistant")
+                or not isinstance(m["content"], str)
+                or not m["content"].strip()
+            ):
                 raise _fail(path, line, f"messages[{i}]", "needs exactly 'role' (user/assistant) and non-empty 'content'")
     if schema == "dose":
         if "{X}" not in record["template"]:
@@ -157,8 +170,9 @@ def _check_choice(name: str, value: Any, allowed: Iterable[Any]) -> None:
         raise ValueError(f"{name}={value!r} is not allowed; use one of {allowed}")
 
 
-def load_stories(split: str | None = None, emotions: Iterable[str] | str | None = None,
-                 per_emotion: int | None = None) -> pd.DataFrame:
+def load_stories(
+    split: str | None = None, emotions: Iterable[str] | str | None = None, per_emotion: int | None = None
+) -> pd.DataFrame:
     """The emotion stories (id, emotion, topic, person, split, text); filter by split, emotions ('core'), count."""
     known = emotion_names()
     df = read_jsonl(data_dir() / "stories.jsonl", "stories", emotions=known)

@@ -1,4 +1,5 @@
 """The logit lens: which output tokens a residual-stream direction promotes, read through the model's own final norm."""
+
 from __future__ import annotations
 
 import nnsight
@@ -28,8 +29,9 @@ def direction_logits(model: CourseModel, vector: torch.Tensor) -> torch.Tensor:
 def _server_side(model: CourseModel, v: torch.Tensor) -> torch.Tensor:
     """The same lens for a remote (NDIF) model, whose local copy has no weights (meta device): the final norm and
     the unembedding are called inside a one-token trace, so they run where the weights are."""
-    norm = getattr(model._envoy_root(), next(n for n in ("norm", "ln_f", "final_layernorm")
-                                               if hasattr(model._envoy_root()._module, n)))
+    norm = getattr(
+        model._envoy_root(), next(n for n in ("norm", "ln_f", "final_layernorm") if hasattr(model._envoy_root()._module, n))
+    )
     head = getattr(model, next(n for n, m in model._module.named_children() if m is model._module.get_output_embeddings()))
     with torch.no_grad(), model.trace(model.tokenizer.bos_token or " ", remote=model.remote):
         h = model.layer(model.n_layers - 1).output  # the server's device and dtype

@@ -1,4 +1,5 @@
 """Load the course model: the bundled SmolLM2 GGUF offline, any Hugging Face id, or a remote NDIF model."""
+
 from __future__ import annotations
 
 import hashlib
@@ -93,7 +94,8 @@ def bundled_model_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotAvailableError(
             f"The bundled course model is not installed. Run `{INSTALL_HINT}` "
-            "(or `make setup`), then load again. No internet is needed once it is installed.")
+            "(or `make setup`), then load again. No internet is needed once it is installed."
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / BUNDLED_FILE
     if not path.is_file():
         raise ModelNotAvailableError(f"{path} is missing; reinstall with `{INSTALL_HINT} --force-reinstall`.")
@@ -116,8 +118,7 @@ def _converted_copy(path: Path) -> Path:
     if (target / "model.safetensors").is_file() and (target / "config.json").is_file():
         return target
     tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
-    hf = AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=torch.float32, local_files_only=True)
+    hf = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32, local_files_only=True)
     hf.hf_quantizer = None  # the weights are already dequantised to float32
     if hasattr(hf.config, "quantization_config"):
         del hf.config.quantization_config
@@ -167,7 +168,8 @@ def _ndif_key() -> str:
         raise ModelNotAvailableError(
             "remote=True runs the model on NDIF and needs an API key (get one at https://login.ndif.us): set the "
             "environment variable NDIF_API_KEY, add a Colab secret named NDIF_API_KEY, or save it once with "
-            "nnsight.CONFIG.set_default_api_key(key).")
+            "nnsight.CONFIG.set_default_api_key(key)."
+        )
     return key
 
 
@@ -196,9 +198,11 @@ def _local_fingerprint(folder: Path) -> str:
     return hashlib.sha256("".join(_file_fingerprint(p) for p in files).encode()).hexdigest()[:16]
 
 
-BASE_MODEL_HINT = ("{name!r} has no chat template: it looks like a base model. The course talks to the model in "
-                   "conversations, so pick an instruct/chat model (names usually end in -Instruct, -it or -chat), "
-                   "or pass chat_template=... to load_model.")
+BASE_MODEL_HINT = (
+    "{name!r} has no chat template: it looks like a base model. The course talks to the model in "
+    "conversations, so pick an instruct/chat model (names usually end in -Instruct, -it or -chat), "
+    "or pass chat_template=... to load_model."
+)
 
 
 def _load_hub(name: str, device: str, remote: bool, dtype: torch.dtype | str | None, chat_template: str | None) -> CourseModel:
@@ -221,7 +225,8 @@ def _load_hub(name: str, device: str, remote: bool, dtype: torch.dtype | str | N
             raise ModelNotAvailableError(
                 f"Could not load model {name!r}: {e.__class__.__name__}: {str(e).splitlines()[0]}\n"
                 "Loading a Hugging Face id needs internet the first time (or the model in your local HF cache). "
-                "Offline, call load_model() with no name to use the bundled SmolLM2-135M-Instruct.") from e
+                "Offline, call load_model() with no name to use the bundled SmolLM2-135M-Instruct."
+            ) from e
     if chat_template is not None:
         model.tokenizer.chat_template = chat_template
     if not getattr(model.tokenizer, "chat_template", None):
@@ -255,8 +260,14 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(name: str | None = None, *, device: str | None = None, remote: bool = False,
-               dtype: torch.dtype | str | None = None, chat_template: str | None = None) -> CourseModel:
+def load_model(
+    name: str | None = None,
+    *,
+    device: str | None = None,
+    remote: bool = False,
+    dtype: torch.dtype | str | None = None,
+    chat_template: str | None = None,
+) -> CourseModel:
     """Load the course model as an nnsight LanguageModel (default: the bundled SmolLM2-135M-Instruct, offline).
 
     dtype: default float32 on the CPU; on a GPU float32 up to ~2.5B parameters, else bfloat16 (see `gpu_dtype`).
@@ -272,8 +283,7 @@ def load_model(name: str | None = None, *, device: str | None = None, remote: bo
     return _load_hub(name, device, remote, dtype, chat_template)
 
 
-def chat(model: LanguageModel, user: str, *, system: str | None = None,
-         history: list[dict[str, str]] | None = None) -> str:
+def chat(model: LanguageModel, user: str, *, system: str | None = None, history: list[dict[str, str]] | None = None) -> str:
     """The prompt in the model's chat template, ending exactly where the assistant's reply begins."""
     if not isinstance(user, str) or not user.strip():
         raise ValueError("user must be a non-empty string (the user's message)")

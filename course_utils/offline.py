@@ -1,4 +1,5 @@
 """A network guard for tests: any connection outside this machine raises at once."""
+
 from __future__ import annotations
 
 import ipaddress

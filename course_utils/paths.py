@@ -1,4 +1,5 @@
 """Where the course keeps its data, cache and generated files."""
+
 from __future__ import annotations
 
 import os

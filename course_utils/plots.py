@@ -1,4 +1,5 @@
 """Figure helpers: the course's style, and saving figures for the report."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -21,8 +22,13 @@ def save_figure(fig: plt.Figure, name: str) -> None:
     fig.savefig(folder / f"{name}.png", bbox_inches="tight")
 
 
-def layer_curves(df: pd.DataFrame, title: str, chance: float | None = None, baseline: float | None = None,
-                 baseline_label: str = "bag-of-words baseline") -> plt.Figure:
+def layer_curves(
+    df: pd.DataFrame,
+    title: str,
+    chance: float | None = None,
+    baseline: float | None = None,
+    baseline_label: str = "bag-of-words baseline",
+) -> plt.Figure:
     """Accuracy by layer for several conditions (columns layer, accuracy, ci_low, ci_high, condition)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, part in df.groupby("condition", sort=False):

@@ -3,6 +3,7 @@
 The files are built by `scripts/make_precomputed_vectors.py` with the recipe of `vectors`; they carry the
 model's id and a sha256 of the data they came from, and are refused for another model or changed data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,15 +48,21 @@ def load_precomputed(model: CourseModel, layer: int | None = None) -> EmotionVec
     layer = default_layer(model.n_layers) if layer is None else layer
     stem = precomputed_path(layer)
     if not stem.with_suffix(".json").is_file():
-        raise FileNotFoundError(f"no precomputed vectors at {stem}.safetensors/.json (layer {layer}); "
-                                "build them with: python scripts/make_precomputed_vectors.py")
+        raise FileNotFoundError(
+            f"no precomputed vectors at {stem}.safetensors/.json (layer {layer}); "
+            "build them with: python scripts/make_precomputed_vectors.py"
+        )
     vectors = EmotionVectors.load(stem)
     if vectors.meta.get("model") != model.course_id:
-        raise ValueError(f"{stem}.json was built for model {vectors.meta.get('model')!r}, not {model.course_id!r}: "
-                         "precomputed vectors exist only for the bundled model; use build_emotion_vectors(model)")
+        raise ValueError(
+            f"{stem}.json was built for model {vectors.meta.get('model')!r}, not {model.course_id!r}: "
+            "precomputed vectors exist only for the bundled model; use build_emotion_vectors(model)"
+        )
     if vectors.meta.get("data_sha256") != data_fingerprint():
-        raise ValueError(f"{stem}.json was built from other data files than data/ now holds: "
-                         "rebuild it with: python scripts/make_precomputed_vectors.py")
+        raise ValueError(
+            f"{stem}.json was built from other data files than data/ now holds: "
+            "rebuild it with: python scripts/make_precomputed_vectors.py"
+        )
     return vectors
 
 
@@ -69,7 +76,7 @@ def _subset_stem(model: CourseModel) -> Path:
 
 
 def course_vectors(model: CourseModel, fast: bool = False) -> EmotionVectors:
-    """The notebooks' vectors: with fast, the committed ones when they fit this model, else a small subset; else the full build."""
+    """The notebooks' vectors: with fast, the committed ones when they fit this model, else a small subset; else the full set."""
     if not fast:
         return build_emotion_vectors(model)
     try:
@@ -82,8 +89,10 @@ def course_vectors(model: CourseModel, fast: bool = False) -> EmotionVectors:
     if stem.with_suffix(".json").is_file():
         print(f"FAST: {reason}; loaded the subset vectors built earlier for it ({stem}.safetensors)")
         return EmotionVectors.load(stem)
-    print(f"FAST: {reason}; building vectors from a small subset (4 stories per core emotion), once: "
-          f"later notebooks read them from {stem}.safetensors")
+    print(
+        f"FAST: {reason}; building vectors from a small subset (4 stories per core emotion), once: "
+        f"later notebooks read them from {stem}.safetensors"
+    )
     vectors = build_emotion_vectors(model, **FAST_SUBSET)
     vectors.save(stem)
     return vectors

@@ -1,4 +1,5 @@
 """Linear probes and their controls: per-layer logistic regression, shuffled labels, bag-of-words."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -30,9 +31,15 @@ def fit_probe(X_train: np.ndarray, y_train: Sequence[str], C: float = PROBE_C) -
     return make_probe(C).fit(np.asarray(X_train, dtype=np.float32), list(y_train))
 
 
-def probe_by_layer(acts_train: torch.Tensor, y_train: Sequence[str], acts_test: torch.Tensor, y_test: Sequence[str],
-                   layers: Sequence[int] | None = None, shuffle_seed: int | None = None,
-                   C: float = PROBE_C) -> pd.DataFrame:
+def probe_by_layer(
+    acts_train: torch.Tensor,
+    y_train: Sequence[str],
+    acts_test: torch.Tensor,
+    y_test: Sequence[str],
+    layers: Sequence[int] | None = None,
+    shuffle_seed: int | None = None,
+    C: float = PROBE_C,
+) -> pd.DataFrame:
     """Test accuracy (with 95% CI) of a probe at each layer; shuffle_seed permutes the training labels (control)."""
     if acts_train.dim() != 3 or acts_test.dim() != 3:
         raise ValueError("acts_train and acts_test must be [n_texts, n_layers, d_model]")
@@ -43,13 +50,14 @@ def probe_by_layer(acts_train: torch.Tensor, y_train: Sequence[str], acts_test: 
         y_train = np.random.default_rng(shuffle_seed).permutation(y_train)
     layers = list(range(acts_train.shape[1]) if layers is None else layers)
     y_test = np.asarray(y_test)
-    jobs = (delayed(_layer_row)(acts_train[:, layer].numpy(), y_train, acts_test[:, layer].numpy(), y_test, int(layer), C)
-            for layer in layers)
+    jobs = (
+        delayed(_layer_row)(acts_train[:, layer].numpy(), y_train, acts_test[:, layer].numpy(), y_test, int(layer), C)
+        for layer in layers
+    )
     return pd.DataFrame(Parallel(n_jobs=min(N_JOBS, len(layers)))(jobs))
 
 
-def _layer_row(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, layer: int,
-               C: float) -> dict:
+def _layer_row(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, layer: int, C: float) -> dict:
     """Fit and score the probe of one layer (one job of probe_by_layer)."""
     correct = fit_probe(X_train, y_train, C).predict(X_test) == y_test
     acc, lo, hi = accuracy_ci(correct)
@@ -59,7 +67,8 @@ def _layer_row(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_t
 def bag_of_words_probe(train_texts: Sequence[str], y_train: Sequence[str], C: float = BOW_C) -> object:
     """TF-IDF over words + logistic regression: the lexical baseline any activation probe must beat."""
     return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2), LogisticRegression(C=C, max_iter=3000)).fit(
-        list(train_texts), list(y_train))
+        list(train_texts), list(y_train)
+    )
 
 
 def bag_of_words_baseline(emotions: str | Sequence[str] | None = None) -> tuple[float, float]:

@@ -4,6 +4,7 @@ turns them into build/report.html beside the paper's numbers (`write_report`).
 `RESULT_KEYS` is the one list of what a notebook may record: `record` refuses any other section or key,
 and a test ties it to the `record(...)` calls in course_src/ and to the comparison table.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -14,39 +15,112 @@ from typing import Any
 
 from .paths import build_dir
 
-
 RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "run": ("model", "fast", "date"),
-    "01_reading_stories": ("next_token_top1", "next_token_top1_ci", "n_test_stories", "bow_core", "bow_core_ci",
-                           "bow_all", "bow_all_ci"),
-    "03_probing": ("core_layer", "core_acc_at_layer", "core_ci_at_layer", "core_best_layer", "core_best_acc", "core_bow",
-                   "core_shuffled_at_layer", "core_acc_by_layer", "errors_same_valence", "errors_same_valence_ci",
-                   "errors_same_valence_null", "all_acc_at_layer", "all_best_acc", "all_bow", "all_ci_at_layer"),
-    "04_emotion_vectors": ("layer", "n_emotions", "cosine_top1", "cosine_top1_ci", "cosine_top1_shuffled_mean",
-                           "cosine_top1_chance", "neutral_components", "kmeans_ari", "kmeans_ari_null_mean", "kmeans_ari_p",
-                           "pc1_variance", "pc2_variance", "r_pc1_valence", "r_pc1_valence_ci", "r_pc2_arousal",
-                           "r_pc2_arousal_ci", "valence_best_pc", "valence_best_pc_r", "arousal_best_pc",
-                           "arousal_best_pc_r"),
-    "05_conversation": ("implicit_top1", "implicit_top1_ci", "implicit_top1_null", "implicit_n", "dose_matches",
-                        "dose_templates", "dose_mean_abs_rho", "dose_random_mean_abs_rho", "speakers_profile_r",
-                        "speakers_profile_r_raw", "loving_sad_minus_neutral", "loving_ci", "afraid_pills_rho"),
-    "06_steering": ("sanity_strength", "feels_top1", "feels_margin", "feels_margin_p", "feels_mean_abs_effect",
-                    "feels_random_mean_abs_effect", "fluency_safe_strength", "perplexity_unsteered",
-                    "perplexity_by_strength"),
-    "07_cheating": ("failures_rho_desperate", "failures_rho_calm", "failures_rho_random_mean", "failures_rho_random_range",
-                    "strength", "n_scenarios", "n_random", "n_random_drawn", "null_slope_band", "unsteered_cheat_logodds",
-                    "slope_*", "sampled_cheat_rate", "sampled_other_rate", "sampled_n_per_condition"),
+    "01_reading_stories": (
+        "next_token_top1",
+        "next_token_top1_ci",
+        "n_test_stories",
+        "bow_core",
+        "bow_core_ci",
+        "bow_all",
+        "bow_all_ci",
+    ),
+    "03_probing": (
+        "core_layer",
+        "core_acc_at_layer",
+        "core_ci_at_layer",
+        "core_best_layer",
+        "core_best_acc",
+        "core_bow",
+        "core_shuffled_at_layer",
+        "core_acc_by_layer",
+        "errors_same_valence",
+        "errors_same_valence_ci",
+        "errors_same_valence_null",
+        "all_acc_at_layer",
+        "all_best_acc",
+        "all_bow",
+        "all_ci_at_layer",
+    ),
+    "04_emotion_vectors": (
+        "layer",
+        "n_emotions",
+        "cosine_top1",
+        "cosine_top1_ci",
+        "cosine_top1_shuffled_mean",
+        "cosine_top1_chance",
+        "neutral_components",
+        "kmeans_ari",
+        "kmeans_ari_null_mean",
+        "kmeans_ari_p",
+        "pc1_variance",
+        "pc2_variance",
+        "r_pc1_valence",
+        "r_pc1_valence_ci",
+        "r_pc2_arousal",
+        "r_pc2_arousal_ci",
+        "valence_best_pc",
+        "valence_best_pc_r",
+        "arousal_best_pc",
+        "arousal_best_pc_r",
+    ),
+    "05_conversation": (
+        "implicit_top1",
+        "implicit_top1_ci",
+        "implicit_top1_null",
+        "implicit_n",
+        "dose_matches",
+        "dose_templates",
+        "dose_mean_abs_rho",
+        "dose_random_mean_abs_rho",
+        "speakers_profile_r",
+        "speakers_profile_r_raw",
+        "loving_sad_minus_neutral",
+        "loving_ci",
+        "afraid_pills_rho",
+    ),
+    "06_steering": (
+        "sanity_strength",
+        "feels_top1",
+        "feels_margin",
+        "feels_margin_p",
+        "feels_mean_abs_effect",
+        "feels_random_mean_abs_effect",
+        "fluency_safe_strength",
+        "perplexity_unsteered",
+        "perplexity_by_strength",
+    ),
+    "07_cheating": (
+        "failures_rho_desperate",
+        "failures_rho_calm",
+        "failures_rho_random_mean",
+        "failures_rho_random_range",
+        "strength",
+        "n_scenarios",
+        "n_random",
+        "n_random_drawn",
+        "null_slope_band",
+        "unsteered_cheat_logodds",
+        "slope_*",
+        "sampled_cheat_rate",
+        "sampled_other_rate",
+        "sampled_n_per_condition",
+    ),
 }
 
 
 def check_key(section: str, key: str) -> None:
     """Raise a clear error unless `section`/`key` is listed in RESULT_KEYS (patterns like 'slope_*' allowed)."""
     if section not in RESULT_KEYS:
-        raise ValueError(f"record: unknown section {section!r}; allowed: {sorted(RESULT_KEYS)} "
-                         "(add it to course_utils.report.RESULT_KEYS)")
+        raise ValueError(
+            f"record: unknown section {section!r}; allowed: {sorted(RESULT_KEYS)} (add it to course_utils.report.RESULT_KEYS)"
+        )
     if not any(fnmatch.fnmatchcase(key, pattern) for pattern in RESULT_KEYS[section]):
-        raise ValueError(f"record: unknown key {key!r} for section {section!r}; allowed: {list(RESULT_KEYS[section])} "
-                         "(add it to course_utils.report.RESULT_KEYS)")
+        raise ValueError(
+            f"record: unknown key {key!r} for section {section!r}; allowed: {list(RESULT_KEYS[section])} "
+            "(add it to course_utils.report.RESULT_KEYS)"
+        )
 
 
 def record(section: str, **values: Any) -> None:
@@ -123,27 +197,37 @@ def comparison_rows(results: dict) -> list[tuple[str, str, str]]:
 
 def write_report(timings: list[tuple[str, float, str]]) -> Path:
     """Write build/report.html from the timings, build/results.json and the figures the notebooks saved."""
-    (build_dir() / "timings.json").write_text(json.dumps([{"notebook": n, "seconds": round(t, 1), "status": s}
-                                                          for n, t, s in timings], indent=1), encoding="utf-8")
+    (build_dir() / "timings.json").write_text(
+        json.dumps([{"notebook": n, "seconds": round(t, 1), "status": s} for n, t, s in timings], indent=1), encoding="utf-8"
+    )
     results = read_results()
     rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{t:.0f} s</td><td>{html.escape(s)}</td></tr>" for n, t, s in timings)
     run = results.get("run", {})
     mode = "FAST (small subsets)" if run.get("fast") else "full"
-    parts = ["<h1>Functional emotions: course run</h1>",
-             f"<p><b>Model:</b> {html.escape(str(run.get('model', 'unknown')))} &middot; <b>Mode:</b> {mode} &middot; "
-             f"<b>Date:</b> {html.escape(str(run.get('date', 'unknown')))}</p>"]
+    parts = [
+        "<h1>Functional emotions: course run</h1>",
+        f"<p><b>Model:</b> {html.escape(str(run.get('model', 'unknown')))} &middot; <b>Mode:</b> {mode} &middot; "
+        f"<b>Date:</b> {html.escape(str(run.get('date', 'unknown')))}</p>",
+    ]
     if run.get("fast"):
-        parts.append("<p><b>This is a FAST run:</b> its numbers come from small subsets of the corpus and of the "
-                     "experiments. They show that the pipeline works; they are not comparable with the paper.</p>")
-    parts += ["<p>Every number below was measured by the notebooks in this run (build/results.json); "
-             "the paper's numbers are from Sofroniew et al. (2026) on a frontier model.</p>",
-             f"<h2>Notebooks</h2><table border=1><tr><th>notebook</th><th>time</th><th>status</th></tr>{rows}</table>"]
+        parts.append(
+            "<p><b>This is a FAST run:</b> its numbers come from small subsets of the corpus and of the "
+            "experiments. They show that the pipeline works; they are not comparable with the paper.</p>"
+        )
+    parts += [
+        "<p>Every number below was measured by the notebooks in this run (build/results.json); "
+        "the paper's numbers are from Sofroniew et al. (2026) on a frontier model.</p>",
+        f"<h2>Notebooks</h2><table border=1><tr><th>notebook</th><th>time</th><th>status</th></tr>{rows}</table>",
+    ]
     table = comparison_rows(results)
     if table:
-        body = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>"
-                       for a, b, c in table)
-        parts.append(f"<h2>This run vs the paper</h2><table border=1><tr><th>measure</th><th>this run</th>"
-                     f"<th>paper</th></tr>{body}</table>")
+        body = "".join(
+            f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>" for a, b, c in table
+        )
+        parts.append(
+            f"<h2>This run vs the paper</h2><table border=1><tr><th>measure</th><th>this run</th>"
+            f"<th>paper</th></tr>{body}</table>"
+        )
     if results:
         parts.append("<h2>All recorded numbers</h2><pre>" + html.escape(json.dumps(results, indent=2)) + "</pre>")
     for fig in sorted((build_dir() / "figures").glob("*.png")):
@@ -151,5 +235,3 @@ def write_report(timings: list[tuple[str, float, str]]) -> Path:
     path = build_dir() / "report.html"
     path.write_text("<html><body>" + "".join(parts) + "</body></html>", encoding="utf-8")
     return path
-
-

@@ -1,12 +1,12 @@
 """The course's main job: run every solution notebook in order through papermill, then write a report.
 
-    python -m course_utils.run_course [--model HF_ID] [--fast] [--only 03_probing]
+python -m course_utils.run_course [--model HF_ID] [--fast] [--only 03_probing]
 """
+
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from pathlib import Path
@@ -50,8 +50,15 @@ def run(fast: bool, model: str | None, only: list[str] | None) -> int:
         print(f"[{i}/{len(todo)}] {path.stem} ...", flush=True)
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(path), str(out_dir / path.name), parameters=params, kernel_name="python3",
-                                cwd=str(path.parent), progress_bar=False, log_output=False)
+            pm.execute_notebook(
+                str(path),
+                str(out_dir / path.name),
+                parameters=params,
+                kernel_name="python3",
+                cwd=str(path.parent),
+                progress_bar=False,
+                log_output=False,
+            )
         except pm.PapermillExecutionError as e:
             timings.append((path.stem, time.perf_counter() - t0, f"failed in cell {e.exec_count}"))
             print(f"FAILED: {path.name}, cell [{e.exec_count}]: {e.ename}: {e.evalue}", file=sys.stderr)

@@ -8,6 +8,7 @@ hybrid attention layers, a sliding window shorter than a row, flash attention, w
 every continuation gets a row of its own with an ordinary 2-D padding mask, so that the model applies its
 own window and layer masks. Results are cached on disk per request.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -48,8 +49,10 @@ def _rows(tok: Any, prompts: Sequence[str], continuations: Sequence[str], pack: 
             raise ValueError(f"continuations[{i}] is empty (no tokens)")
         key = p if pack else i
         if key not in rows:
-            rows[key] = {"prompt": tok(p, add_special_tokens=not (tok.bos_token and p.startswith(tok.bos_token)))["input_ids"],
-                         "items": []}
+            rows[key] = {
+                "prompt": tok(p, add_special_tokens=not (tok.bos_token and p.startswith(tok.bos_token)))["input_ids"],
+                "items": [],
+            }
         rows[key]["items"].append((i, c_ids))
     return list(rows.values())
 
@@ -73,20 +76,20 @@ def _batch(rows: list[dict], pad_id: int, dtype: torch.dtype) -> tuple[dict[str,
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     for r, (row, n) in enumerate(zip(rows, lengths)):
         pad, P = T - n, len(row["prompt"])
-        ids[r, pad:pad + P] = torch.tensor(row["prompt"])
-        pos[r, pad:pad + P] = torch.arange(P)
-        sees[r, 0, pad:pad + P, pad:pad + P] = causal[:P, :P]
+        ids[r, pad : pad + P] = torch.tensor(row["prompt"])
+        pos[r, pad : pad + P] = torch.arange(P)
+        sees[r, 0, pad : pad + P, pad : pad + P] = causal[:P, :P]
         sees[r, 0, torch.arange(pad), torch.arange(pad)] = True  # pads see only themselves (no empty softmax rows)
         start, k = pad + P, 0
         for i, c in row["items"]:
             L = len(c)
-            ids[r, start:start + L] = torch.tensor(c)
-            pos[r, start:start + L] = torch.arange(P, P + L)
-            sees[r, 0, start:start + L, pad:pad + P] = True
-            sees[r, 0, start:start + L, start:start + L] = causal[:L, :L]
+            ids[r, start : start + L] = torch.tensor(c)
+            pos[r, start : start + L] = torch.arange(P, P + L)
+            sees[r, 0, start : start + L, pad : pad + P] = True
+            sees[r, 0, start : start + L, start : start + L] = causal[:L, :L]
             src[r, k] = pad + P - 1  # the prompt's last position predicts the first token
-            src[r, k + 1:k + L] = torch.arange(start, start + L - 1)
-            tgt[r, k:k + L] = torch.tensor(c)
+            src[r, k + 1 : k + L] = torch.arange(start, start + L - 1)
+            tgt[r, k : k + L] = torch.tensor(c)
             spans.append((r, k, L, i))
             start, k = start + L, k + L
     if all(len(row["items"]) == 1 for row in rows):
@@ -97,9 +100,18 @@ def _batch(rows: list[dict], pad_id: int, dtype: torch.dtype) -> tuple[dict[str,
     return {"input_ids": ids, "attention_mask": mask, "position_ids": pos}, src, tgt, spans
 
 
-def continuation_logprobs(model: CourseModel, prompts: Sequence[str], continuations: Sequence[str], *,
-                          delta: torch.Tensor | None = None, layer: int | None = None, batch_size: int = 4,
-                          reduce: str = "mean", reuse_prefix: bool = True, cache: bool = True) -> torch.Tensor:
+def continuation_logprobs(
+    model: CourseModel,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    *,
+    delta: torch.Tensor | None = None,
+    layer: int | None = None,
+    batch_size: int = 4,
+    reduce: str = "mean",
+    reuse_prefix: bool = True,
+    cache: bool = True,
+) -> torch.Tensor:
     """Log-probability of each continuation after its prompt (mean per token or total), `delta` added after `layer`.
 
     With reuse_prefix (default), the unsteered stream up to `layer` is computed once per batch and reused by
@@ -119,12 +131,23 @@ def continuation_logprobs(model: CourseModel, prompts: Sequence[str], continuati
         delta = delta.detach().float().cpu().flatten()  # moved to the activations' device and dtype inside the trace
         if delta.shape[0] != model.d_model:
             raise ValueError(f"delta has {delta.shape[0]} dims; the model's d_model is {model.d_model}")
-    request = {"what": "continuation_logprobs", "model": model_key(model), "n_prompts": len(prompts),
-               "texts_sha256": texts_sha256(list(prompts) + list(continuations)), "delta_sha256": tensor_sha256(delta),
-               "layer": layer if delta is not None else None, "batch_size": batch_size, "reduce": reduce}
+    request = {
+        "what": "continuation_logprobs",
+        "model": model_key(model),
+        "n_prompts": len(prompts),
+        "texts_sha256": texts_sha256(list(prompts) + list(continuations)),
+        "delta_sha256": tensor_sha256(delta),
+        "layer": layer if delta is not None else None,
+        "batch_size": batch_size,
+        "reduce": reduce,
+    }
     key = request_key(request, CODE_VERSION)
-    return cached("logprobs", key, lambda: {"logprobs": _compute(model, prompts, continuations, delta, layer, batch_size,
-                                                                 reduce, reuse_prefix)}, use=cache)["logprobs"]
+    return cached(
+        "logprobs",
+        key,
+        lambda: {"logprobs": _compute(model, prompts, continuations, delta, layer, batch_size, reduce, reuse_prefix)},
+        use=cache,
+    )["logprobs"]
 
 
 def _model_dtype(model: CourseModel) -> torch.dtype:
@@ -136,8 +159,16 @@ def _model_dtype(model: CourseModel) -> torch.dtype:
     return dtype if dtype.is_floating_point else torch.float32
 
 
-def _compute(model: CourseModel, prompts: Sequence[str], continuations: Sequence[str], delta: torch.Tensor | None,
-             layer: int | None, batch_size: int, reduce: str, reuse_prefix: bool) -> torch.Tensor:
+def _compute(
+    model: CourseModel,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    delta: torch.Tensor | None,
+    layer: int | None,
+    batch_size: int,
+    reduce: str,
+    reuse_prefix: bool,
+) -> torch.Tensor:
     """The uncached computation behind continuation_logprobs: [n] float32 log-probabilities on the CPU."""
     tok = model.tokenizer
     rows = _rows(tok, prompts, continuations, pack=True)
@@ -149,7 +180,7 @@ def _compute(model: CourseModel, prompts: Sequence[str], continuations: Sequence
     dtype = _model_dtype(model)
     results: dict[int, torch.Tensor] = {}
     for start in range(0, len(rows), batch_size):
-        enc, src, tgt, spans = _batch(rows[start:start + batch_size], pad_id, dtype)
+        enc, src, tgt, spans = _batch(rows[start : start + batch_size], pad_id, dtype)
         T = enc["input_ids"].shape[1]
         keep = T - int(src.min())  # logits from the earliest predicting position to the end
         idx = (src - (T - keep)).clamp(min=0)
@@ -170,7 +201,7 @@ def _compute(model: CourseModel, prompts: Sequence[str], continuations: Sequence
             token_lp = picked.gather(-1, tgt.to(logits.device).unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, -1)
             token_lp = nnsight.save(token_lp.cpu())
         for r, k, L, i in spans:
-            lp = token_lp[r, k:k + L]
+            lp = token_lp[r, k : k + L]
             results[i] = lp.mean() if reduce == "mean" else lp.sum()
     return torch.stack([results[i] for i in range(len(prompts))])
 
@@ -183,8 +214,7 @@ def _unsteered_prefix(model: CourseModel, enc: dict[str, torch.Tensor], layer: i
     """The unsteered residual stream after `layer` for a batch, memoised in memory (None for remote models)."""
     if model.remote:
         return None
-    key = (model_key(model), id(model), layer, tuple(map(tuple, enc["input_ids"].tolist())),
-           tensor_sha256(enc["attention_mask"]))
+    key = (model_key(model), id(model), layer, tuple(map(tuple, enc["input_ids"].tolist())), tensor_sha256(enc["attention_mask"]))
     if key not in _PREFIXES:
         with torch.no_grad(), model.trace(enc) as tracer:
             out = nnsight.save(model.layer(layer).output)

@@ -15,6 +15,7 @@ notebooks print comes from one documented function instead of a hand-written loo
 
 Only numpy, scipy and pandas are imported at module level (scikit-learn inside `pca`; never torch).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -49,6 +50,7 @@ def _check_confidence(confidence: float) -> float:
 
 # ---------------------------------------------------------------- proportions
 
+
 def wilson_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval (no continuity correction) for k successes out of n; (nan, nan) when n == 0."""
     confidence = _check_confidence(confidence)
@@ -61,8 +63,7 @@ def wilson_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
-def accuracy_ci(correct: Sequence[bool] | np.ndarray | pd.Series,
-                confidence: float = 0.95) -> tuple[float, float, float]:
+def accuracy_ci(correct: Sequence[bool] | np.ndarray | pd.Series, confidence: float = 0.95) -> tuple[float, float, float]:
     """Accuracy over test items and its Wilson interval: (accuracy, low, high); all nan for no items."""
     correct = np.asarray(correct, dtype=bool).ravel()
     if correct.size == 0:
@@ -73,11 +74,27 @@ def accuracy_ci(correct: Sequence[bool] | np.ndarray | pd.Series,
 
 # ---------------------------------------------------------------- bootstrap intervals
 
-def _bootstrap(data: tuple[np.ndarray, ...], statistic: Callable[..., Any], confidence: float, n_resamples: int,
-               seed: int | np.random.Generator, paired: bool, method: str) -> tuple[float, float]:
+
+def _bootstrap(
+    data: tuple[np.ndarray, ...],
+    statistic: Callable[..., Any],
+    confidence: float,
+    n_resamples: int,
+    seed: int | np.random.Generator,
+    paired: bool,
+    method: str,
+) -> tuple[float, float]:
     """scipy.stats.bootstrap with the course's defaults; returns (low, high)."""
-    res = _st.bootstrap(data, statistic, n_resamples=int(n_resamples), confidence_level=_check_confidence(confidence),
-                        method=method, paired=paired, vectorized=True, rng=_rng(seed))
+    res = _st.bootstrap(
+        data,
+        statistic,
+        n_resamples=int(n_resamples),
+        confidence_level=_check_confidence(confidence),
+        method=method,
+        paired=paired,
+        vectorized=True,
+        rng=_rng(seed),
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -86,8 +103,9 @@ def _mean(a: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(a, axis=axis)
 
 
-def mean_ci(values: ArrayLike, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0,
-            method: str = "percentile") -> tuple[float, float, float]:
+def mean_ci(
+    values: ArrayLike, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0, method: str = "percentile"
+) -> tuple[float, float, float]:
     """Mean and its percentile-bootstrap interval over items (method="BCa" for bias-corrected): (mean, low, high)."""
     v = np.asarray(values, dtype=float).ravel()
     if v.size < 2:
@@ -95,8 +113,9 @@ def mean_ci(values: ArrayLike, confidence: float = 0.95, n_resamples: int = 2000
     return (float(v.mean()), *_bootstrap((v,), _mean, confidence, n_resamples, seed, False, method))
 
 
-def mean_diff_ci(a: ArrayLike, b: ArrayLike, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0,
-                 method: str = "percentile") -> tuple[float, float, float]:
+def mean_diff_ci(
+    a: ArrayLike, b: ArrayLike, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0, method: str = "percentile"
+) -> tuple[float, float, float]:
     """mean(a) - mean(b) and its percentile-bootstrap interval, resampling each group separately."""
     a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
     if a.size < 2 or b.size < 2:
@@ -122,8 +141,9 @@ def _spearman_along(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return _pearson_along(_st.rankdata(x, axis=axis), _st.rankdata(y, axis=axis), axis=axis)
 
 
-def corr_ci(x: ArrayLike, y: ArrayLike, method: str = "pearson", confidence: float = 0.95, n_resamples: int = 2000,
-            seed: int = 0) -> tuple[float, float, float]:
+def corr_ci(
+    x: ArrayLike, y: ArrayLike, method: str = "pearson", confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
     """Correlation ("pearson" or "spearman") and its percentile-bootstrap interval over pairs: (r, low, high)."""
     x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
     if x.size != y.size or x.size < 3:
@@ -135,8 +155,9 @@ def corr_ci(x: ArrayLike, y: ArrayLike, method: str = "pearson", confidence: flo
     return (r, *_bootstrap((x, y), funcs[method], confidence, n_resamples, seed, True, "percentile"))
 
 
-def spearman_ci(x: ArrayLike, y: ArrayLike, confidence: float = 0.95, n_resamples: int = 2000,
-                seed: int = 0) -> tuple[float, float, float]:
+def spearman_ci(
+    x: ArrayLike, y: ArrayLike, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
     """Spearman rho and its paired percentile-bootstrap interval: (rho, low, high)."""
     return corr_ci(x, y, "spearman", confidence, n_resamples, seed)
 
@@ -149,6 +170,7 @@ def pearson_ci(x: ArrayLike, y: ArrayLike, confidence: float = 0.95) -> tuple[fl
 
 
 # ---------------------------------------------------------------- slopes
+
 
 def slopes(x: ArrayLike, y: ArrayLike, axis: int = -1) -> np.ndarray:
     """Least-squares slopes of y on x along axis, broadcasting (e.g. x [n], y [k, n] -> [k]); nan if x is constant."""
@@ -164,8 +186,9 @@ def slope(x: ArrayLike, y: ArrayLike) -> float:
     return float(slopes(np.ravel(x), np.ravel(y)))
 
 
-def grouped_slope_ci(df: pd.DataFrame, x: str, y: str, group: str, n_boot: int = 2000, seed: int = 0,
-                     confidence: float = 0.95) -> tuple[float, float, float]:
+def grouped_slope_ci(
+    df: pd.DataFrame, x: str, y: str, group: str, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float, float]:
     """Pooled slope of y on x and its percentile cluster-bootstrap interval, resampling whole groups: (slope, low, high)."""
     if n_boot < 1:
         raise ValueError(f"n_boot={n_boot!r} must be at least 1")
@@ -177,8 +200,7 @@ def grouped_slope_ci(df: pd.DataFrame, x: str, y: str, group: str, n_boot: int =
     codes, uniques = pd.factorize(df[group], sort=True)
     g = len(uniques)
     # Per-group sufficient statistics [G, 5]: n, Sx, Sy, Sxx, Sxy.
-    sums = np.stack([np.bincount(codes, weights=w, minlength=g) for w in (np.ones_like(xv), xv, yv, xv * xv, xv * yv)],
-                    axis=1)
+    sums = np.stack([np.bincount(codes, weights=w, minlength=g) for w in (np.ones_like(xv), xv, yv, xv * xv, xv * yv)], axis=1)
     counts = _rng(seed).multinomial(g, np.full(g, 1.0 / g), size=int(n_boot))  # [B, G]: how often each group is drawn
     n, sx, sy, sxx, sxy = (counts @ sums).T
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -189,9 +211,15 @@ def grouped_slope_ci(df: pd.DataFrame, x: str, y: str, group: str, n_boot: int =
 
 # ---------------------------------------------------------------- nulls
 
-def permutation_null(statistic: Callable[[np.ndarray], Any], labels: Sequence[Any] | np.ndarray | pd.Series,
-                     n_resamples: int = 1000, seed: int = 0, alternative: str = "greater",
-                     vectorized: bool = False) -> PermutationNull:
+
+def permutation_null(
+    statistic: Callable[[np.ndarray], Any],
+    labels: Sequence[Any] | np.ndarray | pd.Series,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alternative: str = "greater",
+    vectorized: bool = False,
+) -> PermutationNull:
     """Null distribution of statistic(shuffled labels) by scipy.stats.permutation_test, with its p-value.
 
     `statistic` takes the labels in some order and returns a number; with vectorized=True it takes a
@@ -211,8 +239,15 @@ def permutation_null(statistic: Callable[[np.ndarray], Any], labels: Sequence[An
         flat = perm.reshape(-1, perm.shape[-1])
         return np.array([statistic(p) for p in flat], dtype=float).reshape(perm.shape[:-1])
 
-    res = _st.permutation_test((np.arange(labels.size),), stat, permutation_type="pairings", vectorized=True,
-                               n_resamples=int(n_resamples), alternative=alternative, rng=_rng(seed))
+    res = _st.permutation_test(
+        (np.arange(labels.size),),
+        stat,
+        permutation_type="pairings",
+        vectorized=True,
+        n_resamples=int(n_resamples),
+        alternative=alternative,
+        rng=_rng(seed),
+    )
     return PermutationNull(float(res.statistic), float(res.pvalue), np.asarray(res.null_distribution, dtype=float))
 
 
@@ -235,6 +270,7 @@ def null_band(null: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- PCA
+
 
 def pca(X: Any, n_components: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PCA of the rows of X (scikit-learn, full SVD): (scores [n, k], explained_variance_ratio [k], components [k, d])."""

@@ -4,12 +4,12 @@ Strength is relative: the added vector is `strength * median_token_norm(layer) *
 strength 0.1 means "a tenth of a typical token's residual norm at that layer" (the first token,
 whose norm is ~100x the others, is left out of that median).
 """
+
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
 
-import nnsight
 import torch
 
 from .activations import extract_activations
@@ -64,9 +64,19 @@ def steering_vector(model: CourseModel, direction: torch.Tensor, layer: int, str
     return float(strength) * median_token_norm(model, layer) * direction / norm
 
 
-def generate(model: CourseModel, prompts: str | Sequence[str], direction: torch.Tensor | None = None, *,
-             layer: int | None = None, strength: float = 0.0, max_new_tokens: int = 40, do_sample: bool = False,
-             temperature: float = 1.0, seed: int = 0, cache: bool = True) -> list[str]:
+def generate(
+    model: CourseModel,
+    prompts: str | Sequence[str],
+    direction: torch.Tensor | None = None,
+    *,
+    layer: int | None = None,
+    strength: float = 0.0,
+    max_new_tokens: int = 40,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    cache: bool = True,
+) -> list[str]:
     """Generate replies with `direction` added at `layer` on every step (prompt pass included); returns the new text.
 
     With cache (default), the new tokens are stored under build/cache/generations, keyed by the model, the
@@ -78,22 +88,41 @@ def generate(model: CourseModel, prompts: str | Sequence[str], direction: torch.
     if direction is not None and layer is None:
         raise ValueError("layer is required when a direction is given")
     delta = steering_vector(model, direction, layer, strength) if direction is not None else None
-    request = {"what": "generate", "model": model_key(model), "n_texts": len(prompts), "texts_sha256": texts_sha256(prompts),
-               "delta_sha256": tensor_sha256(delta), "layer": layer if delta is not None else None,
-               "max_new_tokens": max_new_tokens, "do_sample": do_sample,
-               "temperature": temperature if do_sample else None, "seed": seed if do_sample else None}
+    request = {
+        "what": "generate",
+        "model": model_key(model),
+        "n_texts": len(prompts),
+        "texts_sha256": texts_sha256(prompts),
+        "delta_sha256": tensor_sha256(delta),
+        "layer": layer if delta is not None else None,
+        "max_new_tokens": max_new_tokens,
+        "do_sample": do_sample,
+        "temperature": temperature if do_sample else None,
+        "seed": seed if do_sample else None,
+    }
     key = request_key(request, CODE_VERSION)
-    new = cached("generations", key, lambda: {"tokens": _generate(model, prompts, delta, layer, max_new_tokens, do_sample,
-                                                                   temperature, seed)}, use=cache)["tokens"]
+    new = cached(
+        "generations",
+        key,
+        lambda: {"tokens": _generate(model, prompts, delta, layer, max_new_tokens, do_sample, temperature, seed)},
+        use=cache,
+    )["tokens"]
     return [model.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
 
 
-def _generate(model: CourseModel, prompts: list[str], delta: torch.Tensor | None, layer: int | None,
-              max_new_tokens: int, do_sample: bool, temperature: float, seed: int) -> torch.Tensor:
+def _generate(
+    model: CourseModel,
+    prompts: list[str],
+    delta: torch.Tensor | None,
+    layer: int | None,
+    max_new_tokens: int,
+    do_sample: bool,
+    temperature: float,
+    seed: int,
+) -> torch.Tensor:
     """The uncached computation behind generate: the new token ids, [n_prompts, new_tokens]."""
     enc = tokenize(model, prompts)
-    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
-              "pad_token_id": model.tokenizer.pad_token_id}
+    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "pad_token_id": model.tokenizer.pad_token_id}
     if do_sample:
         kwargs["temperature"] = temperature
     torch.manual_seed(seed)
@@ -108,23 +137,47 @@ def _generate(model: CourseModel, prompts: list[str], delta: torch.Tensor | None
                         model.layer(layer).output[:] = out + delta.to(out.device, out.dtype)
             with tracer.invoke():
                 out = tracer.result.save()
-    return out[:, enc["input_ids"].shape[1]:].cpu().contiguous()
+    return out[:, enc["input_ids"].shape[1] :].cpu().contiguous()
 
 
-def continuation_logprobs(model: CourseModel, prompts: Sequence[str], continuations: Sequence[str],
-                          direction: torch.Tensor | None = None, *, layer: int | None = None, strength: float = 0.0,
-                          batch_size: int = 4, reduce: str = "mean", reuse_prefix: bool = True,
-                          cache: bool = True) -> torch.Tensor:
+def continuation_logprobs(
+    model: CourseModel,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    direction: torch.Tensor | None = None,
+    *,
+    layer: int | None = None,
+    strength: float = 0.0,
+    batch_size: int = 4,
+    reduce: str = "mean",
+    reuse_prefix: bool = True,
+    cache: bool = True,
+) -> torch.Tensor:
     """Log-probability of each continuation after its prompt with `direction` steered in at `strength` (see `scoring`)."""
     if direction is not None and layer is None:
         raise ValueError("layer is required when a direction is given")
     delta = steering_vector(model, direction, layer, strength) if direction is not None else None
-    return _score(model, prompts, continuations, delta=delta, layer=layer, batch_size=batch_size, reduce=reduce,
-                  reuse_prefix=reuse_prefix, cache=cache)
+    return _score(
+        model,
+        prompts,
+        continuations,
+        delta=delta,
+        layer=layer,
+        batch_size=batch_size,
+        reduce=reduce,
+        reuse_prefix=reuse_prefix,
+        cache=cache,
+    )
 
 
-def perplexity(model: CourseModel, texts: Sequence[str], direction: torch.Tensor | None = None, *,
-               layer: int | None = None, strength: float = 0.0) -> float:
+def perplexity(
+    model: CourseModel,
+    texts: Sequence[str],
+    direction: torch.Tensor | None = None,
+    *,
+    layer: int | None = None,
+    strength: float = 0.0,
+) -> float:
     """Perplexity of texts under steering (from their 2nd token; exp of the mean negative log-probability)."""
     tok = model.tokenizer
     heads, tails = [], []

@@ -1,4 +1,5 @@
 """Emotion vectors, the paper's recipe: per-emotion mean minus the mean over emotions, neutral PCs removed."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,9 @@ NEUTRAL_VARIANCE = 0.5  # project out the neutral PCs that together explain this
 
 def default_layer(n_layers: int) -> int:
     """The course's layer rule, fixed before any result: about two-thirds of the way through (paper's choice)."""
-    return round(2 * n_layers / 3)
+    if n_layers < 1:
+        raise ValueError(f"n_layers={n_layers}: a model has at least one layer")
+    return min(n_layers - 1, round(2 * n_layers / 3))
 
 
 def emotion_means(acts: torch.Tensor, labels: Sequence[str], names: Sequence[str]) -> torch.Tensor:
@@ -44,7 +47,7 @@ def neutral_components(neutral_acts: torch.Tensor, variance: float = NEUTRAL_VAR
         raise ValueError(f"variance={variance} must be between 0 and 1")
     x = neutral_acts - neutral_acts.mean(0, keepdim=True)
     _, s, vh = torch.linalg.svd(x, full_matrices=False)
-    share = (s ** 2).cumsum(0) / (s ** 2).sum()
+    share = (s**2).cumsum(0) / (s**2).sum()
     k = int((share < variance).sum().item()) + 1
     return vh[:k]
 
@@ -102,14 +105,17 @@ class EmotionVectors:
         """Save as `<path>.safetensors` (the tensor) plus `<path>.json` (names, layer, meta)."""
         path = Path(path).with_suffix("")
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"vectors": self.vectors.contiguous().float(), "origin": self.origin.contiguous().float()},
-                  str(path.with_suffix(".safetensors")))
-        path.with_suffix(".json").write_text(json.dumps({"names": self.names, "layer": self.layer, "meta": self.meta},
-                                                        indent=1), encoding="utf-8")
+        save_file(
+            {"vectors": self.vectors.contiguous().float(), "origin": self.origin.contiguous().float()},
+            str(path.with_suffix(".safetensors")),
+        )
+        path.with_suffix(".json").write_text(
+            json.dumps({"names": self.names, "layer": self.layer, "meta": self.meta}, indent=1), encoding="utf-8"
+        )
         return path.with_suffix(".safetensors")
 
     @classmethod
-    def load(cls, path: str | Path) -> "EmotionVectors":
+    def load(cls, path: str | Path) -> EmotionVectors:
         """Load vectors saved with `save`."""
         path = Path(path).with_suffix("")
         for p in (path.with_suffix(".safetensors"), path.with_suffix(".json")):
@@ -125,8 +131,14 @@ def story_activations(model: CourseModel, stories: pd.DataFrame, **kwargs: Any) 
     return extract_activations(model, stories.text.tolist(), layers=None, reduce="mean", **kwargs)
 
 
-def _story_means(model: CourseModel, layer: int, emotions: Sequence[str] | str | None, split: str | None,
-                 per_emotion: int | None, cache: bool = True) -> tuple[list[str], torch.Tensor, int]:
+def _story_means(
+    model: CourseModel,
+    layer: int,
+    emotions: Sequence[str] | str | None,
+    split: str | None,
+    per_emotion: int | None,
+    cache: bool = True,
+) -> tuple[list[str], torch.Tensor, int]:
     """Emotion names, their mean story activations at `layer` [n_emotions, d] over `split`, and the story count."""
     # Extract both splits (the same request, hence the same cache file, as the notebooks), then select.
     everything = load_stories(emotions=emotions, per_emotion=per_emotion)
@@ -142,9 +154,17 @@ def _neutral_acts(model: CourseModel, layer: int, limit: int | None = None, cach
     return extract_activations(model, neutral_texts(model, limit), layers=None, reduce="mean", cache=cache)[:, layer]
 
 
-def build_emotion_vectors(model: CourseModel, *, layer: int | None = None, emotions: Sequence[str] | str | None = None,
-                          split: str = "train", denoise: bool = True, per_emotion: int | None = None,
-                          neutral_limit: int | None = None, cache: bool = True) -> EmotionVectors:
+def build_emotion_vectors(
+    model: CourseModel,
+    *,
+    layer: int | None = None,
+    emotions: Sequence[str] | str | None = None,
+    split: str = "train",
+    denoise: bool = True,
+    per_emotion: int | None = None,
+    neutral_limit: int | None = None,
+    cache: bool = True,
+) -> EmotionVectors:
     """Emotion vectors at one layer from the stories of `split` (default layer: two-thirds deep, chosen a priori)."""
     layer = default_layer(model.n_layers) if layer is None else layer
     if not 0 <= layer < model.n_layers:

@@ -2,6 +2,7 @@
 
 Run once by the maintainers (needs ../shared/reference/nrc_vad_v1); the CSV is committed.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,7 @@ FAMILIES: dict[str, list[str]] = {
     "shame and guilt": ["guilty", "ashamed", "embarrassed", "humiliated", "regretful"],
     "strain and fatigue": ["desperate", "trapped", "overwhelmed", "stressed", "tired", "bored"],
 }
-CORE = {"happy", "sad", "afraid", "angry", "calm", "desperate", "loving", "guilty", "proud",
-        "nervous", "surprised", "inspired"}
+CORE = {"happy", "sad", "afraid", "angry", "calm", "desperate", "loving", "guilty", "proud", "nervous", "surprised", "inspired"}
 FORBIDDEN: dict[str, list[str]] = {
     "happy": ["happy", "happier", "happiest", "happily", "happiness", "unhappy"],
     "excited": ["excited", "exciting", "excitement", "excite", "excitedly"],
@@ -106,7 +106,7 @@ def main(nrc_dir: Path, out: Path) -> None:
         w.writerow(["emotion", "family", "core", "valence", "arousal", "dominance", "forbidden"])
         for family, emotions in FAMILIES.items():
             for e in emotions:
-                fmt = lambda s: f"{s[e]:.3f}" if e in s else ""  # noqa: E731
+                fmt = lambda s, e=e: f"{s[e]:.3f}" if e in s else ""  # noqa: E731
                 w.writerow([e, family, e in CORE, fmt(v), fmt(a), fmt(d), " ".join(FORBIDDEN[e])])
 
 

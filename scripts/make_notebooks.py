@@ -9,6 +9,7 @@ back to the reference solution, so an unfinished notebook still runs end to end)
     python scripts/make_notebooks.py            # write notebooks/ and solutions/
     python scripts/make_notebooks.py --check    # exit 1 if the committed notebooks differ
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,9 @@ def solution_functions(code: str, where: str) -> list[str]:
     for node in tree.body:
         span = range(node.lineno, node.end_lineno + 1)
         if isinstance(node, (ast.Import, ast.ImportFrom)) or (
-                isinstance(node, ast.FunctionDef) and any(i in span for i in marked)):
-            text = solution_source("\n".join(lines[node.lineno - 1:node.end_lineno]))
+            isinstance(node, ast.FunctionDef) and any(i in span for i in marked)
+        ):
+            text = solution_source("\n".join(lines[node.lineno - 1 : node.end_lineno]))
             kept.append(("\n\n" if text.startswith("def ") else "") + text)
     if marked and not any(k.lstrip().startswith("def ") for k in kept):
         raise SystemExit(f"{where}: a solution block must sit inside a top-level function")
@@ -90,7 +92,8 @@ def solutions_module(sources: list[Path]) -> str:
         nb = jupytext.read(src, fmt="py:percent")
         for i, cell in enumerate(nb.cells):
             if cell.cell_type == "code" and any(BEGIN.match(l) for l in cell.source.splitlines()):
-                parts.append(f"\n\n# --- {src.name}, cell {i} ---\n" + "\n".join(solution_functions(cell.source, f"{src.name}, cell {i}")))
+                where = f"{src.name}, cell {i}"
+                parts.append(f"\n\n# --- {where} ---\n" + "\n".join(solution_functions(cell.source, where)))
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -103,8 +106,8 @@ def badge(name: str) -> nbformat.NotebookNode:
     """A markdown cell with an 'Open in Colab' badge for the learner notebook."""
     url = f"https://colab.research.google.com/github/{REPO_URL.split('github.com/')[1]}/blob/main/notebooks/{name}"
     return nbformat.v4.new_markdown_cell(
-        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})",
-        metadata={"tags": ["colab-badge"]})
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})", metadata={"tags": ["colab-badge"]}
+    )
 
 
 # The first code cell of every notebook. On Colab it clones the course (or pulls it when already there), installs it
@@ -181,8 +184,10 @@ def build(src: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
     return learner, solution
 
 
-KERNEL_META = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-               "language_info": {"name": "python"}}
+KERNEL_META = {
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+}
 
 
 def main() -> int:

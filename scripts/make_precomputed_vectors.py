@@ -1,8 +1,9 @@
 """Build (or check) the committed emotion vectors of the bundled model, which FAST runs load.
 
-    python scripts/make_precomputed_vectors.py          # rebuild data/precomputed/ (about 5 minutes cold on 2 cores)
-    python scripts/make_precomputed_vectors.py --check  # recompute everything and compare with the committed files
+python scripts/make_precomputed_vectors.py          # rebuild data/precomputed/ (about 5 minutes cold on 2 cores)
+python scripts/make_precomputed_vectors.py --check  # recompute everything and compare with the committed files
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,9 @@ def main() -> int:
         return 0
     stored, fresh = load_precomputed(model), build_emotion_vectors(model)
     diff = float((stored.vectors - fresh.vectors).abs().max())
-    same = stored.names == fresh.names and stored.layer == fresh.layer and torch.allclose(stored.vectors, fresh.vectors, atol=1e-4)
+    same = (
+        stored.names == fresh.names and stored.layer == fresh.layer and torch.allclose(stored.vectors, fresh.vectors, atol=1e-4)
+    )
     print(f"max |stored - recomputed| = {diff:.2e}: {'match' if same else 'MISMATCH'}")
     return 0 if same else 1
 

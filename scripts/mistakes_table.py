@@ -5,6 +5,7 @@
 
 Only the lines between the BEGIN/END markers of docs/instructor_guide.md are generated.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,11 @@ def table() -> str:
     cell = lambda text: text.replace("|", "\\|")  # noqa: E731
     rows = ["| where | mistake | what the check says |", "|---|---|---|"]
     for exercise, mistake, fragment in checks.MISTAKES:
-        rows.append(f"| {checks.EXERCISES[exercise]} (`{exercise}`) | {cell(mistake)} | \"{cell(fragment)}\" |")
-    rows.append(f"| every exercise | running a check cell again after a fallback (the name now holds the reference) "
-                f"| \"{cell(checks.RERUN)}\" |")
+        rows.append(f'| {checks.EXERCISES[exercise]} (`{exercise}`) | {cell(mistake)} | "{cell(fragment)}" |')
+    rows.append(
+        f"| every exercise | running a check cell again after a fallback (the name now holds the reference) "
+        f'| "{cell(checks.RERUN)}" |'
+    )
     return "\n".join(rows)
 
 

@@ -1,4 +1,5 @@
 """Print the text outputs of an executed notebook (for reviewing a run in a terminal)."""
+
 import json
 import sys
 

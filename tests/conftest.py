@@ -2,6 +2,7 @@
 hermetically: every test and every notebook kernel it starts writes into a private build and cache folder,
 never into the learner's build/ (only the converted model, a pure function of the installed weights file,
 is shared, in build/cache/models)."""
+
 from __future__ import annotations
 
 import atexit
@@ -49,9 +50,17 @@ def tiny_model(model: CourseModel) -> CourseModel:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(model.tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=True, pad_token_id=model.tokenizer.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(model.tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        pad_token_id=model.tokenizer.pad_token_id,
+    )
     hf = LlamaForCausalLM(cfg).eval()
     tiny = CourseModel(hf, tokenizer=model.tokenizer)
     tiny.course_id = "tiny-random-llama-seed0"

@@ -1,4 +1,5 @@
 """course_utils.activations: equal to transformers, padding-proof, cached, deterministic, clear errors."""
+
 from __future__ import annotations
 
 import time
@@ -32,10 +33,12 @@ def test_alone_equals_inside_padded_batch(model, tmp_cache):
     batch_mean = extract_activations(model, TEXTS, cache=False, skip_first=1)
     batch_last = extract_activations(model, TEXTS, reduce="last", cache=False)
     for i, text in enumerate(TEXTS):
-        torch.testing.assert_close(extract_activations(model, [text], cache=False, skip_first=1)[0],
-                                   batch_mean[i], rtol=RTOL, atol=ATOL)
-        torch.testing.assert_close(extract_activations(model, [text], reduce="last", cache=False)[0],
-                                   batch_last[i], rtol=RTOL, atol=ATOL)
+        torch.testing.assert_close(
+            extract_activations(model, [text], cache=False, skip_first=1)[0], batch_mean[i], rtol=RTOL, atol=ATOL
+        )
+        torch.testing.assert_close(
+            extract_activations(model, [text], reduce="last", cache=False)[0], batch_last[i], rtol=RTOL, atol=ATOL
+        )
 
 
 def test_shapes_and_layer_subset(model, tmp_cache):

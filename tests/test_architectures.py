@@ -12,11 +12,10 @@ Tolerances (library vs plain reference in the same dtype):
   (about 1% of per-token means of ~-25 nats; logits of ~30 have a bf16 ulp of 0.125).
 Run with `-s` to see the measured differences (a summary is printed at the end of the module).
 """
+
 from __future__ import annotations
 
 import copy
-import math
-import warnings
 
 import pytest
 import torch
@@ -35,8 +34,11 @@ TORCH_DTYPE = {"fp32": torch.float32, "bf16": torch.bfloat16}
 ACT_TOL = {"fp32": 1e-5, "bf16": 2e-2}  # max |diff| relative to the reference's max |value|
 LP_TOL = {"fp32": dict(atol=1e-4, rtol=0), "bf16": dict(atol=2.5e-1, rtol=0)}
 
-TEXTS = ["The cat sat on the warm mat by the kitchen door.", "Rain again, said the old man.",
-         "She laughed, then looked away and said nothing more for a long while that evening."]
+TEXTS = [
+    "The cat sat on the warm mat by the kitchen door.",
+    "Rain again, said the old man.",
+    "She laughed, then looked away and said nothing more for a long while that evening.",
+]
 # The first two continuations share a prompt: they are packed into one row when packing is safe.
 PROMPTS = ["The train was late again and", "The train was late again and", "She opened the envelope"]
 CONTS = [" everyone sighed at the board.", " nobody said a word.", " slowly, then read the first line twice."]
@@ -73,21 +75,29 @@ def _short_reference_texts():
 def _config(arch: str, vocab: int, pad_id: int, attn: str | None, over: dict):
     import transformers as tf
 
-    common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
-                  max_position_embeddings=256, tie_word_embeddings=True, pad_token_id=pad_id)
+    common = dict(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        pad_token_id=pad_id,
+    )
     if arch in ("llama", "llama6"):
         cfg = tf.LlamaConfig(num_hidden_layers=6 if arch == "llama6" else 4, **common)
     elif arch == "qwen3":
         cfg = tf.Qwen3Config(num_hidden_layers=4, head_dim=16, use_sliding_window=False, **common)
     elif arch == "gemma2":
-        cfg = tf.Gemma2Config(num_hidden_layers=4, head_dim=16, **{**common, "num_attention_heads": 2,
-                                                                  "num_key_value_heads": 1})
+        cfg = tf.Gemma2Config(num_hidden_layers=4, head_dim=16, **{**common, "num_attention_heads": 2, "num_key_value_heads": 1})
         attn = attn or "eager"  # Gemma 2's soft-capped attention: eager, as its model card asks
     elif arch == "mistral":
         cfg = tf.MistralConfig(num_hidden_layers=2, head_dim=16, **common)
     elif arch == "gpt2":
-        cfg = tf.GPT2Config(vocab_size=vocab, n_embd=64, n_layer=4, n_head=4, n_positions=256, pad_token_id=pad_id,
-                            tie_word_embeddings=True)
+        cfg = tf.GPT2Config(
+            vocab_size=vocab, n_embd=64, n_layer=4, n_head=4, n_positions=256, pad_token_id=pad_id, tie_word_embeddings=True
+        )
     else:
         raise ValueError(arch)
     for k, v in over.items():
@@ -159,6 +169,7 @@ def _plain(m: CourseModel, ids: list[int], delta: torch.Tensor | None = None, la
     outs: dict[int, torch.Tensor] = {}
     hooks = []
     for i, blk in enumerate(_decoder_layers(m._module)):
+
         def hook(mod, args, out, i=i):
             h = out[0] if isinstance(out, tuple) else out
             if delta is not None and i == layer:
@@ -166,6 +177,7 @@ def _plain(m: CourseModel, ids: list[int], delta: torch.Tensor | None = None, la
                 out = (h, *out[1:]) if isinstance(out, tuple) else h
             outs[i] = h[0].detach()
             return out
+
         hooks.append(blk.register_forward_hook(hook))
     try:
         with torch.no_grad():
@@ -182,7 +194,7 @@ def _plain_logprobs(m: CourseModel, prompts, conts, delta=None, layer=None) -> t
     for p, c in zip(prompts, conts):
         p_ids, c_ids = _ids(m, p), m.tokenizer(c, add_special_tokens=False)["input_ids"]
         logits, _, _ = _plain(m, p_ids + c_ids, delta, layer)
-        lp = logits.log_softmax(-1)[len(p_ids) - 1:-1].gather(-1, torch.tensor(c_ids)[:, None])[:, 0]
+        lp = logits.log_softmax(-1)[len(p_ids) - 1 : -1].gather(-1, torch.tensor(c_ids)[:, None])[:, 0]
         got.append(lp.mean())
     return torch.stack(got)
 
@@ -284,8 +296,9 @@ def test_llama_packed_equals_plain_under_eager_and_sdpa(build, attn):
 def test_packing_problem_linear_layer_types(build):
     # Fake layer types on a Llama (which ignores them; use_cache off, else the cache would build linear-attention
     # layers): packing must be refused, and the one-continuation-a-row path must still give the plain numbers.
-    m = build("llama", "fp32", use_cache=False,
-              layer_types=("full_attention", "linear_attention", "full_attention", "linear_attention"))
+    m = build(
+        "llama", "fp32", use_cache=False, layer_types=("full_attention", "linear_attention", "full_attention", "linear_attention")
+    )
     reason = packing_problem(m, 16)
     assert reason is not None and "linear_attention" in reason
     assert packing_problem(build("llama", "fp32"), 16) is None
@@ -297,8 +310,7 @@ def test_packing_problem_linear_layer_types(build):
 def test_sliding_window_shorter_than_the_row(build, arch):
     """A window of 8 tokens and rows of ~12-15: unpacked rows must keep the model's own sliding-window mask."""
     m = build(arch, "fp32", sliding_window=8)
-    longest = max(len(_ids(m, p)) + len(m.tokenizer(c, add_special_tokens=False)["input_ids"])
-                  for p, c in zip(PROMPTS, CONTS))
+    longest = max(len(_ids(m, p)) + len(m.tokenizer(c, add_special_tokens=False)["input_ids"]) for p, c in zip(PROMPTS, CONTS))
     assert longest > 8
     reason = packing_problem(m, longest)
     assert reason is not None and "sliding window" in reason
@@ -320,19 +332,22 @@ def test_sliding_window_shorter_than_the_row(build, arch):
 def _plain_generate(m: CourseModel, prompt: str, n: int, delta=None, layer=None) -> list[int]:
     hooks = []
     if delta is not None:
+
         def hook(mod, args, out):
             if isinstance(out, tuple):
                 return (out[0] + delta.to(out[0].dtype), *out[1:])
             return out + delta.to(out.dtype)
+
         hooks.append(_decoder_layers(m._module)[layer].register_forward_hook(hook))
     try:
         with torch.no_grad():
-            out = m._module.generate(torch.tensor([_ids(m, prompt)]), max_new_tokens=n, do_sample=False,
-                                     pad_token_id=m.tokenizer.pad_token_id)
+            out = m._module.generate(
+                torch.tensor([_ids(m, prompt)]), max_new_tokens=n, do_sample=False, pad_token_id=m.tokenizer.pad_token_id
+            )
     finally:
         for h in hooks:
             h.remove()
-    return out[0, len(_ids(m, prompt)):].tolist()
+    return out[0, len(_ids(m, prompt)) :].tolist()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -342,8 +357,7 @@ def test_generate(build, arch, dtype):
     layer = m.n_layers // 2
     direction = _delta(m, 3)
     plain = steering.generate(m, GEN_PROMPTS, max_new_tokens=6, cache=False)
-    assert steering.generate(m, GEN_PROMPTS, direction, layer=layer, strength=0.0, max_new_tokens=6,
-                             cache=False) == plain
+    assert steering.generate(m, GEN_PROMPTS, direction, layer=layer, strength=0.0, max_new_tokens=6, cache=False) == plain
     steered = steering.generate(m, GEN_PROMPTS, direction, layer=layer, strength=1.0, max_new_tokens=6, cache=False)
     assert len(steered) == len(GEN_PROMPTS) and all(isinstance(s, str) for s in steered)
     if dtype == "fp32":  # greedy token ids against HF's own generate, each prompt alone (padding must not matter)
@@ -403,8 +417,9 @@ def test_word_token_id_never_returns_bos(build, model):
     enc = tokenize(m, ["hello there", tok.bos_token + "hello there"])
     assert (enc["input_ids"][:, :2] != tok.bos_token_id).sum() >= 1
     assert enc["input_ids"][0].tolist() == enc["input_ids"][1].tolist()
-    torch.testing.assert_close(continuation_logprobs(m, PROMPTS, CONTS, cache=False),
-                               _plain_logprobs(m, PROMPTS, CONTS), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        continuation_logprobs(m, PROMPTS, CONTS, cache=False), _plain_logprobs(m, PROMPTS, CONTS), atol=1e-4, rtol=0
+    )
 
 
 @pytest.mark.parametrize("n", list(range(2, 41)))
@@ -462,8 +477,10 @@ def test_remote_local_extraction(remote_pair, simulated):
         a = extract_activations(local, TEXTS, layers=[0, 2], reduce=reduce, cache=False)
         b = extract_activations(remote, TEXTS, layers=[0, 2], reduce=reduce, cache=False)
         torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
-    for a, b in zip(extract_activations(local, TEXTS, layers=[1], reduce="none", cache=False),
-                    extract_activations(remote, TEXTS, layers=[1], reduce="none", cache=False)):
+    for a, b in zip(
+        extract_activations(local, TEXTS, layers=[1], reduce="none", cache=False),
+        extract_activations(remote, TEXTS, layers=[1], reduce="none", cache=False),
+    ):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
     assert len(simulated) == 3
 
@@ -474,8 +491,12 @@ def test_remote_local_logprobs_steered(remote_pair, simulated):
     want = continuation_logprobs(local, PROMPTS, CONTS, delta=delta, layer=1, cache=False)
     got = continuation_logprobs(remote, PROMPTS, CONTS, delta=delta, layer=1, cache=False)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
-    torch.testing.assert_close(continuation_logprobs(remote, PROMPTS, CONTS, cache=False),
-                               continuation_logprobs(local, PROMPTS, CONTS, cache=False), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        continuation_logprobs(remote, PROMPTS, CONTS, cache=False),
+        continuation_logprobs(local, PROMPTS, CONTS, cache=False),
+        atol=1e-5,
+        rtol=0,
+    )
     assert len(simulated) == 2  # remote: no prefix reuse (that would keep a server tensor client-side)
 
 
@@ -484,8 +505,9 @@ def test_remote_local_generate_steered(remote_pair, simulated):
     d = _delta(local, 6)
     want = steering.generate(local, GEN_PROMPTS, d, layer=1, strength=1.0, max_new_tokens=5, cache=False)
     assert steering.generate(remote, GEN_PROMPTS, d, layer=1, strength=1.0, max_new_tokens=5, cache=False) == want
-    assert (steering.generate(remote, GEN_PROMPTS, max_new_tokens=5, cache=False)
-            == steering.generate(local, GEN_PROMPTS, max_new_tokens=5, cache=False))
+    assert steering.generate(remote, GEN_PROMPTS, max_new_tokens=5, cache=False) == steering.generate(
+        local, GEN_PROMPTS, max_new_tokens=5, cache=False
+    )
     assert len(simulated) >= 2  # the two generations (and the median-norm extraction, unless memoised)
 
 
@@ -510,6 +532,9 @@ def test_remote_local_from_a_meta_loaded_model(build, tmp_path):
     v = _delta(local, 8)
     torch.testing.assert_close(direction_logits(meta, v), direction_logits(local, v), atol=1e-5, rtol=0)
     delta = _delta(local, 9)
-    torch.testing.assert_close(continuation_logprobs(meta, PROMPTS, CONTS, delta=delta, layer=1, cache=False),
-                               continuation_logprobs(local, PROMPTS, CONTS, delta=delta, layer=1, cache=False),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        continuation_logprobs(meta, PROMPTS, CONTS, delta=delta, layer=1, cache=False),
+        continuation_logprobs(local, PROMPTS, CONTS, delta=delta, layer=1, cache=False),
+        atol=1e-5,
+        rtol=0,
+    )

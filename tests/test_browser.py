@@ -5,6 +5,7 @@ Needs Chromium (Debian: `apt-get install -y chromium`, or COURSE_CHROMIUM=/path/
 `playwright` Python package (in the `test` extras). Never `playwright install`: we drive the system browser.
 See docs/browser_test.md.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,13 +35,21 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "06_steering.ipynb"
 SHOTS = ROOT / "build" / "browser"
 CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SERVER_START_S = 120   # JupyterLab start-up on a busy 2-core machine
-UI_TIMEOUT_S = 120     # loading the lab page, kernel start, widget rendering
-RUN_ALL_S = 600        # the notebook with FAST = True: 10-40 s with a warm cache, about 4 min cold
-REPLY_S = 300          # the kernel regenerating the reply after the slider moves
-STEPS = 4              # ArrowRight presses on the strength handle: 4 x 0.25 = +1.00
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_S = 120  # JupyterLab start-up on a busy 2-core machine
+UI_TIMEOUT_S = 120  # loading the lab page, kernel start, widget rendering
+RUN_ALL_S = 600  # the notebook with FAST = True: 10-40 s with a warm cache, about 4 min cold
+REPLY_S = 300  # the kernel regenerating the reply after the slider moves
+STEPS = 4  # ArrowRight presses on the strength handle: 4 x 0.25 = +1.00
 # Plugin settings applied as defaults: no news/update toast, and every cell kept in the DOM.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
@@ -71,11 +80,15 @@ def _missing_requirements() -> str | None:
     """Why the browser test cannot run here, or None when Chromium and playwright are both present."""
     missing = []
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        missing.append(f"Chromium at {CHROMIUM} (Debian/Ubuntu: `apt-get install -y chromium`, "
-                       "or set COURSE_CHROMIUM to a Chromium/Chrome binary)")
+        missing.append(
+            f"Chromium at {CHROMIUM} (Debian/Ubuntu: `apt-get install -y chromium`, "
+            "or set COURSE_CHROMIUM to a Chromium/Chrome binary)"
+        )
     if importlib.util.find_spec("playwright") is None:
-        missing.append("the playwright package (`.venv/bin/pip install -e '.[test]'`; "
-                       "do NOT run `playwright install`, the system Chromium is used)")
+        missing.append(
+            "the playwright package (`.venv/bin/pip install -e '.[test]'`; "
+            "do NOT run `playwright install`, the system Chromium is used)"
+        )
     return "browser test needs " + " and ".join(missing) if missing else None
 
 
@@ -114,9 +127,14 @@ def _free_port() -> int:
 
 def _lab_env(home: Path) -> dict[str, str]:
     """Environment for the server: private config/runtime/settings dirs; the venv's kernel spec stays on the path."""
-    dirs = {"JUPYTER_CONFIG_DIR": "config", "JUPYTER_DATA_DIR": "data", "JUPYTER_RUNTIME_DIR": "runtime",
-            "IPYTHONDIR": "ipython", "JUPYTERLAB_SETTINGS_DIR": "lab/user-settings",
-            "JUPYTERLAB_WORKSPACES_DIR": "lab/workspaces"}
+    dirs = {
+        "JUPYTER_CONFIG_DIR": "config",
+        "JUPYTER_DATA_DIR": "data",
+        "JUPYTER_RUNTIME_DIR": "runtime",
+        "IPYTHONDIR": "ipython",
+        "JUPYTERLAB_SETTINGS_DIR": "lab/user-settings",
+        "JUPYTERLAB_WORKSPACES_DIR": "lab/workspaces",
+    }
     env = dict(os.environ, COURSE_BLOCK_NETWORK="1", PYTHONUNBUFFERED="1")
     for var, sub in dirs.items():
         (home / sub).mkdir(parents=True, exist_ok=True)
@@ -141,12 +159,30 @@ def _start_lab(home: Path, root: Path) -> Lab:
     """Start `jupyter lab` on 127.0.0.1 (free port, known token) and wait until it answers."""
     port, token = _free_port(), secrets.token_hex(16)
     log = home / "jupyter-lab.log"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-           f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={root}", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--allow-root",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=_lab_env(home), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=root,
+            env=_lab_env(home),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     lab = Lab(f"http://127.0.0.1:{port}", token, root, log, proc)
     deadline = time.monotonic() + SERVER_START_S
     while not _server_up(lab.url, token):
@@ -160,8 +196,7 @@ def _start_lab(home: Path, root: Path) -> Lab:
 def _stop_lab(lab: Lab) -> None:
     """Shut the server (and its kernels) down through its API; signal its process group only if it lingers."""
     if lab.process.poll() is None:
-        req = urllib.request.Request(f"{lab.url}/api/shutdown", method="POST",
-                                     headers={"Authorization": f"token {lab.token}"})
+        req = urllib.request.Request(f"{lab.url}/api/shutdown", method="POST", headers={"Authorization": f"token {lab.token}"})
         with contextlib.suppress(OSError):
             urllib.request.urlopen(req, timeout=10).close()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -275,17 +310,21 @@ def _wait_run_all(page: Page, timeout_s: float) -> list[str]:
         stopped = state["idle"] and any(done) and "[*]:" not in state["prompts"]
         halted = halted + 1 if stopped else 0
         if halted >= 3:
-            pytest.fail(f"Run All stopped early (a cell raised?); prompts: {state['prompts']}\nlast stderr output:\n"
-                        + (state["stderr"][-1] if state["stderr"] else "(none)"))
+            pytest.fail(
+                f"Run All stopped early (a cell raised?); prompts: {state['prompts']}\nlast stderr output:\n"
+                + (state["stderr"][-1] if state["stderr"] else "(none)")
+            )
         time.sleep(1.0)
     pytest.fail(f"Run All did not finish in {timeout_s} s; prompts: {state.get('prompts')}")
 
 
 def _steering_panel(page: Page) -> Locator:
     """The steering panel: the output VBox that holds sliders and a reply label starting with '['."""
-    panel = page.locator(".jp-OutputArea-output .widget-vbox").filter(
-        has=page.locator(":scope > .widget-label", has_text=re.compile(r"^\["))).filter(
-        has=page.locator(".widget-slider"))
+    panel = (
+        page.locator(".jp-OutputArea-output .widget-vbox")
+        .filter(has=page.locator(":scope > .widget-label", has_text=re.compile(r"^\[")))
+        .filter(has=page.locator(".widget-slider"))
+    )
     panel.wait_for(state="visible")
     assert panel.count() == 1, f"expected one steering panel, found {panel.count()}"
     return panel
@@ -318,8 +357,7 @@ def _press_strength(panel: Locator, key: str, times: int) -> float:
 # ---------------------------------------------------------------- the test
 
 
-def test_steering_slider_regenerates_reply_in_jupyterlab(lab: Lab, page: Page,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_steering_slider_regenerates_reply_in_jupyterlab(lab: Lab, page: Page, capsys: pytest.CaptureFixture[str]) -> None:
     """Run All in JupyterLab, then move the strength slider: the label shows +1.00 and a different reply."""
     t0 = time.perf_counter()
     with _on_failure(page, lab, "06_steering_failure.png"):
@@ -346,5 +384,7 @@ def test_steering_slider_regenerates_reply_in_jupyterlab(lab: Lab, page: Page,
         page.screenshot(path=str(SHOTS / "06_steering_panel.png"), animations="disabled")
     t_end = time.perf_counter()
     with capsys.disabled():
-        print(f"\n[browser] 06_steering: kernel idle {t_open - t0:.1f} s, Run All {t_run - t_open:.1f} s, "
-              f"slider -> new reply {t_end - t_run:.1f} s")
+        print(
+            f"\n[browser] 06_steering: kernel idle {t_open - t0:.1f} s, Run All {t_run - t_open:.1f} s, "
+            f"slider -> new reply {t_end - t_run:.1f} s"
+        )

@@ -1,4 +1,5 @@
 """course_utils.cache: one entry per request, code versions in the key, checksums, atomic writes."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,14 +1,14 @@
 """course_utils.cheating: the evaluate() contract, validation of scenario dicts, determinism, the classifier."""
+
 from __future__ import annotations
 
 import pytest
+import torch
 
 from course_utils import EmotionVectors
 from course_utils.cheating import classify_reply, evaluate, slope, slope_ci
 from course_utils.data import load_scenarios
 from course_utils.steering import random_direction
-
-import torch
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +66,7 @@ def test_evaluate_rejects_bad_scenarios_and_arguments(model, vectors, two):
 def test_slope_and_interval():
     import pandas as pd
 
-    rows = [{"scenario_id": f"s{i}", "strength": s, "cheat_logodds": 2 * s + 0.1 * i}
-            for i in range(5) for s in (-0.1, 0.0, 0.1)]
+    rows = [{"scenario_id": f"s{i}", "strength": s, "cheat_logodds": 2 * s + 0.1 * i} for i in range(5) for s in (-0.1, 0.0, 0.1)]
     df = pd.DataFrame(rows)
     assert slope(df) == pytest.approx(2.0)
     b, lo, hi = slope_ci(df, n_boot=200)

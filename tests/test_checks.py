@@ -1,5 +1,6 @@
 """Every check passes the reference answer, recognises each mistake of `checks.MISTAKES` with its specific message,
 and never passes the (marked) reference it returned after a fallback when the check cell is run again."""
+
 from __future__ import annotations
 
 import inspect
@@ -31,8 +32,7 @@ def _probe_data() -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
     centers = torch.randn(4, 64, generator=g) * 0.3
     y = np.array(list("abcd") * 20)
     idx = [ord(c) - 97 for c in y]
-    return (centers[idx] + torch.randn(80, 64, generator=g), y,
-            centers[idx] + torch.randn(80, 64, generator=g), y.copy())
+    return (centers[idx] + torch.randn(80, 64, generator=g), y, centers[idx] + torch.randn(80, 64, generator=g), y.copy())
 
 
 PROBE = _probe_data()
@@ -49,6 +49,7 @@ def run_check(exercise: str, fn, request) -> object:
 
 
 # --- the wrong answers, one per row of checks.MISTAKES -----------------------------------------------------
+
 
 def _not_saved_residual(model, prompt, layer):
     with torch.no_grad(), model.trace(prompt, remote=model.remote):
@@ -69,8 +70,9 @@ def _logits_residual(model, prompt, layer):
 
 
 def _clf(train):
-    return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2),
-                         LogisticRegression(max_iter=3000)).fit(train.text, train.emotion)
+    return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2), LogisticRegression(max_iter=3000)).fit(
+        train.text, train.emotion
+    )
 
 
 def _keep(m, k, rank_offset=1, strict=False):
@@ -86,6 +88,7 @@ def _in_place_mean(a, m, k):
 
 def _probe(X, y):
     from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(np.asarray(X), np.asarray(y))
 
 
@@ -151,11 +154,13 @@ WRONG: list[tuple[str, str, object]] = [
     ("residual_after", "these look like logits", _logits_residual),
     ("residual_after", "move it to the CPU", lambda m, p, l: R(m, p, l).to("meta")),
     ("residual_after", checks.RETURNED_NONE, lambda m, p, l: None),
-
     ("bow_accuracy", "fitted and scored on the test stories", lambda tr, te: BOW(te, te)),
     ("bow_accuracy", "accuracy on the training stories", lambda tr, te: BOW(tr, tr)),
-    ("bow_accuracy", "chance level: are labels aligned with the texts?",
-     lambda tr, te: BOW(tr.assign(emotion=tr.emotion.sample(frac=1, random_state=0).values), te)),
+    (
+        "bow_accuracy",
+        "chance level: are labels aligned with the texts?",
+        lambda tr, te: BOW(tr.assign(emotion=tr.emotion.sample(frac=1, random_state=0).values), te),
+    ),
     ("bow_accuracy", "looks like a percentage", lambda tr, te: 100 * BOW(tr, te)),
     ("bow_accuracy", "the number of correct predictions", lambda tr, te: (_clf(tr).predict(te.text) == te.emotion).sum()),
     ("bow_accuracy", "is the error rate", lambda tr, te: 1 - BOW(tr, te)),
@@ -163,53 +168,65 @@ WRONG: list[tuple[str, str, object]] = [
     ("bow_accuracy", "got a pandas Series of", lambda tr, te: _clf(tr).predict(te.text) == te.emotion),
     ("bow_accuracy", "got a list of", lambda tr, te: list(_clf(tr).predict(te.text) == te.emotion.values)),
     ("bow_accuracy", checks.RETURNED_NONE, lambda tr, te: None),
-
-    ("masked_mean", "you skipped the first skip_first *positions*",
-     lambda a, m, k: (a[:, k:] * m[:, k:, None]).sum(1) / m[:, k:].sum(1, keepdim=True)),
+    (
+        "masked_mean",
+        "you skipped the first skip_first *positions*",
+        lambda a, m, k: (a[:, k:] * m[:, k:, None]).sum(1) / m[:, k:].sum(1, keepdim=True),
+    ),
     ("masked_mean", "padding tokens were averaged in", lambda a, m, k: a[:, k:].mean(1)),
     ("masked_mean", "neither the mask nor skip_first", lambda a, m, k: a.mean(1)),
     ("masked_mean", "skip_first was ignored", lambda a, m, k: masked_mean(a, m, 0)),
-    ("masked_mean", "one real token too many was skipped",
-     lambda a, m, k: (a * _keep(m, k, strict=True)[..., None]).sum(1) / _keep(m, k, strict=True).sum(1, keepdim=True)),
-    ("masked_mean", "one real token too few was skipped",
-     lambda a, m, k: (a * _keep(m, k, 0)[..., None]).sum(1) / _keep(m, k, 0).sum(1, keepdim=True)),
+    (
+        "masked_mean",
+        "one real token too many was skipped",
+        lambda a, m, k: (a * _keep(m, k, strict=True)[..., None]).sum(1) / _keep(m, k, strict=True).sum(1, keepdim=True),
+    ),
+    (
+        "masked_mean",
+        "one real token too few was skipped",
+        lambda a, m, k: (a * _keep(m, k, 0)[..., None]).sum(1) / _keep(m, k, 0).sum(1, keepdim=True),
+    ),
     ("masked_mean", "divided by the number of positions", lambda a, m, k: (a * _keep(m, k)[..., None]).sum(1) / a.shape[1]),
-    ("masked_mean", "divided by all real tokens",
-     lambda a, m, k: (a * _keep(m, k)[..., None]).sum(1) / m.sum(1, keepdim=True)),
+    ("masked_mean", "divided by all real tokens", lambda a, m, k: (a * _keep(m, k)[..., None]).sum(1) / m.sum(1, keepdim=True)),
     ("masked_mean", "that is a sum, not a mean", lambda a, m, k: (a * _keep(m, k)[..., None]).sum(1)),
     ("masked_mean", "so that it broadcasts over d_model", lambda a, m, k: (a * _keep(m, k)).sum(1) / _keep(m, k).sum(1)),
     ("masked_mean", "you averaged over d_model", lambda a, m, k: a.mean(2)),
     ("masked_mean", "you averaged over the batch axis", lambda a, m, k: a.mean(0)),
-    ("masked_mean", "drop keepdim=True",
-     lambda a, m, k: (a * _keep(m, k)[..., None]).sum(1, keepdim=True) / _keep(m, k).sum(1)[:, None, None]),
+    (
+        "masked_mean",
+        "drop keepdim=True",
+        lambda a, m, k: (a * _keep(m, k)[..., None]).sum(1, keepdim=True) / _keep(m, k).sum(1)[:, None, None],
+    ),
     ("masked_mean", "you modified `acts` in place", _in_place_mean),
     ("masked_mean", checks.RETURNED_NONE, lambda a, m, k: None),
-
     ("probe_accuracy", "fitted and scored on the test activations", lambda a, b, c, d: PA(c, d, c, d)),
     ("probe_accuracy", "is the training accuracy", lambda a, b, c, d: PA(a, b, a, b)),
-    ("probe_accuracy", "chance level: are labels aligned with the activations?",
-     lambda a, b, c, d: PA(a, np.random.default_rng(1).permutation(b), c, d)),
+    (
+        "probe_accuracy",
+        "chance level: are labels aligned with the activations?",
+        lambda a, b, c, d: PA(a, np.random.default_rng(1).permutation(b), c, d),
+    ),
     ("probe_accuracy", "looks like a percentage", lambda a, b, c, d: 100 * PA(a, b, c, d)),
-    ("probe_accuracy", "the number of correct predictions",
-     lambda a, b, c, d: (_probe(a, b).predict(np.asarray(c)) == d).sum()),
+    ("probe_accuracy", "the number of correct predictions", lambda a, b, c, d: (_probe(a, b).predict(np.asarray(c)) == d).sum()),
     ("probe_accuracy", "is the error rate", lambda a, b, c, d: 1 - PA(a, b, c, d)),
     ("probe_accuracy", "got a numpy array of", lambda a, b, c, d: _probe(a, b).predict(np.asarray(c)) == d),
     ("probe_accuracy", "got a list of", lambda a, b, c, d: list(_probe(a, b).predict(np.asarray(c)) == d)),
     ("probe_accuracy", "wrap it in float(", lambda a, b, c, d: torch.tensor(PA(a, b, c, d))),
     ("probe_accuracy", checks.RETURNED_NONE, lambda a, b, c, d: None),
-
     ("emotion_vectors", "these are the raw means", _raw_means),
     ("emotion_vectors", "the mean over all stories", lambda a, l, n: _raw_means(a, l, n) - a.mean(0)),
     ("emotion_vectors", "rows are not in the order of `names`", lambda a, l, n: EV(a, l, sorted(n))),
     ("emotion_vectors", "normalised to unit length", lambda a, l, n: EV(a, l, n) / EV(a, l, n).norm(dim=1, keepdim=True)),
     ("emotion_vectors", "you summed the stories", _sums_centred),
-    ("emotion_vectors", "each row's mean over d_model",
-     lambda a, l, n: _raw_means(a, l, n) - _raw_means(a, l, n).mean(1, keepdim=True)),
+    (
+        "emotion_vectors",
+        "each row's mean over d_model",
+        lambda a, l, n: _raw_means(a, l, n) - _raw_means(a, l, n).mean(1, keepdim=True),
+    ),
     ("emotion_vectors", "is transposed", lambda a, l, n: EV(a, l, n).T),
     ("emotion_vectors", "on a Python list is just False", lambda a, l, n: torch.stack([a[l == x].mean(0) for x in n])),
     ("emotion_vectors", "torch.stack them", lambda a, l, n: list(EV(a, l, n))),
     ("emotion_vectors", checks.RETURNED_NONE, lambda a, l, n: None),
-
     ("project_out", "that is the part *inside* the span", lambda v, c: (v @ c.T) @ c),
     ("project_out", "you added the projection", lambda v, c: v + (v @ c.T) @ c),
     ("project_out", "only one component was removed", lambda v, c: v - (v @ c[0])[:, None] * c[0]),
@@ -220,7 +237,6 @@ WRONG: list[tuple[str, str, object]] = [
     ("project_out", "is transposed", lambda v, c: PO(v, c).T),
     ("project_out", "you modified `vectors` in place", _in_place_project),
     ("project_out", checks.RETURNED_NONE, lambda v, c: None),
-
     ("steered_logits", "the logits are unchanged", lambda m, p, d, l: S(m, p, d * 0, l)),
     ("steered_logits", "you subtracted the vector", lambda m, p, d, l: S(m, p, -d, l)),
     ("steered_logits", "neighbouring layer, one too deep", lambda m, p, d, l: S(m, p, d, l + 1)),
@@ -249,8 +265,7 @@ def test_every_mistake_has_a_wrong_answer_and_the_other_way_round():
     assert len(checks.MISTAKES) >= 30
 
 
-@pytest.mark.parametrize("exercise, mistake, fragment", checks.MISTAKES,
-                         ids=[f"{e}: {m}" for e, m, _ in checks.MISTAKES])
+@pytest.mark.parametrize("exercise, mistake, fragment", checks.MISTAKES, ids=[f"{e}: {m}" for e, m, _ in checks.MISTAKES])
 def test_each_mistake_gets_its_own_message(exercise, mistake, fragment, request, capsys):
     reference = getattr(solutions, exercise)
     result = run_check(exercise, WRONG_FN[(exercise, fragment)], request)
@@ -312,6 +327,7 @@ def test_a_learners_own_correct_variant_passes(capsys):
     def mine(acts, mask, skip_first):  # another correct way: index each row
         rows = [a[m.bool()][skip_first:].mean(0) for a, m in zip(acts, mask)]
         return torch.stack(rows)
+
     assert checks.check_masked_mean(mine) is mine
     assert capsys.readouterr().out.startswith("PASS")
 
@@ -328,8 +344,7 @@ def test_is_reference():
 
 
 def test_the_instructor_guide_table_is_the_mistakes_table():
-    result = subprocess.run([sys.executable, "scripts/mistakes_table.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "scripts/mistakes_table.py", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -343,8 +358,9 @@ def test_generated_solutions_agree_with_the_library():
     torch.testing.assert_close(solutions.masked_mean(acts, mask, 1), activations.masked_mean(acts, mask, 1))
     labels, names = ["a", "b", "b", "c", "a", "a"], ["c", "a", "b"]
     x = torch.randn(6, 5, generator=g)
-    torch.testing.assert_close(solutions.emotion_vectors(x, labels, names),
-                               vectors.center(vectors.emotion_means(x, labels, names)))
+    torch.testing.assert_close(
+        solutions.emotion_vectors(x, labels, names), vectors.center(vectors.emotion_means(x, labels, names))
+    )
     comps = torch.linalg.qr(torch.randn(5, 2, generator=g))[0].T
     torch.testing.assert_close(solutions.project_out(x, comps), vectors.project_out(x, comps))
 

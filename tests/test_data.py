@@ -1,4 +1,5 @@
 """course_utils.data and the committed data files: schema, counts, clean text, stable split, clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,20 @@ def emotions():
 def test_emotions_table(emotions):
     assert len(emotions) >= 60
     core = set(emotions.loc[emotions.core, "emotion"])
-    assert core == {"happy", "sad", "afraid", "angry", "calm", "desperate", "loving", "guilty", "proud",
-                    "nervous", "surprised", "inspired"}
+    assert core == {
+        "happy",
+        "sad",
+        "afraid",
+        "angry",
+        "calm",
+        "desperate",
+        "loving",
+        "guilty",
+        "proud",
+        "nervous",
+        "surprised",
+        "inspired",
+    }
     assert 8 <= emotions.family.nunique() <= 12
     rated = emotions.dropna(subset=["valence", "arousal"])
     assert len(rated) >= 50
@@ -97,8 +110,9 @@ def test_no_forbidden_words_anywhere():
 
 def _worst_5gram_jaccard(texts) -> tuple[float, int, int]:
     """Highest Jaccard similarity of word 5-gram sets (lower-cased, split on whitespace) over all pairs, and the pair."""
-    grams = CountVectorizer(tokenizer=str.split, token_pattern=None, lowercase=True, ngram_range=(5, 5),
-                            binary=True).fit_transform(list(texts))
+    grams = CountVectorizer(
+        tokenizer=str.split, token_pattern=None, lowercase=True, ngram_range=(5, 5), binary=True
+    ).fit_transform(list(texts))
     size = np.asarray(grams.sum(1)).ravel()
     inter = sparse.triu(grams @ grams.T, k=1).tocoo()  # shared 5-grams of every pair that shares any
     if inter.nnz == 0:
@@ -111,7 +125,7 @@ def _worst_5gram_jaccard(texts) -> tuple[float, int, int]:
 def test_near_duplicate_measure_matches_sets():
     texts = ["a b c d e f g", "A b c d e f h", "x y z w v u t", "a b c d e"]
     worst, i, j = _worst_5gram_jaccard(texts)
-    grams = [{tuple(w[k:k + 5]) for k in range(len(w) - 4)} for w in (t.lower().split() for t in texts)]
+    grams = [{tuple(w[k : k + 5]) for k in range(len(w) - 4)} for w in (t.lower().split() for t in texts)]
     expected = max(len(a & b) / len(a | b) for a, b in combinations(grams, 2))
     assert worst == pytest.approx(expected) and worst == pytest.approx(2 / 4) and (i, j) == (0, 1)
 
@@ -136,12 +150,12 @@ def test_scenario_sets(emotions):
     assert len(dose) >= 6 and set(dose.direction) == {"up", "down"}
     assert len(data.load_scenarios("speakers")) >= 8
     failures = data.load_scenarios("failures")
-    for task, group in failures.groupby("task_id"):
+    for _task, group in failures.groupby("task_id"):
         group = group.sort_values("n_failures")
         assert group.n_failures.tolist() == list(range(len(group)))
         msgs = group.messages.tolist()
         for shorter, longer in zip(msgs, msgs[1:]):  # each transcript extends the previous by one failure
-            assert longer[:len(shorter)] == shorter and len(longer) == len(shorter) + 2
+            assert longer[: len(shorter)] == shorter and len(longer) == len(shorter) + 2
             assert longer[-1]["role"] == "user"
     cheat = data.load_scenarios("cheat_scenarios")
     assert len(cheat) >= 24

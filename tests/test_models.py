@@ -1,4 +1,5 @@
 """course_utils.models: loading offline, the wrapper's facts, the chat template, clear errors."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -34,8 +35,9 @@ def test_chat_ends_where_the_assistant_begins(model):
     prompt = chat(model, "Hello?")
     assert prompt.endswith("<|im_start|>assistant\n")
     assert "<|im_start|>user\nHello?<|im_end|>" in prompt
-    with_system = chat(model, "Hi", system="Be brief.", history=[{"role": "user", "content": "A"},
-                                                                 {"role": "assistant", "content": "B"}])
+    with_system = chat(
+        model, "Hi", system="Be brief.", history=[{"role": "user", "content": "A"}, {"role": "assistant", "content": "B"}]
+    )
     assert with_system.index("Be brief.") < with_system.index("A<|im_end|>") < with_system.index("B<|im_end|>")
     assert with_system.index("B<|im_end|>") < with_system.index("Hi<|im_end|>")
 

@@ -1,6 +1,7 @@
 """Every notebook (learner and solution) runs end to end under papermill with small parameters, and its checks
 behave: a solution notebook never falls back to the reference, a learner notebook falls back exactly once per
 exercise. A deliberately broken solution makes the notebook test fail."""
+
 from __future__ import annotations
 
 import re
@@ -25,14 +26,21 @@ CHECK_LINE = re.compile(r"^CHECK (\w+): (.*)$", re.M)
 
 def n_exercises(stem: str) -> int:
     """How many solution blocks (exercises) the notebook's source has."""
-    return sum(bool(make_notebooks.BEGIN.match(line))
-               for line in (ROOT / "course_src" / f"{stem}.py").read_text(encoding="utf-8").splitlines())
+    return sum(
+        bool(make_notebooks.BEGIN.match(line))
+        for line in (ROOT / "course_src" / f"{stem}.py").read_text(encoding="utf-8").splitlines()
+    )
 
 
 def outputs_text(nb: nbformat.NotebookNode) -> str:
     """Everything the notebook printed (stream outputs of every code cell)."""
-    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                   if o.get("output_type") == "stream")
+    return "".join(
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "stream"
+    )
 
 
 def assert_checks_behave(nb: nbformat.NotebookNode, version: str, stem: str) -> None:
@@ -60,8 +68,7 @@ def test_there_are_notebooks_in_both_versions():
 
 
 def test_notebooks_match_their_source():
-    result = subprocess.run([sys.executable, "scripts/make_notebooks.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "scripts/make_notebooks.py", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -89,7 +96,7 @@ def broken_solution(stem: str, find: str, replace: str, check: str, tmp: Path) -
     (tmp / f"{stem}.py").write_text(src.replace(find, replace), encoding="utf-8")
     _, solution = make_notebooks.build(tmp / f"{stem}.py")
     at = next(i for i, c in enumerate(solution.cells) if f"checks.{check}(" in c.source)
-    solution.cells = solution.cells[:at + 1]  # nothing after the check is needed to see it fail
+    solution.cells = solution.cells[: at + 1]  # nothing after the check is needed to see it fail
     path = tmp / f"{stem}.ipynb"
     nbformat.write(solution, path)
     return path
@@ -98,8 +105,13 @@ def broken_solution(stem: str, find: str, replace: str, check: str, tmp: Path) -
 @pytest.mark.notebooks
 def test_a_broken_solution_fails_the_notebook_test(tmp_path):
     # Exercise 4b with the projection added instead of removed: the check falls back and prints a CHECK line.
-    path = broken_solution("04_emotion_vectors", "return vectors - (vectors @ components.T) @ components",
-                           "return vectors + (vectors @ components.T) @ components", "check_project_out", tmp_path)
+    path = broken_solution(
+        "04_emotion_vectors",
+        "return vectors - (vectors @ components.T) @ components",
+        "return vectors + (vectors @ components.T) @ components",
+        "check_project_out",
+        tmp_path,
+    )
     nb = execute(path, tmp_path / "executed.ipynb", ROOT / "solutions")
     with pytest.raises(AssertionError, match="failed its check"):
         assert_checks_behave(nb, "solutions", "04_emotion_vectors")

@@ -1,4 +1,5 @@
 """course_utils.probes: layer sweep, shuffled control, Wilson intervals, bag-of-words baseline."""
+
 from __future__ import annotations
 
 import numpy as np

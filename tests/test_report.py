@@ -1,4 +1,5 @@
 """The report's one list of result keys is tied to what the notebooks record, and to the comparison table."""
+
 from __future__ import annotations
 
 import ast

@@ -1,4 +1,5 @@
 """The main job's report: numbers come from results.json, never typed by hand; failures are named."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ def test_report_table_comes_from_results_json(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))
     report.record("04_emotion_vectors", r_pc1_valence=0.4321, r_pc1_valence_ci=[0.1, 0.7], pc1_variance=0.2)
     report.record("07_cheating", slope_desperate=-0.01234)
-    rows = {label: (mine, paper) for label, mine, paper in report.comparison_rows(
-        json.loads((tmp_path / "results.json").read_text()))}
+    rows = {
+        label: (mine, paper) for label, mine, paper in report.comparison_rows(json.loads((tmp_path / "results.json").read_text()))
+    }
     assert rows["r(PC1, valence)"] == ("+0.43 [0.10, 0.70]", "0.81")
     assert rows["PC1 share of variance"] == ("20%", "26%")
     assert rows["cheat_logodds slope, desperate"][0] == "-0.012"

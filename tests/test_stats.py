@@ -1,4 +1,5 @@
 """course_utils.stats: known answers for every interval and null, and the vectorised cluster bootstrap vs a loop."""
+
 from __future__ import annotations
 
 import math
@@ -12,15 +13,15 @@ from scipy.stats import pearsonr, spearmanr
 
 from course_utils import stats
 
-
 # ---------------------------------------------------------------- proportions
+
 
 def test_wilson_known_values():
     # Wilson score interval, z = 1.95996: 5/10 -> [0.2366, 0.7634]; 0/10 -> [0, z^2 / (n + z^2)].
     lo, hi = stats.wilson_ci(5, 10)
     assert lo == pytest.approx(0.236593, abs=1e-5) and hi == pytest.approx(0.763407, abs=1e-5)
     lo, hi = stats.wilson_ci(0, 10)
-    z2 = 1.959964 ** 2
+    z2 = 1.959964**2
     assert lo == pytest.approx(0.0, abs=1e-12) and hi == pytest.approx(z2 / (10 + z2), abs=1e-5)
     lo90, hi90 = stats.wilson_ci(5, 10, confidence=0.90)
     assert 0.2366 < lo90 < hi90 < 0.7634
@@ -46,6 +47,7 @@ def test_probes_reexports_accuracy_ci():
 
 
 # ---------------------------------------------------------------- bootstrap intervals
+
 
 def test_mean_ci_width_and_determinism():
     v = np.random.default_rng(0).normal(3.0, 2.0, size=400)
@@ -89,12 +91,13 @@ def test_correlation_intervals():
 
 # ---------------------------------------------------------------- slopes
 
+
 def test_slope_on_exact_lines():
     x = np.array([-0.1, 0.0, 0.1, 0.3])
     assert stats.slope(x, 3 * x - 2) == pytest.approx(3.0)
     y = np.stack([a * x + b for a, b in [(1.0, 0.0), (-2.0, 5.0), (0.5, -1.0)]])
     assert stats.slopes(x, y) == pytest.approx([1.0, -2.0, 0.5])
-    noisy = x ** 2 + x
+    noisy = x**2 + x
     assert stats.slope(x, noisy) == pytest.approx(np.polyfit(x, noisy, 1)[0])
     assert math.isnan(stats.slope([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
 
@@ -119,8 +122,9 @@ def _unbalanced_df(seed: int = 0) -> pd.DataFrame:
     for i in range(25):
         strengths = rng.choice([-0.2, -0.1, 0.0, 0.1, 0.2, 0.4], size=rng.integers(2, 6), replace=False)
         b = 1.0 + rng.normal(0, 2.0)
-        rows += [{"scenario_id": f"s{i:02d}", "strength": s, "cheat_logodds": b * s + rng.normal(0, 0.3) + i * 0.05}
-                 for s in strengths]
+        rows += [
+            {"scenario_id": f"s{i:02d}", "strength": s, "cheat_logodds": b * s + rng.normal(0, 0.3) + i * 0.05} for s in strengths
+        ]
     return pd.DataFrame(rows)
 
 
@@ -133,8 +137,9 @@ def test_grouped_slope_ci_agrees_with_a_loop():
     assert width > 0.5  # a real interval, not a degenerate one
     # Monte-Carlo error of a 2.5% quantile with 4000 draws is ~1% of the width; allow ~4 standard errors.
     assert abs(lo - llo) < 0.06 * width and abs(hi - lhi) < 0.06 * width, ((lo, hi), (llo, lhi))
-    assert stats.grouped_slope_ci(df, "strength", "cheat_logodds", "scenario_id", n_boot=500, seed=3) == \
-        stats.grouped_slope_ci(df, "strength", "cheat_logodds", "scenario_id", n_boot=500, seed=3)
+    assert stats.grouped_slope_ci(df, "strength", "cheat_logodds", "scenario_id", n_boot=500, seed=3) == stats.grouped_slope_ci(
+        df, "strength", "cheat_logodds", "scenario_id", n_boot=500, seed=3
+    )
 
 
 def test_grouped_slope_ci_on_an_exact_line_has_zero_width():
@@ -150,11 +155,13 @@ def test_cheating_slope_wrappers():
 
     df = _unbalanced_df(1)
     assert slope(df) == pytest.approx(stats.slope(df.strength, df.cheat_logodds))
-    assert slope_ci(df, n_boot=300, seed=4) == stats.grouped_slope_ci(df, "strength", "cheat_logodds", "scenario_id",
-                                                                      n_boot=300, seed=4)
+    assert slope_ci(df, n_boot=300, seed=4) == stats.grouped_slope_ci(
+        df, "strength", "cheat_logodds", "scenario_id", n_boot=300, seed=4
+    )
 
 
 # ---------------------------------------------------------------- nulls
+
 
 def test_permutation_null_of_fixed_points():
     labels = np.arange(10)
@@ -195,13 +202,14 @@ def test_null_band_is_the_central_quantiles():
 
 # ---------------------------------------------------------------- PCA
 
+
 def test_pca_matches_numpy_svd_up_to_sign():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(30, 6)) @ rng.normal(size=(6, 6)) + 5.0
     scores, ratio, comps = stats.pca(X, 3)
     Xc = X - X.mean(0)
     _, s, vh = np.linalg.svd(Xc, full_matrices=False)
-    assert ratio == pytest.approx((s ** 2 / (s ** 2).sum())[:3])
+    assert ratio == pytest.approx((s**2 / (s**2).sum())[:3])
     signs = np.sign((comps * vh[:3]).sum(1))
     assert np.all(np.abs(signs) == 1)
     assert comps * signs[:, None] == pytest.approx(vh[:3], abs=1e-8)
@@ -211,9 +219,11 @@ def test_pca_matches_numpy_svd_up_to_sign():
 
 
 def test_stats_imports_no_torch_or_sklearn():
-    code = ("import importlib.util, sys; "
-            f"spec = importlib.util.spec_from_file_location('course_stats', {stats.__file__!r}); "
-            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-            "bad = [n for n in ('torch', 'sklearn', 'nnsight') if n in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('course_stats', {stats.__file__!r}); "
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+        "bad = [n for n in ('torch', 'sklearn', 'nnsight') if n in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,4 +1,5 @@
 """course_utils.steering: exact no-op at strength 0, exact edit at the chosen layer, generation, log-probs."""
+
 from __future__ import annotations
 
 import nnsight
@@ -6,8 +7,14 @@ import pytest
 import torch
 
 from course_utils import chat
-from course_utils.steering import (continuation_logprobs, generate, median_token_norm, perplexity,
-                                   random_direction, steering_vector)
+from course_utils.steering import (
+    continuation_logprobs,
+    generate,
+    median_token_norm,
+    perplexity,
+    random_direction,
+    steering_vector,
+)
 
 PROMPTS = ["The train was late again and", "She opened the envelope slowly, then"]
 CONTS = [" everyone sighed at the board.", " read the first line twice."]
@@ -33,12 +40,14 @@ def test_steering_vector_is_scaled_to_the_median_norm(model):
 def test_strength_zero_equals_unsteered_exactly(model):
     d = random_direction(model.d_model, 1)
     plain = continuation_logprobs(model, PROMPTS, CONTS, cache=False)
-    assert torch.equal(continuation_logprobs(model, PROMPTS, CONTS, d, layer=12, strength=0.0, reuse_prefix=False,
-                                             cache=False), plain)
+    assert torch.equal(
+        continuation_logprobs(model, PROMPTS, CONTS, d, layer=12, strength=0.0, reuse_prefix=False, cache=False), plain
+    )
     assert torch.equal(continuation_logprobs(model, PROMPTS, CONTS, d, layer=12, strength=0.0, cache=False), plain)
     prompt = chat(model, "Name a fruit.")
-    assert (generate(model, prompt, d, layer=12, strength=0.0, max_new_tokens=8, cache=False)
-            == generate(model, prompt, max_new_tokens=8, cache=False))
+    assert generate(model, prompt, d, layer=12, strength=0.0, max_new_tokens=8, cache=False) == generate(
+        model, prompt, max_new_tokens=8, cache=False
+    )
 
 
 def test_edit_changes_the_stream_by_exactly_the_vector(model):

@@ -1,4 +1,5 @@
 """course_utils.vectors: the recipe's pieces, build_emotion_vectors, save/load, determinism."""
+
 from __future__ import annotations
 
 import pytest

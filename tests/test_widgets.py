@@ -1,4 +1,5 @@
 """The ipywidgets panels react to their controls (the same code runs on ipywidgets 8 and Colab's 7.7)."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -15,8 +16,9 @@ def _vectors(d: int) -> EmotionVectors:
 
 def test_explorer_updates_on_selection():
     v = _vectors(16)
-    coords = pd.DataFrame({"pc1": [0.1, -0.2, 0.3], "pc2": [0.0, 0.5, -0.5], "valence": [0.9, 0.1, 1.0],
-                           "arousal": [0.1, 0.8, 0.7]}, index=v.names)
+    coords = pd.DataFrame(
+        {"pc1": [0.1, -0.2, 0.3], "pc2": [0.0, 0.5, -0.5], "valence": [0.9, 0.1, 1.0], "arousal": [0.1, 0.8, 0.7]}, index=v.names
+    )
     panel = emotion_explorer(v, {"calm": ["relax"], "desperate": ["help"], "happy": ["joy"]}, coords)
     pick, out = panel.children
     assert "<b>calm</b>" in out.value and "relax" in out.value
@@ -45,9 +47,11 @@ def test_the_same_panels_work_with_colabs_ipywidgets_7():
     target = Path(sys.prefix) / "ipywidgets77"
     assert (target / "ipywidgets").is_dir(), f"{target} is missing: run `make setup` (it installs ipywidgets 7.7.5 there)"
     env = dict(os.environ, PYTHONPATH=f"{target}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", COURSE_WIDGETS_PASS="7")
-    check = subprocess.run([sys.executable, "-c", "import ipywidgets; print(ipywidgets.__version__)"], env=env,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-c", "import ipywidgets; print(ipywidgets.__version__)"], env=env, capture_output=True, text=True
+    )
     assert check.stdout.strip().startswith("7.7"), check.stdout + check.stderr
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__], env=env,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__], env=env, capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
