@@ -8,7 +8,7 @@ TORCH_PIP ?=
 MODEL ?=
 FAST ?= 0
 
-.PHONY: setup course test notebooks lab benchmark clean lint
+.PHONY: setup course test test-fast notebooks lab benchmark clean lint
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,11 @@ course: setup
 
 test: setup lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest tests
+
+# Library, data and packaging tests only (no notebooks, no browser, no slow re-derivations): a quick loop while coding.
+test-fast: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not notebooks and not slow" \
+		--ignore=tests/test_browser.py tests
 
 notebooks: setup
 	$(BIN)/python scripts/make_notebooks.py

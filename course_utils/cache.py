@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -88,7 +89,7 @@ def read(path: Path, key: str, what: str) -> dict[str, torch.Tensor] | None:
 
 def write(path: Path, key: str, tensors: dict[str, torch.Tensor]) -> None:
     """Write atomically (temp file, then rename) so an interrupted run never leaves half a file."""
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # one temp file per process: two writers never share one
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     save_file(tensors, str(tmp), metadata={"key": key, "sha256": _digest(tensors)})
     tmp.replace(path)

@@ -6,7 +6,9 @@ import ipaddress
 import os
 import socket
 
-_original_connect = socket.socket.connect
+# A second import of this module (nnsight's remote="local" dry run re-imports the course's modules) must not
+# wrap the guard in a second guard: the real connect is kept on the guard itself.
+_original_connect = getattr(socket.socket.connect, "_course_original", socket.socket.connect)
 
 
 class NetworkBlockedError(OSError):
@@ -31,11 +33,15 @@ def _guarded_connect(self: socket.socket, address: object) -> None:
     return _original_connect(self, address)
 
 
+_guarded_connect._course_original = _original_connect  # type: ignore[attr-defined]
+
+
 def block_network() -> None:
-    """Refuse every non-loopback socket connection in this process (and set HF offline flags)."""
+    """Refuse every non-loopback socket connection in this process (and set HF offline flags); idempotent."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    if getattr(socket.socket.connect, "_course_original", None) is None:  # not guarded yet
+        socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 
 
 def unblock_network() -> None:

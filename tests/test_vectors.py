@@ -114,6 +114,7 @@ def test_logit_lens_returns_tokens(model, small_vectors):
     assert len(toks) == 5 and all(isinstance(t, str) for t in toks)
 
 
+@pytest.mark.slow
 def test_precomputed_vectors_match_what_the_code_computes(model):
     from safetensors.torch import load_file
 

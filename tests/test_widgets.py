@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 import torch
 
 from course_utils import EmotionVectors
@@ -35,6 +36,7 @@ def test_steering_panel_regenerates_when_strength_moves(model):
     assert reply.value.startswith("[calm +2.00 @ layer 20]") and reply.value != before
 
 
+@pytest.mark.slow
 def test_the_same_panels_work_with_colabs_ipywidgets_7():
     """Rerun the tests above in a subprocess that imports ipywidgets 7.7.5 (Colab's line), installed by make setup."""
     import os
