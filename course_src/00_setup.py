@@ -140,7 +140,7 @@ def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
 from course_utils import checks
 
 residual_after = checks.check_residual_after(residual_after, model)
-print("shape:", tuple(residual_after(model, "Hello there", 5).shape))
+print("shape:", tuple(residual_after(model, "Hello there", model.n_layers // 3).shape))
 
 # %% [markdown]
 # ## 5. Your first activations of a story

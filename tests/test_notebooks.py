@@ -115,3 +115,36 @@ def test_a_broken_solution_fails_the_notebook_test(tmp_path):
     nb = execute(path, tmp_path / "executed.ipynb", ROOT / "solutions")
     with pytest.raises(AssertionError, match="failed its check"):
         assert_checks_behave(nb, "solutions", "04_emotion_vectors")
+
+
+@pytest.fixture(scope="module")
+def other_model_folder(tiny_model, tmp_path_factory) -> Path:
+    """A different model as a learner on Colab would pick one: a tiny random Llama saved as a Hugging Face folder."""
+    folder = tmp_path_factory.mktemp("other_model")
+    tiny_model._module.save_pretrained(folder)
+    tiny_model.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.notebooks
+def test_every_notebook_runs_on_another_model(other_model_folder, tmp_path):
+    """The whole course through MODEL_NAME (FAST): no literal layers, vectors built once for the model, verdicts for it."""
+    times = []
+    for path in sorted((ROOT / "solutions").glob("*.ipynb")):
+        t0 = time.perf_counter()
+        out = tmp_path / path.name
+        pm.execute_notebook(
+            str(path),
+            str(out),
+            parameters={**SMALL, "MODEL_NAME": str(other_model_folder)},
+            kernel_name="python3",
+            cwd=str(path.parent),
+            progress_bar=False,
+        )
+        times.append(f"{path.stem} {time.perf_counter() - t0:.0f} s")
+        text = outputs_text(nbformat.read(out, as_version=4))
+        if path.stem == "00_setup":
+            assert f"model: hf:{other_model_folder}:local-" in text  # it really ran the other model
+        if path.stem in ("06_steering", "07_steering_vs_cheating"):  # FAST built the model's subset vectors once
+            assert "loaded the subset vectors built earlier" in text, text[:2000]
+    print("\n[notebooks on another model] " + ", ".join(times))
