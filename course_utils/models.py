@@ -125,8 +125,14 @@ def _converted_copy(path: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
     tok.save_pretrained(tmp)
     hf.save_pretrained(tmp)
+    if (target / "model.safetensors").is_file() and (target / "config.json").is_file():
+        shutil.rmtree(tmp, ignore_errors=True)  # another process (a parallel test worker) finished first
+        return target
     shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # lost a race with another process that just put a complete copy there
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,13 +106,14 @@ class EmotionVectors:
         """Save as `<path>.safetensors` (the tensor) plus `<path>.json` (names, layer, meta)."""
         path = Path(path).with_suffix("")
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {"vectors": self.vectors.contiguous().float(), "origin": self.origin.contiguous().float()},
-            str(path.with_suffix(".safetensors")),
-        )
-        path.with_suffix(".json").write_text(
-            json.dumps({"names": self.names, "layer": self.layer, "meta": self.meta}, indent=1), encoding="utf-8"
-        )
+        # Each file is written whole under a temporary name, then renamed (the .json last: readers look for it).
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tensors = {"vectors": self.vectors.contiguous().float(), "origin": self.origin.contiguous().float()}
+        save_file(tensors, str(tmp))
+        tmp.replace(path.with_suffix(".safetensors"))
+        info = json.dumps({"names": self.names, "layer": self.layer, "meta": self.meta}, indent=1)
+        tmp.write_text(info, encoding="utf-8")
+        tmp.replace(path.with_suffix(".json"))
         return path.with_suffix(".safetensors")
 
     @classmethod
