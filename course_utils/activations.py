@@ -11,7 +11,8 @@ from tqdm.auto import tqdm
 from .cache import cached, code_version, request_key, texts_sha256
 from .models import CourseModel, model_key, tokenize
 
-REDUCES = ("mean", "last", "none")
+REDUCES = ("mean", "last", "none", "norm")
+PER_TOKEN = ("none", "norm")  # reductions that keep one entry per real token
 
 
 def masked_mean(acts: torch.Tensor, mask: torch.Tensor, skip_first: int) -> torch.Tensor:
@@ -67,6 +68,47 @@ def _cache_key(model: CourseModel, texts: Sequence[str], layers: list[int], redu
     return request_key(request, CODE_VERSION)
 
 
+SESSION_BATCHES = 16  # a remote (NDIF) model runs this many batches per request, in one `model.session`
+
+
+def _reduced_layers(
+    model: CourseModel, mask: torch.Tensor, layers: list[int], reduce: str, skip_first: int
+) -> list[torch.Tensor]:
+    """Inside a trace: each asked layer's output, reduced where it lives (GPU or NDIF's server), as float32 on the CPU."""
+    saved = []
+    for layer in layers:
+        out = model.layer(layer).output
+        out = out[0] if isinstance(out, tuple) else out
+        # the reductions move the client-side mask to the activations' device
+        if reduce == "mean":
+            out = masked_mean(out, mask, skip_first)
+        elif reduce == "last":
+            out = last_token(out, mask)
+        elif reduce == "norm":
+            out = out.float().norm(dim=-1)  # [b, t]: a per-token number instead of a d_model vector
+        saved.append(out.detach().float().cpu())
+    return saved
+
+
+def _batch_outputs(model: CourseModel, encs: list[dict], layers: list[int], reduce: str, skip_first: int, show: bool):
+    """Every batch's reduced layers: one trace per batch locally; on a remote model, SESSION_BATCHES per request."""
+    if not model.remote:
+        for enc in tqdm(encs, desc="extracting activations", disable=not show, leave=False):
+            with torch.no_grad(), model.trace(enc) as tracer:
+                saved = nnsight.save(_reduced_layers(model, enc["attention_mask"], layers, reduce, skip_first))
+                tracer.stop()  # the layers above the last one asked for (and the unembedding) are not needed
+            yield saved
+        return
+    for start in tqdm(range(0, len(encs), SESSION_BATCHES), desc="NDIF requests", disable=not show, leave=False):
+        chunk = encs[start : start + SESSION_BATCHES]
+        with torch.no_grad(), model.session(remote=model.remote):
+            outs = nnsight.save([])
+            for enc in chunk:
+                with model.trace(enc):
+                    outs.append(_reduced_layers(model, enc["attention_mask"], layers, reduce, skip_first))
+        yield from outs
+
+
 def _run_batches(
     model: CourseModel,
     texts: Sequence[str],
@@ -87,33 +129,18 @@ def _run_batches(
             )
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    encs = [tokenize(model, [texts[i] for i in batch]) for batch in batches]
     show = progress if progress is not None else len(batches) > 2
-    results: dict[int, list[torch.Tensor]] = {}
-    for batch in tqdm(batches, desc="extracting activations", disable=not show, leave=False):
-        enc = tokenize(model, [texts[i] for i in batch])
+    results: dict[int, torch.Tensor] = {}
+    for batch, enc, saved in zip(batches, encs, _batch_outputs(model, encs, layers, reduce, skip_first, show)):
+        stacked = torch.stack(saved, dim=1)  # [b, L, (t,) d]
         mask = enc["attention_mask"]
-        with torch.no_grad(), model.trace(enc, remote=model.remote) as tracer:
-            saved = []
-            for layer in layers:
-                out = model.layer(layer).output
-                out = out[0] if isinstance(out, tuple) else out
-                # the reductions move the client-side mask to the activations' device (GPU, or NDIF's server)
-                if reduce == "mean":
-                    out = masked_mean(out, mask, skip_first)
-                elif reduce == "last":
-                    out = last_token(out, mask)
-                saved.append(out)
-            saved = nnsight.save(saved)
-            if not model.remote:
-                tracer.stop()  # the layers above the last one asked for (and the unembedding) are not needed
-        stacked = torch.stack([s.detach().float().cpu() for s in saved], dim=1)  # [b, L, (t,) d]
         for j, i in enumerate(batch):
-            if reduce == "none":
-                real = mask[j].bool()
-                results[i] = stacked[j][:, real].transpose(0, 1)  # [t, L, d]
+            if reduce in PER_TOKEN:
+                results[i] = stacked[j][:, mask[j].bool()].transpose(0, 1)  # [t, L(, d)]
             else:
                 results[i] = stacked[j]
-    if reduce == "none":
+    if reduce in PER_TOKEN:
         per_text = [results[i] for i in range(len(texts))]
         return {"acts": torch.cat(per_text), "lengths": torch.tensor([a.shape[0] for a in per_text])}
     return {"acts": torch.stack([results[i] for i in range(len(texts))])}
@@ -130,15 +157,19 @@ def extract_activations(
     cache: bool = True,
     progress: bool | None = None,
 ) -> torch.Tensor | list[torch.Tensor]:
-    """Residual-stream activations after each decoder layer: [n_texts, n_layers, d_model] (per-token list if reduce="none")."""
+    """Residual-stream activations after each decoder layer: [n_texts, n_layers, d_model].
+
+    reduce="none" gives a per-text list of [tokens, n_layers, d_model]; reduce="norm" the same list of per-token
+    norms, [tokens, n_layers] (computed where the model runs: a remote model sends back numbers, not vectors).
+    """
     layers = _check_args(model, texts, layers, reduce, skip_first, batch_size)
     key = _cache_key(model, texts, layers, reduce, skip_first)
     tensors = cached(
         "activations", key, lambda: _run_batches(model, texts, layers, reduce, skip_first, batch_size, progress), use=cache
     )
-    if reduce == "none":
+    if reduce in PER_TOKEN:
         return list(torch.split(tensors["acts"], tensors["lengths"].tolist()))
     return tensors["acts"]
 
 
-CODE_VERSION = code_version(masked_mean, last_token, _run_batches)  # part of every cache key
+CODE_VERSION = code_version(masked_mean, last_token, _reduced_layers, _batch_outputs, _run_batches)  # part of every cache key

@@ -40,29 +40,51 @@ def packing_problem(model: CourseModel, row_length: int) -> str | None:
     return None
 
 
-def _rows(tok: Any, prompts: Sequence[str], continuations: Sequence[str], pack: bool) -> list[dict]:
-    """Token ids grouped into rows: with pack, one row per distinct prompt holding all its continuations."""
+def _prompt_ids(tok: Any, p: str, span: tuple[int, int] | None, i: int) -> tuple[list[int], list[bool] | None]:
+    """A prompt's token ids and, with a character span, which of its tokens overlap that span (the steered ones)."""
+    special = not (tok.bos_token and p.startswith(tok.bos_token))
+    if span is None:
+        return tok(p, add_special_tokens=special)["input_ids"], None
+    start, end = span
+    if not 0 <= start < end <= len(p):
+        raise ValueError(f"steer_spans[{i}]={span}: must satisfy 0 <= start < end <= len(prompt) = {len(p)}")
+    if not getattr(tok, "is_fast", False):
+        raise ValueError("steer_spans needs a fast tokenizer (character offsets); this model's tokenizer is not one")
+    enc = tok(p, add_special_tokens=special, return_offsets_mapping=True)
+    where = [b > a and a < end and b > start for a, b in enc["offset_mapping"]]
+    if not any(where):
+        raise ValueError(f"steer_spans[{i}]={span} covers no token of prompts[{i}]")
+    return enc["input_ids"], where
+
+
+def _rows(
+    tok: Any, prompts: Sequence[str], continuations: Sequence[str], pack: bool, spans: Sequence | None = None
+) -> list[dict]:
+    """Token ids grouped into rows: with pack, one row per distinct prompt (and steered span) holding all its continuations."""
     rows: dict[Any, dict] = {}
     for i, (p, c) in enumerate(zip(prompts, continuations)):
         c_ids = tok(c, add_special_tokens=False)["input_ids"]
         if not c_ids:
             raise ValueError(f"continuations[{i}] is empty (no tokens)")
-        key = p if pack else i
+        span = None if spans is None or spans[i] is None else tuple(int(x) for x in spans[i])
+        key = (p, span) if pack else i
         if key not in rows:
-            rows[key] = {
-                "prompt": tok(p, add_special_tokens=not (tok.bos_token and p.startswith(tok.bos_token)))["input_ids"],
-                "items": [],
-            }
+            ids, where = _prompt_ids(tok, p, span, i)
+            rows[key] = {"prompt": ids, "steer": where, "items": []}
         rows[key]["items"].append((i, c_ids))
     return list(rows.values())
 
 
-def _batch(rows: list[dict], pad_id: int, dtype: torch.dtype) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, list]:
+def _batch(
+    rows: list[dict], pad_id: int, dtype: torch.dtype
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, tuple]:
     """Left-padded ids, an additive 4-D mask in `dtype` and position ids for a batch of rows.
 
     A batch whose rows each hold one continuation (unpacked) gets the ordinary 2-D padding mask instead: the
     model then builds its own masks (a sliding window, a linear layer's padding), which a custom 4-D mask
-    would replace. Also returns, for every continuation token, the position whose logits predict it and the token id.
+    would replace. Also returns, for every continuation token, the position whose logits predict it and the token id,
+    and (spans, where): where each continuation sits, and, when steer spans were given, the [b, T] positions that
+    receive the delta (the prompt tokens inside each row's span; None: every position, continuations included).
     """
     lengths = [len(r["prompt"]) + sum(len(c) for _, c in r["items"]) for r in rows]
     T = max(lengths)
@@ -72,11 +94,15 @@ def _batch(rows: list[dict], pad_id: int, dtype: torch.dtype) -> tuple[dict[str,
     pos = torch.zeros(len(rows), T, dtype=torch.long)
     src = torch.zeros(len(rows), n_tok, dtype=torch.long)
     tgt = torch.zeros(len(rows), n_tok, dtype=torch.long)
+    steer = torch.zeros(len(rows), T, dtype=torch.bool)  # where the delta is added (with steer spans)
     spans = []  # (row, first index in src/tgt, n tokens, original index)
+    where = steer if any(row.get("steer") is not None for row in rows) else None  # None: the delta goes everywhere
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     for r, (row, n) in enumerate(zip(rows, lengths)):
         pad, P = T - n, len(row["prompt"])
         ids[r, pad : pad + P] = torch.tensor(row["prompt"])
+        if row.get("steer") is not None:
+            steer[r, pad : pad + P] = torch.tensor(row["steer"])
         pos[r, pad : pad + P] = torch.arange(P)
         sees[r, 0, pad : pad + P, pad : pad + P] = causal[:P, :P]
         sees[r, 0, torch.arange(pad), torch.arange(pad)] = True  # pads see only themselves (no empty softmax rows)
@@ -94,10 +120,10 @@ def _batch(rows: list[dict], pad_id: int, dtype: torch.dtype) -> tuple[dict[str,
             start, k = start + L, k + L
     if all(len(row["items"]) == 1 for row in rows):
         real = torch.arange(T)[None, :] >= torch.tensor([T - n for n in lengths])[:, None]
-        return {"input_ids": ids, "attention_mask": real.long(), "position_ids": pos}, src, tgt, spans
+        return {"input_ids": ids, "attention_mask": real.long(), "position_ids": pos}, src, tgt, (spans, where)
     # Additive, not boolean: eager attention adds the mask to the scores, so a boolean mask would not mask there.
     mask = torch.zeros(sees.shape, dtype=dtype).masked_fill(~sees, torch.finfo(dtype).min)
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": pos}, src, tgt, spans
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": pos}, src, tgt, (spans, where)
 
 
 def continuation_logprobs(
@@ -110,9 +136,13 @@ def continuation_logprobs(
     batch_size: int = 4,
     reduce: str = "mean",
     reuse_prefix: bool = True,
+    steer_spans: Sequence[tuple[int, int] | None] | None = None,
     cache: bool = True,
 ) -> torch.Tensor:
     """Log-probability of each continuation after its prompt (mean per token or total), `delta` added after `layer`.
+
+    With steer_spans (one (start, end) character span per prompt, or None), the delta is added only at the prompt's
+    tokens that overlap its span (e.g. one option of a choice); without, at every position.
 
     With reuse_prefix (default), the unsteered stream up to `layer` is computed once per batch and reused by
     later calls with other vectors (the layers before the edit are skipped). With cache (default), results are
@@ -131,6 +161,12 @@ def continuation_logprobs(
         delta = delta.detach().float().cpu().flatten()  # moved to the activations' device and dtype inside the trace
         if delta.shape[0] != model.d_model:
             raise ValueError(f"delta has {delta.shape[0]} dims; the model's d_model is {model.d_model}")
+    if steer_spans is not None:
+        steer_spans = list(steer_spans)
+        if len(steer_spans) != len(prompts):
+            raise ValueError(f"steer_spans has {len(steer_spans)} entries for {len(prompts)} prompts")
+        if delta is None:
+            steer_spans = None  # nothing is added: the spans change nothing (and must not split the cache)
     request = {
         "what": "continuation_logprobs",
         "model": model_key(model),
@@ -141,11 +177,15 @@ def continuation_logprobs(
         "batch_size": batch_size,
         "reduce": reduce,
     }
+    if steer_spans is not None:
+        request["steer_spans"] = [None if sp is None else [int(x) for x in sp] for sp in steer_spans]
     key = request_key(request, CODE_VERSION)
     return cached(
         "logprobs",
         key,
-        lambda: {"logprobs": _compute(model, prompts, continuations, delta, layer, batch_size, reduce, reuse_prefix)},
+        lambda: {
+            "logprobs": _compute(model, prompts, continuations, delta, layer, batch_size, reduce, reuse_prefix, steer_spans)
+        },
         use=cache,
     )["logprobs"]
 
@@ -168,42 +208,83 @@ def _compute(
     batch_size: int,
     reduce: str,
     reuse_prefix: bool,
+    steer_spans: Sequence | None = None,
 ) -> torch.Tensor:
     """The uncached computation behind continuation_logprobs: [n] float32 log-probabilities on the CPU."""
     tok = model.tokenizer
-    rows = _rows(tok, prompts, continuations, pack=True)
+    rows = _rows(tok, prompts, continuations, pack=True, spans=steer_spans)
     longest = max(len(r["prompt"]) + sum(len(c) for _, c in r["items"]) for r in rows)
     if packing_problem(model, longest) is not None:
-        rows = _rows(tok, prompts, continuations, pack=False)
+        rows = _rows(tok, prompts, continuations, pack=False, spans=steer_spans)
     rows.sort(key=lambda r: len(r["prompt"]) + sum(len(c) for _, c in r["items"]))
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     dtype = _model_dtype(model)
-    results: dict[int, torch.Tensor] = {}
+    batches = []
     for start in range(0, len(rows), batch_size):
-        enc, src, tgt, spans = _batch(rows[start : start + batch_size], pad_id, dtype)
+        enc, src, tgt, (spans, where) = _batch(rows[start : start + batch_size], pad_id, dtype)
         T = enc["input_ids"].shape[1]
         keep = T - int(src.min())  # logits from the earliest predicting position to the end
-        idx = (src - (T - keep)).clamp(min=0)
-        prefix = _unsteered_prefix(model, enc, layer) if delta is not None and reuse_prefix else None
-        with torch.no_grad(), model.trace(enc, remote=model.remote, logits_to_keep=keep):
-            if prefix is not None:
-                # Layers 0..layer do not depend on the edit: skip them and feed the cached stream + delta.
-                for i in range(layer):
-                    model.layer(i).skip(prefix)
-                model.layer(layer).skip(prefix + delta.to(prefix.device, prefix.dtype))
-            elif delta is not None:
-                out = model.layer(layer).output
-                model.layer(layer).output[:] = out + delta.to(out.device, out.dtype)
-            logits = model.output.logits
-            rows_i = torch.arange(logits.shape[0], device=logits.device)[:, None]
-            picked = logits[rows_i, idx.to(logits.device)].float()  # [b, n_tok, vocab], in float32 whatever the model
-            # log p(token) = its logit - logsumexp over the vocabulary (no full log_softmax copy: less memory)
-            token_lp = picked.gather(-1, tgt.to(logits.device).unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, -1)
-            token_lp = nnsight.save(token_lp.cpu())
-        for r, k, L, i in spans:
+        batches.append((enc, keep, (src - (T - keep)).clamp(min=0), tgt, where, spans))
+    results: dict[int, torch.Tensor] = {}
+    for batch, token_lp in zip(batches, _batch_logprobs(model, batches, delta, layer, reuse_prefix)):
+        for r, k, L, i in batch[-1]:  # the batch's spans
             lp = token_lp[r, k : k + L]
             results[i] = lp.mean() if reduce == "mean" else lp.sum()
     return torch.stack([results[i] for i in range(len(prompts))])
+
+
+SESSION_BATCHES = 16  # a remote (NDIF) model scores this many batches per request, in one `model.session`
+
+
+def _added(delta: torch.Tensor, where: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """The delta as added to `like` [b, t, d], in its device and dtype: everywhere, or only where `where` [b, t] is True."""
+    d = delta.to(like.device, like.dtype)
+    return d if where is None else d * where.to(like.device, like.dtype).unsqueeze(-1)
+
+
+def _token_logprobs(
+    model: CourseModel,
+    idx: torch.Tensor,
+    tgt: torch.Tensor,
+    delta: torch.Tensor | None,
+    where: torch.Tensor | None,
+    layer: int | None,
+    prefix,
+) -> torch.Tensor:
+    """Inside a trace: the steering edit, then log p of each target token, [b, n_tok] float32 on the CPU."""
+    if prefix is not None:
+        # Layers 0..layer do not depend on the edit: skip them and feed the cached stream + delta.
+        for i in range(layer):
+            model.layer(i).skip(prefix)
+        model.layer(layer).skip(prefix + _added(delta, where, prefix))
+    elif delta is not None:
+        out = model.layer(layer).output
+        model.layer(layer).output[:] = out + _added(delta, where, out)
+    logits = model.output.logits
+    rows_i = torch.arange(logits.shape[0], device=logits.device)[:, None]
+    picked = logits[rows_i, idx.to(logits.device)].float()  # [b, n_tok, vocab], in float32 whatever the model
+    # log p(token) = its logit - logsumexp over the vocabulary (no full log_softmax copy: less memory)
+    token_lp = picked.gather(-1, tgt.to(logits.device).unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, -1)
+    return token_lp.cpu()
+
+
+def _batch_logprobs(model: CourseModel, batches: list, delta: torch.Tensor | None, layer: int | None, reuse_prefix: bool):
+    """Each batch's token log-probabilities: one trace per batch locally; on a remote model, SESSION_BATCHES per request."""
+    if not model.remote:
+        for enc, keep, idx, tgt, where, _ in batches:
+            prefix = _unsteered_prefix(model, enc, layer) if delta is not None and reuse_prefix else None
+            with torch.no_grad(), model.trace(enc, logits_to_keep=keep):
+                token_lp = nnsight.save(_token_logprobs(model, idx, tgt, delta, where, layer, prefix))
+            yield token_lp
+        return
+    for start in range(0, len(batches), SESSION_BATCHES):
+        chunk = [b[:5] for b in batches[start : start + SESSION_BATCHES]]
+        with torch.no_grad(), model.session(remote=model.remote):
+            outs = nnsight.save([])
+            for enc, keep, idx, tgt, where in chunk:
+                with model.trace(enc, logits_to_keep=keep):
+                    outs.append(_token_logprobs(model, idx, tgt, delta, where, layer, None))
+        yield from outs
 
 
 _PREFIXES: dict[tuple, torch.Tensor] = {}
@@ -225,4 +306,6 @@ def _unsteered_prefix(model: CourseModel, enc: dict[str, torch.Tensor], layer: i
     return _PREFIXES[key]
 
 
-CODE_VERSION = code_version(_rows, _batch, _compute, _unsteered_prefix, packing_problem)  # part of every cache key
+CODE_VERSION = code_version(  # part of every cache key
+    _prompt_ids, _rows, _batch, _compute, _added, _token_logprobs, _batch_logprobs, _unsteered_prefix, packing_problem
+)

@@ -38,8 +38,8 @@ def median_token_norm(model: CourseModel, layer: int, texts: Sequence[str] | Non
     texts = reference_texts(model) if texts is None else list(texts)
     key = (model_key(model), layer, texts_sha256(texts))
     if key not in _MEDIAN_NORMS:
-        per_text = extract_activations(model, texts, layers=[layer], reduce="none", progress=False)
-        norms = torch.cat([a[1:, 0].norm(dim=-1) for a in per_text])  # leave out each text's first token
+        per_text = extract_activations(model, texts, layers=[layer], reduce="norm", progress=False)
+        norms = torch.cat([a[1:, 0] for a in per_text])  # leave out each text's first token
         if norms.numel() == 0:
             raise ValueError("texts give no tokens after the first: pass longer reference texts")
         _MEDIAN_NORMS[key] = float(norms.median())
@@ -151,6 +151,7 @@ def continuation_logprobs(
     batch_size: int = 4,
     reduce: str = "mean",
     reuse_prefix: bool = True,
+    steer_spans: Sequence[tuple[int, int] | None] | None = None,
     cache: bool = True,
 ) -> torch.Tensor:
     """Log-probability of each continuation after its prompt with `direction` steered in at `strength` (see `scoring`)."""
@@ -166,6 +167,7 @@ def continuation_logprobs(
         batch_size=batch_size,
         reduce=reduce,
         reuse_prefix=reuse_prefix,
+        steer_spans=steer_spans,
         cache=cache,
     )
 

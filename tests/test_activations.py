@@ -106,7 +106,7 @@ def test_two_fresh_runs_are_identical(model, tmp_cache):
 def test_error_paths(model):
     with pytest.raises(ValueError, match="empty"):
         extract_activations(model, [])
-    with pytest.raises(ValueError, match=r"reduce='max' is not allowed: use one of \('mean', 'last', 'none'\)"):
+    with pytest.raises(ValueError, match=r"reduce='max' is not allowed: use one of \('mean', 'last', 'none', 'norm'\)"):
         extract_activations(model, TEXTS, reduce="max")
     with pytest.raises(TypeError, match="list of strings"):
         extract_activations(model, "one string")

@@ -538,3 +538,119 @@ def test_remote_local_from_a_meta_loaded_model(build, tmp_path):
         atol=1e-5,
         rtol=0,
     )
+
+
+def test_remote_local_batches_share_one_request(remote_pair, simulated):
+    """On a remote model the batches of one call go to NDIF together (one `model.session`), not one request each."""
+    local, remote = remote_pair
+    a = extract_activations(local, TEXTS, layers=[1], reduce="mean", batch_size=1, cache=False)
+    b = extract_activations(remote, TEXTS, layers=[1], reduce="mean", batch_size=1, cache=False)
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+    want = continuation_logprobs(local, PROMPTS, CONTS, batch_size=1, cache=False)
+    got = continuation_logprobs(remote, PROMPTS, CONTS, batch_size=1, cache=False)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    assert simulated == ["Tracer", "Tracer"]  # three batches each, one session request each
+
+
+def test_remote_local_norms_vectors_and_cheating(remote_pair, simulated):
+    """The rest of the course's model-running functions, remote vs local: median norm (computed server-side as
+    per-token norms), emotion vectors from stories, their scores on texts, and the cheating measure."""
+    from course_utils import cheating
+    from course_utils.vectors import build_emotion_vectors
+
+    local, remote = remote_pair
+    steering._MEDIAN_NORMS.clear()
+    assert steering.median_token_norm(remote, 2, TEXTS) == pytest.approx(steering.median_token_norm(local, 2, TEXTS), abs=1e-5)
+    norms = extract_activations(remote, TEXTS, layers=[2], reduce="norm", cache=False)
+    full = extract_activations(local, TEXTS, layers=[2], reduce="none", cache=False)
+    for n, a in zip(norms, full):
+        torch.testing.assert_close(n, a.norm(dim=-1), atol=1e-4, rtol=0)
+    kw = dict(layer=2, emotions=["happy", "sad", "afraid"], per_emotion=2, neutral_limit=6, cache=False)
+    vl, vr = build_emotion_vectors(local, **kw), build_emotion_vectors(remote, **kw)
+    torch.testing.assert_close(vr.vectors, vl.vectors, atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(vr.score(remote, TEXTS, cache=False).to_numpy()),
+        torch.tensor(vl.score(local, TEXTS, cache=False).to_numpy()),
+        atol=1e-5,
+        rtol=0,
+    )
+    scen = cheating.load_scenarios("cheat_scenarios").head(2).to_dict("records")
+    el = cheating.evaluate(local, vl, "sad", [0.0, 0.5], scen, cache=False)
+    er = cheating.evaluate(remote, vl, "sad", [0.0, 0.5], scen, cache=False)
+    assert er.cheat_logodds.to_numpy() == pytest.approx(el.cheat_logodds.to_numpy(), abs=1e-4)
+    assert len(simulated) >= 6  # every one of them really went through the simulated NDIF request
+
+
+def test_remote_local_meta_model_extraction_and_generation(build, tmp_path):
+    """The meta-loaded client (as on NDIF) also extracts, measures norms and generates without touching meta weights."""
+    local = build("llama", "fp32")
+    local._module.save_pretrained(tmp_path)
+    local.tokenizer.save_pretrained(tmp_path)
+    meta = CourseModel(str(tmp_path), tokenizer=local.tokenizer)
+    meta.remote = "local"
+    meta.course_id = "meta2-" + local.course_id
+    torch.testing.assert_close(
+        extract_activations(meta, TEXTS, layers=[0, 3], cache=False),
+        extract_activations(local, TEXTS, layers=[0, 3], cache=False),
+        atol=1e-5,
+        rtol=0,
+    )
+    assert steering.median_token_norm(meta, 1, TEXTS) == pytest.approx(steering.median_token_norm(local, 1, TEXTS), abs=1e-5)
+    d = _delta(local, 10)
+    assert steering.generate(meta, GEN_PROMPTS, d, layer=1, strength=1.0, max_new_tokens=4, cache=False) == steering.generate(
+        local, GEN_PROMPTS, d, layer=1, strength=1.0, max_new_tokens=4, cache=False
+    )
+
+
+# ------------------------------------------------------------------ 7. option-only steering (steer_spans)
+
+SPAN_PROMPTS = ["Pick one. (A) a walk in the park (B) a cold bath", "Pick one. (A) a walk in the park (B) a cold bath"]
+SPAN_CONTS = [" A", " B"]
+
+
+@pytest.mark.parametrize("pack", [True, False], ids=["packed", "unpacked"])
+@pytest.mark.parametrize("arch", ["llama", "gemma2"])
+def test_steer_spans_edit_only_the_span_tokens(build, arch, pack, monkeypatch):
+    """The delta lands exactly on the prompt tokens overlapping the span, nowhere else (not on the continuation)."""
+    m = build(arch, "fp32")
+    _lp_cases(m, pack, monkeypatch)
+    p = SPAN_PROMPTS[0]
+    start = p.index("a walk")
+    span = (start, start + len("a walk in the park"))
+    delta = _delta(m, 11)
+    got = continuation_logprobs(m, SPAN_PROMPTS, SPAN_CONTS, delta=delta, layer=1, steer_spans=[span, span], cache=False)
+    enc = m.tokenizer(p, return_offsets_mapping=True, add_special_tokens=True)
+    hit = [b > a and a < span[1] and b > span[0] for a, b in enc["offset_mapping"]]
+    words = m.tokenizer.decode([i for i, h in zip(enc["input_ids"], hit) if h])
+    assert words.strip() == "a walk in the park"  # the tokens chosen are the option's, found from character offsets
+    want = []
+    for c in SPAN_CONTS:
+        p_ids, c_ids = _ids(m, p), m.tokenizer(c, add_special_tokens=False)["input_ids"]
+        per_pos = torch.zeros(len(p_ids) + len(c_ids), m.d_model)
+        per_pos[: len(p_ids)][torch.tensor(hit)] = delta
+        logits, _, _ = _plain(m, p_ids + c_ids, per_pos, 1)
+        want.append(logits.log_softmax(-1)[len(p_ids) - 1 : -1].gather(-1, torch.tensor(c_ids)[:, None])[:, 0].mean())
+    torch.testing.assert_close(got, torch.stack(want), **LP_TOL["fp32"])
+    everywhere = continuation_logprobs(m, SPAN_PROMPTS, SPAN_CONTS, delta=delta, layer=1, cache=False)
+    assert (everywhere - got).abs().max() > 1e-3  # a span is not the same edit as steering every position
+    plain = continuation_logprobs(m, SPAN_PROMPTS, SPAN_CONTS, cache=False)
+    assert (plain - got).abs().max() > 1e-3  # and the span edit does move the answer
+
+
+def test_steer_spans_errors(build):
+    m = build("llama", "fp32")
+    d = _delta(m, 12)
+    with pytest.raises(ValueError, match=r"steer_spans has 1 entries for 2 prompts"):
+        continuation_logprobs(m, SPAN_PROMPTS, SPAN_CONTS, delta=d, layer=1, steer_spans=[(0, 3)], cache=False)
+    with pytest.raises(ValueError, match=r"steer_spans\[0\]=\(5, 500\): must satisfy 0 <= start < end"):
+        continuation_logprobs(m, SPAN_PROMPTS, SPAN_CONTS, delta=d, layer=1, steer_spans=[(5, 500), None], cache=False)
+
+
+def test_remote_local_steer_spans(remote_pair, simulated):
+    local, remote = remote_pair
+    p = SPAN_PROMPTS[0]
+    span = (p.index("a cold"), len(p))
+    kw = dict(delta=_delta(local, 13), layer=2, steer_spans=[span, span], cache=False)
+    want = continuation_logprobs(local, SPAN_PROMPTS, SPAN_CONTS, **kw)
+    torch.testing.assert_close(continuation_logprobs(remote, SPAN_PROMPTS, SPAN_CONTS, **kw), want, atol=1e-5, rtol=0)
+    assert len(simulated) == 1
