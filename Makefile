@@ -46,7 +46,7 @@ notebooks: setup
 	$(BIN)/python scripts/make_notebooks.py
 
 lab: setup
-	$(BIN)/jupyter lab notebooks
+	$(if $(filter 1,$(FAST)),COURSE_FAST=1) $(BIN)/jupyter lab notebooks
 
 benchmark: setup
 	$(BIN)/python benchmarks/bench_foundation.py

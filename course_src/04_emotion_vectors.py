@@ -16,12 +16,14 @@
 # 4. See what they "mean" to the model with the logit lens, and how stable they are across layers.
 
 # %% tags=["parameters"]
+import os
+
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
 # True gives the smallest run, used by the tests and by weak laptops.
-FAST = False
+FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
 
 # %%
 import matplotlib.pyplot as plt

@@ -20,12 +20,14 @@
 # 3. Watch emotion scores move token by token through a conversation.
 
 # %% tags=["parameters"]
+import os
+
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
 # True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
-FAST = False
+FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
 
 # %%
 import matplotlib.pyplot as plt

@@ -19,12 +19,14 @@
 # 3. Find where text stops being fluent (perplexity), so that later experiments stay below it.
 
 # %% tags=["parameters"]
+import os
+
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
 # True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
-FAST = False
+FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
 
 # %%
 import matplotlib.pyplot as plt
@@ -172,7 +174,7 @@ record("06_steering", sanity_strength=SANITY, feels_top1=top1, feels_margin=marg
 # Perplexity of ordinary text (stories and neutral dialogues) with a vector added, for four emotion
 # directions and random directions of the same norm. Rule, fixed before any cheating experiment:
 # **the largest strength at which every emotion direction keeps perplexity within 25% of unsteered**
-# is the "fluency-safe" strength that notebook 07 uses.
+# is the "fluency-safe" strength that notebook 08 uses.
 
 # %%
 texts = load_stories(split="test").text.tolist()[:: 45][: 2 if FAST else 12]
@@ -231,10 +233,10 @@ steering_panel(model, vectors)
 # - The "He feels ..." test asks whether each vector raises its own word more than others do; the
 #   permutation null and random directions say whether the diagonal is more than chance.
 # - Past a certain strength, any direction (emotion or random) destroys fluency; experiments must
-#   stay below it, and that strength was fixed here, before notebook 07 looks at cheating.
+#   stay below it, and that strength was fixed here, before notebook 08 looks at cheating.
 #
 # **Questions**
 # 1. Why must a steering experiment always include random directions of the same norm?
 # 2. If "desperate" raises the word "desperate", does that show the model *feels* anything? What does it show?
 #
-# **Next:** `07_steering_vs_cheating`.
+# **Next:** `08_steering_vs_cheating`.

@@ -1,7 +1,7 @@
 # %% [markdown]
-# # 07 · Steering versus cheating
+# # 08 · Steering versus cheating
 #
-# **Time:** about 30 minutes · **Before this:** `06_steering`
+# **Time:** about 30 minutes · **Before this:** `06_steering` (and, if you have time, `07_emotions_and_choices`)
 #
 # **Joining here?** Set `FAST = True` in the parameters cell: the notebook then loads the
 # precomputed emotion vectors of the bundled model (`data/precomputed/`) instead of building them,
@@ -21,12 +21,14 @@
 # 4. Say precisely what "functional emotions" does and does not mean.
 
 # %% tags=["parameters"]
+import os
+
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
 # True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
-FAST = False
+FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
 # Random directions drawn for the steering null; each is also used with its sign flipped (2 x N_RANDOM null slopes).
 N_RANDOM = 10
 # None = chosen below by a fluency rule on the honest messages (decided before any cheating number).
@@ -83,7 +85,7 @@ long = df.melt(id_vars=["task_id", "n_failures"], var_name="vector", value_name=
 grid = sns.relplot(data=long, x="n_failures", y="score", hue="task_id", col="vector", kind="line", marker="o",
                    height=3.5, facet_kws={"sharey": False})
 grid.figure.suptitle(f"Emotion score at the assistant's turn after n failed attempts (layer {LAYER})", y=1.03)
-save_figure(grid.figure, "07_failures")
+save_figure(grid.figure, "08_failures")
 plt.show()
 
 
@@ -97,7 +99,7 @@ rho_rand = [mean_rho(rand_scores[:, i].numpy()) for i in range(rand.shape[0])]
 print(f"mean Spearman rho with the number of failures: desperate {rho_desp:+.2f}, calm {rho_calm:+.2f}; "
       f"random directions {np.mean(rho_rand):+.2f} (range {np.min(rho_rand):+.2f} to {np.max(rho_rand):+.2f})")
 print(f"desperate's rise is larger than {np.mean(np.array(rho_rand) < rho_desp):.0%} of random directions'")
-record("07_cheating", failures_rho_desperate=rho_desp, failures_rho_calm=rho_calm,
+record("08_cheating", failures_rho_desperate=rho_desp, failures_rho_calm=rho_calm,
        failures_rho_random_mean=float(np.mean(rho_rand)), failures_rho_random_range=[min(rho_rand), max(rho_rand)])
 
 # %% [markdown]
@@ -198,12 +200,12 @@ for row in summary.itertuples():
     axes[1].axvline(row.slope, lw=2, label=row.emotion, color=palette[row.emotion])
 axes[1].set(title="Slope of cheat_logodds vs strength", xlabel="slope (nats/token per unit strength)", ylabel="count")
 axes[1].legend(fontsize="small")
-save_figure(fig, "07_cheating_sweep")
+save_figure(fig, "08_cheating_sweep")
 plt.show()
 rec = {f"slope_{r.emotion}": r.slope for r in summary.itertuples()}
 rec.update({f"slope_{r.emotion}_ci": [r.ci_low, r.ci_high] for r in summary.itertuples()})
 rec.update({f"slope_{e}_null_percentile": float(v) for e, v in summary.set_index("emotion")["percentile in random null"].items()})
-record("07_cheating", strength=STRENGTH, n_scenarios=len(scenarios), n_random=len(null_slopes), n_random_drawn=N_RANDOM,
+record("08_cheating", strength=STRENGTH, n_scenarios=len(scenarios), n_random=len(null_slopes), n_random_drawn=N_RANDOM,
        null_slope_band=list(band),
        unsteered_cheat_logodds=float(results[results.strength == 0].cheat_logodds.mean()), **rec)
 
@@ -272,7 +274,7 @@ print("\nTwo sampled replies without steering:")
 for r in sampled[sampled.condition == "none"].reply.head(2):
     print("  -", r[:300])
 cheat_rates = rates[rates.label == "cheat"].set_index("condition")
-record("07_cheating", sampled_cheat_rate={c: float(r) for c, r in cheat_rates.rate.items()},
+record("08_cheating", sampled_cheat_rate={c: float(r) for c, r in cheat_rates.rate.items()},
        sampled_other_rate=float(rates[(rates.label == "other")].rate.mean()), sampled_n_per_condition=int(rates.n.iloc[0]))
 
 # %% [markdown]

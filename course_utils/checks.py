@@ -38,6 +38,7 @@ EXERCISES = {
     "emotion_vectors": "exercise 4a",
     "project_out": "exercise 4b",
     "steered_logits": "exercise 6",
+    "choice_logodds": "exercise 7",
 }
 
 # (exercise, mistake, fragment of what the check says). One row per recognised mistake, in the order of EXERCISES.
@@ -134,6 +135,15 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("steered_logits", "returning the logits of the whole sequence", "the logits at every position"),
     ("steered_logits", "keeping the batch axis (`[1, vocab]`)", "still has the batch axis"),
     ("steered_logits", "returning probabilities (softmax)", "these are probabilities"),
+    ("choice_logodds", "forgetting `nnsight.save` on the logits", NOT_SAVED),
+    ("choice_logodds", "the sign flipped (log p(B) - log p(A))", "flip the sign"),
+    ("choice_logodds", "a difference of probabilities, not log-probabilities", "a difference of probabilities"),
+    ("choice_logodds", "returning the odds p(A) / p(B)", "that is the odds"),
+    ("choice_logodds", "the tokens ' A' and ' B' (with a leading space)", "with a leading space"),
+    ("choice_logodds", "reading the first position's logits (`[0, 0]`)", "the first position"),
+    ("choice_logodds", "returning the whole log-probability vector", "the whole vector"),
+    ("choice_logodds", "returning a 0-d tensor", "wrap it in float("),
+    ("choice_logodds", "no `return`", RETURNED_NONE),
     ("steered_logits", "returning log-probabilities (log_softmax)", "these are log-probabilities"),
     ("steered_logits", "normalising delta", "delta was normalised to unit length"),
     ("steered_logits", "adding delta twice (scaled by 2)", "match delta scaled by"),
@@ -816,3 +826,58 @@ def _steered_problem(got: Any, want: torch.Tensor, model: Any, prompt: str, delt
         if close(got, _steer(model, prompt, delta * scale, layer)):
             return f"the logits match delta scaled by {scale:g}: add delta once, as it is"
     return "values differ from the reference: add delta to the whole output of the layer, then read logits[0, -1]"
+
+
+CHOICE_ACTIVITIES = ("go for a long walk through an autumn forest", "scrub mould off a bathroom ceiling")
+
+
+def check_choice_logodds(fn: Callable, model: Any) -> Callable:
+    """Exercise 07: fn(model, prompt) -> log p("A") - log p("B") of the next token, as a float."""
+    from .models import word_token_id
+    from .preferences import choice_prompt
+    from .solutions import choice_logodds
+
+    if is_reference(fn):
+        return _verdict(fn, choice_logodds, RERUN, "choice_logodds")
+    prompt = choice_prompt(model, *CHOICE_ACTIVITIES)[0]
+    got, problem = _run(fn, model, prompt, explain=_not_saved_hint("logits = nnsight.save(model.output.logits[0, -1])"))
+    if problem is None:
+        with torch.no_grad(), model.trace(prompt, remote=model.remote):
+            logits = nnsight.save(model.output.logits[0])
+        lp = torch.log_softmax(logits.float().cpu(), -1)  # [tokens, vocab]
+        ids = {w: word_token_id(model, w, space=False) for w in "AB"}
+        spaced = {w: word_token_id(model, w) for w in "AB"}
+        problem = _choice_problem(got, lp, ids, spaced)
+    return _verdict(fn, choice_logodds, problem, "choice_logodds")
+
+
+def _choice_problem(got: Any, lp: torch.Tensor, ids: dict, spaced: dict) -> str | None:
+    """What is wrong with a returned log-odds, given the prompt's log-probabilities at every position [t, vocab]."""
+    want = float(lp[-1, ids["A"]] - lp[-1, ids["B"]])
+    if got is None:
+        return RETURNED_NONE
+    if isinstance(got, torch.Tensor) and got.dim() > 0:
+        return f"got {_kind(got)}: that is the whole vector; return one number, log p(A) - log p(B) at the last position"
+    if isinstance(got, torch.Tensor):
+        return "a 0-d tensor: wrap it in float(...) so that it is a plain number"
+    if not isinstance(got, numbers.Real) or isinstance(got, bool):
+        return f"expected a float, got {_kind(got)}"
+    got = float(got)
+
+    def near(x: float) -> bool:
+        return math.isclose(got, x, abs_tol=1e-3, rel_tol=1e-3)
+
+    if near(want):
+        return None
+    p = lp[-1].exp()
+    if near(-want):
+        return "that is log p(B) - log p(A): flip the sign (A first)"
+    if near(float(p[ids["A"]] - p[ids["B"]])):
+        return "a difference of probabilities: take log-probabilities (log_softmax) and subtract those"
+    if near(math.exp(want)):
+        return "that is the odds p(A) / p(B): return its log, log p(A) - log p(B)"
+    if near(float(lp[-1, spaced["A"]] - lp[-1, spaced["B"]])):
+        return "you used the tokens ' A' and ' B' with a leading space: the answer follows a newline, use space=False"
+    if near(float(lp[0, ids["A"]] - lp[0, ids["B"]])):
+        return "these are the first position's logits: the next token is predicted at the last position, logits[0, -1]"
+    return f"got {got:.4f}, expected {want:.4f}: read logits[0, -1], take log_softmax, subtract the B entry from the A entry"

@@ -25,6 +25,7 @@ SCHEMAS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "speakers": {"id": str, "text": str, "user_emotion": str, "assistant_stance": str},
     "failures": {"id": str, "task_id": str, "n_failures": int, "messages": list},
     "cheat_scenarios": {"id": str, "task": str, "tests": str, "failures": list, "honest": str, "cheat": str},
+    "activities": {"id": str, "activity": str, "pleasant": bool, "social": bool, "effortful": bool},
 }
 SCENARIOS = ("implicit", "dose", "speakers", "failures", "cheat_scenarios")
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
@@ -91,6 +92,15 @@ def check_record(
         v = record["values"]
         if not all(isinstance(x, (int, float)) for x in v) or v != sorted(v):
             raise _fail(path, line, "values", "must be numbers in ascending order")
+    if schema == "activities":
+        text = record["activity"]
+        if text != text.strip() or text[0].isupper() or text.endswith((".", "!", "?")):
+            raise _fail(path, line, "activity", f"{text!r}: write a lower-case verb phrase without end punctuation")
+        hits = forbidden_hits(text)
+        if hits:
+            raise _fail(
+                path, line, "activity", f"names the emotion word {hits[0][0]!r} ({hits[0][1]}): describe the activity only"
+            )
     if schema == "cheat_scenarios" and not all(isinstance(f, str) and f.strip() for f in record["failures"]):
         raise _fail(path, line, "failures", "must be a list of non-empty strings")
     return record
@@ -203,6 +213,11 @@ def load_scenarios(name: str) -> pd.DataFrame:
     """One scenario set: 'implicit', 'dose', 'speakers', 'failures' or 'cheat_scenarios'."""
     _check_choice("name", name, SCENARIOS)
     return read_jsonl(data_dir() / f"{name}.jsonl", name, emotions=emotion_names())
+
+
+def load_activities() -> pd.DataFrame:
+    """Everyday activities (id, activity, pleasant, social, effortful) for the preference notebook; labels fixed a priori."""
+    return read_jsonl(data_dir() / "activities.jsonl", "activities")
 
 
 # emotions.csv path -> (the cached table it was built from, forbidden word -> emotion).

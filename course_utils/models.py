@@ -323,9 +323,9 @@ def tokenize(model: LanguageModel, texts: list[str]) -> dict[str, torch.Tensor]:
     return dict(tok.pad({"input_ids": ids}, return_tensors="pt", padding=True))
 
 
-def word_token_id(model: LanguageModel, word: str) -> int:
-    """The id of the first token of " word" (no BOS: tokenizers that add one would otherwise return it)."""
-    ids = model.tokenizer(" " + word.strip(), add_special_tokens=False)["input_ids"]
+def word_token_id(model: LanguageModel, word: str, space: bool = True) -> int:
+    """The id of the first token of " word" (or "word" with space=False; no BOS: tokenizers that add one would return it)."""
+    ids = model.tokenizer((" " if space else "") + word.strip(), add_special_tokens=False)["input_ids"]
     if not ids:
         raise ValueError(f"word={word!r} gives no tokens")
     return int(ids[0])

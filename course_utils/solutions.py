@@ -86,3 +86,16 @@ def steered_logits(model, prompt: str, delta: torch.Tensor, layer: int) -> torch
         model.layer(layer).output[:] = out + delta.to(out.device, out.dtype)  # delta lives on the CPU
         logits = nnsight.save(model.output.logits[0, -1])
     return logits.float().cpu()
+
+
+# --- 07_emotions_and_choices.py, cell 7 ---
+import nnsight
+from course_utils.models import word_token_id
+
+
+def choice_logodds(model, prompt: str) -> float:
+    """log p("A") - log p("B") of the next token after the prompt."""
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        logits = nnsight.save(model.output.logits[0, -1])
+    logp = torch.log_softmax(logits.float().cpu(), -1)
+    return float(logp[word_token_id(model, "A", space=False)] - logp[word_token_id(model, "B", space=False)])

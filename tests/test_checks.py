@@ -23,7 +23,7 @@ from course_utils.solutions import masked_mean
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_LINE = re.compile(r"^CHECK (\w+): (.*)$", re.M)  # as tests/test_notebooks.py parses them
-NEEDS_MODEL = {"residual_after", "steered_logits"}
+NEEDS_MODEL = {"residual_after", "steered_logits", "choice_logodds"}
 
 
 def _probe_data() -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
@@ -253,6 +253,51 @@ WRONG: list[tuple[str, str, object]] = [
     ("steered_logits", checks.NOT_SAVED, _not_saved_steer),
     ("steered_logits", checks.RETURNED_NONE, lambda m, p, d, l: None),
 ]
+
+
+def _choice_lp(model, prompt, position=-1):
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        logits = nnsight.save(model.output.logits[0, position])
+    return torch.log_softmax(logits.float().cpu(), -1)
+
+
+def _ab(model, space=False):
+    from course_utils.models import word_token_id
+
+    return word_token_id(model, "A", space=space), word_token_id(model, "B", space=space)
+
+
+def _not_saved_choice(model, prompt):
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        logits = model.output.logits[0, -1]
+    a, b = _ab(model)
+    return float(logits[a] - logits[b])  # noqa: F821  (nnsight deleted `logits`: it was not saved)
+
+
+def _lp_diff(model, prompt, position=-1, space=False):
+    lp = _choice_lp(model, prompt, position)
+    a, b = _ab(model, space)
+    return float(lp[a] - lp[b])
+
+
+def _p_diff(model, prompt):
+    p = _choice_lp(model, prompt).exp()
+    a, b = _ab(model)
+    return float(p[a] - p[b])
+
+
+C = solutions.choice_logodds
+WRONG += [
+    ("choice_logodds", checks.NOT_SAVED, _not_saved_choice),
+    ("choice_logodds", "flip the sign", lambda m, p: -C(m, p)),
+    ("choice_logodds", "a difference of probabilities", _p_diff),
+    ("choice_logodds", "that is the odds", lambda m, p: float(np.exp(C(m, p)))),
+    ("choice_logodds", "with a leading space", lambda m, p: _lp_diff(m, p, space=True)),
+    ("choice_logodds", "the first position", lambda m, p: _lp_diff(m, p, position=0)),
+    ("choice_logodds", "the whole vector", lambda m, p: _choice_lp(m, p)),
+    ("choice_logodds", "wrap it in float(", lambda m, p: torch.tensor(C(m, p))),
+    ("choice_logodds", checks.RETURNED_NONE, lambda m, p: None),
+]
 WRONG_FN = {(exercise, fragment): fn for exercise, fragment, fn in WRONG}
 
 
@@ -363,6 +408,18 @@ def test_generated_solutions_agree_with_the_library():
     )
     comps = torch.linalg.qr(torch.randn(5, 2, generator=g))[0].T
     torch.testing.assert_close(solutions.project_out(x, comps), vectors.project_out(x, comps))
+
+
+def test_the_choice_answer_agrees_with_the_preference_measure(model):
+    """Exercise 7's log-odds (one trace, last position) equals the library's measure (packed continuations)."""
+    from course_utils import preferences
+
+    a, b = checks.CHOICE_ACTIVITIES
+    df = preferences.pair_logodds(model, [a, b], np.array([[0, 1]]))
+    prompt_ab = preferences.choice_prompt(model, a, b)[0]
+    prompt_ba = preferences.choice_prompt(model, b, a)[0]
+    assert df.ab[0] == pytest.approx(solutions.choice_logodds(model, prompt_ab), abs=1e-3)
+    assert df.ba[0] == pytest.approx(solutions.choice_logodds(model, prompt_ba), abs=1e-3)
 
 
 def test_solutions_module_is_generated_not_edited():

@@ -232,3 +232,31 @@ def test_scenario_dict_with_missing_key_is_named():
     bad = {k: v for k, v in good.items() if k != "honest"}
     with pytest.raises(DataError, match=r"field 'honest': missing field"):
         data.check_record(bad, "cheat_scenarios")
+
+
+def test_activities_are_balanced_and_free_of_emotion_words():
+    acts = data.load_activities()
+    assert len(acts) >= 64 and acts.activity.is_unique
+    # 8 cells of pleasant x social x effortful, equally filled, and every prefix of 8 rows holds one of each
+    assert acts.groupby(["pleasant", "social", "effortful"]).size().eq(len(acts) // 8).all()
+    assert acts.head(8).groupby(["pleasant", "social", "effortful"]).size().eq(1).all()
+    assert not any(data.forbidden_hits(t) for t in acts.activity)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"activity": "Go for a walk"}, r"line 1, field 'activity': .*lower-case verb phrase"),
+        ({"activity": "go for a walk."}, r"line 1, field 'activity': .*without end punctuation"),
+        ({"activity": "go for a happy walk"}, r"line 1, field 'activity': names the emotion word 'happy' \(happy\)"),
+        ({"pleasant": "yes"}, r"line 1, field 'pleasant': expected bool, got str"),
+        ({"social": None}, r"line 1, field 'social': expected bool"),
+    ],
+)
+def test_bad_activity_lines_are_named(data_copy, change, message):
+    path = data_copy / "activities.jsonl"
+    lines = path.read_text().splitlines()
+    lines[0] = json.dumps({**json.loads(lines[0]), **change})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=message):
+        data.load_activities()

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import jupytext
 import nbformat
 import papermill as pm
 import pytest
@@ -145,6 +146,23 @@ def test_every_notebook_runs_on_another_model(other_model_folder, tmp_path):
         text = outputs_text(nbformat.read(out, as_version=4))
         if path.stem == "00_setup":
             assert f"model: hf:{other_model_folder}:local-" in text  # it really ran the other model
-        if path.stem in ("06_steering", "07_steering_vs_cheating"):  # FAST built the model's subset vectors once
+        if path.stem in ("06_steering", "07_emotions_and_choices", "08_steering_vs_cheating"):
+            # FAST built the model's subset vectors once, in 05
             assert "loaded the subset vectors built earlier" in text, text[:2000]
     print("\n[notebooks on another model] " + ", ".join(times))
+
+
+@pytest.mark.parametrize("src", sorted((ROOT / "course_src").glob("[0-9][0-9]_*.py")), ids=lambda p: p.stem)
+def test_course_fast_in_the_environment_makes_fast_the_default(src, monkeypatch):
+    """One switch for a whole room: COURSE_FAST=1 turns every notebook's FAST default on (and only "1" does)."""
+    nb = jupytext.read(src, fmt="py:percent")
+    params = [c.source for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, f"{src.name}: one parameters cell"
+    for value, want in (("1", True), ("0", False), (None, False)):
+        if value is None:
+            monkeypatch.delenv("COURSE_FAST", raising=False)
+        else:
+            monkeypatch.setenv("COURSE_FAST", value)
+        scope: dict = {}
+        exec(params[0], scope)
+        assert scope["FAST"] is want, f"{src.name}: COURSE_FAST={value} gave FAST={scope['FAST']}"

@@ -48,8 +48,8 @@ def test_record_refuses_unknown_sections_and_keys(tmp_build):
         report.record("99_nope", x=1)
     with pytest.raises(ValueError, match="unknown key 'r_pc9' .* allowed"):
         report.record("04_emotion_vectors", r_pc9=0.1)
-    report.record("07_cheating", slope_desperate=0.1)  # a pattern key
-    assert report.read_results()["07_cheating"]["slope_desperate"] == 0.1
+    report.record("08_cheating", slope_desperate=0.1)  # a pattern key
+    assert report.read_results()["08_cheating"]["slope_desperate"] == 0.1
 
 
 def test_a_fast_report_says_so(tmp_build):

@@ -10,7 +10,7 @@ from course_utils import report, run_course
 def test_report_table_comes_from_results_json(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))
     report.record("04_emotion_vectors", r_pc1_valence=0.4321, r_pc1_valence_ci=[0.1, 0.7], pc1_variance=0.2)
-    report.record("07_cheating", slope_desperate=-0.01234)
+    report.record("08_cheating", slope_desperate=-0.01234)
     rows = {
         label: (mine, paper) for label, mine, paper in report.comparison_rows(json.loads((tmp_path / "results.json").read_text()))
     }
@@ -30,14 +30,14 @@ def test_unknown_notebook_is_refused(capsys):
 
 def test_a_full_run_starts_a_fresh_results_json_and_keeps_the_last(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))
-    report.record("07_cheating", slope_desperate=0.5)  # left over from an earlier run (say, another model)
+    report.record("08_cheating", slope_desperate=0.5)  # left over from an earlier run (say, another model)
     ran = []
     monkeypatch.setattr(run_course.pm, "execute_notebook", lambda src, dst, **kw: ran.append((src, kw["parameters"])))
     assert run_course.main(["--fast"]) == 0
     assert len(ran) == len(run_course.notebooks()) and all(p == {"FAST": True} for _, p in ran)
     fresh = json.loads((tmp_path / "results.json").read_text())
-    assert "07_cheating" not in fresh and fresh["run"]["fast"] is True
-    assert json.loads((tmp_path / "results.previous.json").read_text())["07_cheating"]["slope_desperate"] == 0.5
+    assert "08_cheating" not in fresh and fresh["run"]["fast"] is True
+    assert json.loads((tmp_path / "results.previous.json").read_text())["08_cheating"]["slope_desperate"] == 0.5
     timings = json.loads((tmp_path / "timings.json").read_text())
     assert [t["status"] for t in timings] == ["ok"] * len(ran)
 
@@ -46,9 +46,9 @@ def test_a_partial_run_of_another_mode_does_not_mix_numbers(tmp_path, monkeypatc
     monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))
     monkeypatch.setattr(run_course.pm, "execute_notebook", lambda src, dst, **kw: None)
     assert run_course.main([]) == 0  # a full run...
-    report.record("07_cheating", slope_desperate=0.5)
+    report.record("08_cheating", slope_desperate=0.5)
     assert run_course.main(["--only", "00_setup"]) == 0  # ...then a partial run in the same mode keeps its numbers
-    assert report.read_results()["07_cheating"]["slope_desperate"] == 0.5
+    assert report.read_results()["08_cheating"]["slope_desperate"] == 0.5
     assert run_course.main(["--fast", "--only", "00_setup"]) == 0  # a FAST partial run starts afresh
     fresh = report.read_results()
-    assert "07_cheating" not in fresh and fresh["run"]["fast"] is True
+    assert "08_cheating" not in fresh and fresh["run"]["fast"] is True

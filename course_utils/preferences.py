@@ -1,0 +1,154 @@
+"""Pairwise preferences: which of two activities the model would rather do, read from the log-probabilities of
+its one-letter answer, asked in both orders; Bradley-Terry scores fitted with scikit-learn."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from .models import CourseModel, transcript
+from .steering import continuation_logprobs
+
+# Pre-registered wording (fixed before any preference number was looked at).
+QUESTION = "Which would you rather do?\n(A) {a}\n(B) {b}\nAnswer with A or B."
+ANSWERS = ("A", "B")
+STEER_WHAT = ("a", "b")
+
+
+def choice_prompt(model: CourseModel, first: str, second: str) -> tuple[str, tuple[int, int], tuple[int, int]]:
+    """The chat prompt asking for a choice (first as option A), and the character spans of the two options in it."""
+    prompt = transcript(model, [{"role": "user", "content": QUESTION.format(a=first, b=second)}], add_generation_prompt=True)
+    a_at = prompt.index("(A) " + first) + 4
+    b_at = prompt.index("(B) " + second, a_at) + 4
+    return prompt, (a_at, a_at + len(first)), (b_at, b_at + len(second))
+
+
+def pair_design(n_items: int, per_item: int, seed: int = 0) -> np.ndarray:
+    """Pairs [n_pairs, 2] in which every item appears in exactly per_item pairs, none repeated: per_item/2 random cycles."""
+    if per_item < 2 or per_item % 2:
+        raise ValueError(f"per_item={per_item}: must be an even number >= 2 (each cycle gives every item two pairs)")
+    if n_items < per_item + 1:
+        raise ValueError(f"n_items={n_items}: needs at least per_item + 1 = {per_item + 1} items")
+    rng = np.random.default_rng(seed)
+    seen: set[frozenset] = set()
+    pairs = []
+    for _ in range(per_item // 2):
+        for _attempt in range(1000):
+            order = rng.permutation(n_items)
+            cycle = [(int(order[i]), int(order[(i + 1) % n_items])) for i in range(n_items)]
+            if not any(frozenset(p) in seen for p in cycle):
+                break
+        else:
+            raise ValueError(f"could not draw {per_item // 2} disjoint cycles over {n_items} items")
+        seen.update(frozenset(p) for p in cycle)
+        pairs += cycle
+    return np.array(pairs)
+
+
+def pair_logodds(
+    model: CourseModel,
+    activities: Sequence[str],
+    pairs: np.ndarray,
+    direction: torch.Tensor | None = None,
+    *,
+    layer: int | None = None,
+    strength: float = 0.0,
+    steer: str = "a",
+    batch_size: int = 8,
+) -> pd.DataFrame:
+    """For each pair (a, b), the answer's log-odds log p(A) - log p(B) with a first ('ab') and b first ('ba').
+
+    With a direction, it is added only on the tokens of one activity (steer='a' or 'b'), in both orders.
+    Columns: a, b, ab, ba, preference = (ab - ba) / 2 (log-odds of choosing a, position cancelled),
+    position_bias = (ab + ba) / 2 (log-odds of answering A whatever it is), letter_logprob (log p(A) + p(B)).
+    """
+    if steer not in STEER_WHAT:
+        raise ValueError(f"steer={steer!r}: use one of {STEER_WHAT}")
+    pairs = np.asarray(pairs, dtype=int)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
+        raise ValueError(f"pairs must be a non-empty [n, 2] array of item indices, got shape {pairs.shape}")
+    if pairs.min() < 0 or pairs.max() >= len(activities):
+        raise ValueError(f"pairs index items 0..{len(activities) - 1}; got {pairs.min()}..{pairs.max()}")
+    prompts, spans = [], []
+    for a, b in pairs:
+        for first, second, steered_is_first in ((a, b, steer == "a"), (b, a, steer == "b")):
+            p, span_first, span_second = choice_prompt(model, activities[first], activities[second])
+            prompts.append(p)
+            spans.append(span_first if steered_is_first else span_second)
+    n = len(prompts)
+    lp = continuation_logprobs(
+        model,
+        prompts + prompts,
+        [ANSWERS[0]] * n + [ANSWERS[1]] * n,
+        direction,
+        layer=layer,
+        strength=strength,
+        reduce="sum",
+        batch_size=batch_size,
+        steer_spans=spans + spans if direction is not None else None,
+    ).numpy()
+    lp_a, lp_b = lp[:n], lp[n:]
+    odds = (lp_a - lp_b).reshape(-1, 2)  # [pair, order]: column 0 asks a first, column 1 b first
+    letters = np.logaddexp(lp_a, lp_b).reshape(-1, 2).mean(1)
+    return pd.DataFrame(
+        {
+            "a": pairs[:, 0],
+            "b": pairs[:, 1],
+            "ab": odds[:, 0],
+            "ba": odds[:, 1],
+            "preference": (odds[:, 0] - odds[:, 1]) / 2,
+            "position_bias": (odds[:, 0] + odds[:, 1]) / 2,
+            "letter_logprob": letters,
+        }
+    )
+
+
+def bradley_terry(pairs: np.ndarray, preference: np.ndarray, n_items: int, C: float = 10.0) -> np.ndarray:
+    """Bradley-Terry scores (mean 0) from soft outcomes: P(a beats b) = sigmoid(preference), fitted by logistic regression."""
+    pairs = np.asarray(pairs, dtype=int)
+    p = 1 / (1 + np.exp(-np.asarray(preference, dtype=float)))
+    X = np.zeros((len(pairs), n_items))
+    X[np.arange(len(pairs)), pairs[:, 0]] = 1.0
+    X[np.arange(len(pairs)), pairs[:, 1]] = -1.0
+    # Each pair twice: "a won" with weight p and "b won" with weight 1 - p (the likelihood of a soft outcome).
+    fit = LogisticRegression(C=C, fit_intercept=False, max_iter=5000, tol=1e-10)
+    fit.fit(np.vstack([X, X]), np.r_[np.ones(len(X)), np.zeros(len(X))], sample_weight=np.r_[p, 1 - p])
+    scores = fit.coef_[0]
+    return scores - scores.mean()
+
+
+def split_half(pairs: np.ndarray, preference: np.ndarray, n_items: int, per_item: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bradley-Terry scores from two disjoint halves of a pair_design (its first and second half of cycles)."""
+    half = (per_item // 4) * n_items  # whole cycles on each side
+    if half == 0:
+        raise ValueError(f"per_item={per_item}: a split half needs at least 4 pairs per item (two cycles a side)")
+    first = bradley_terry(pairs[:half], preference[:half], n_items)
+    second = bradley_terry(pairs[half : 2 * half], preference[half : 2 * half], n_items)
+    return first, second
+
+
+def spearman_brown(r: float) -> float:
+    """The reliability of the full set from the correlation r between its two halves."""
+    return 2 * r / (1 + r)
+
+
+def steering_effect(base: pd.DataFrame, plus: pd.DataFrame, minus: pd.DataFrame) -> np.ndarray:
+    """Per pair: half the change in the steered option's preference from strength -s to +s (nats of log-odds)."""
+    for name, df in (("plus", plus), ("minus", minus)):
+        if len(df) != len(base) or not (df[["a", "b"]].to_numpy() == base[["a", "b"]].to_numpy()).all():
+            raise ValueError(f"{name} must hold the same pairs, in the same order, as base")
+    return ((plus.preference - minus.preference) / 2).to_numpy()
+
+
+def positive_control_direction(acts: torch.Tensor, scores: np.ndarray, items: np.ndarray) -> torch.Tensor:
+    """Mean activation of the better-liked half of `items` minus the less-liked half (by score): [d_model]."""
+    items = np.asarray(items, dtype=int)
+    if len(items) < 2:
+        raise ValueError("items needs at least two activities to split into liked and disliked halves")
+    ranked = items[np.argsort(np.asarray(scores)[items])]
+    low, high = ranked[: len(ranked) // 2], ranked[len(ranked) - len(ranked) // 2 :]
+    return acts[torch.as_tensor(high)].float().mean(0) - acts[torch.as_tensor(low)].float().mean(0)
