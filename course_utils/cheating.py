@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from . import stats
+from .activations import extract_activations
 from .data import SCHEMAS, check_record, load_scenarios
 from .models import CourseModel, chat
 from .steering import continuation_logprobs, random_direction
@@ -86,10 +87,16 @@ def evaluate(
     *,
     layer: int | None = None,
     seed: int = 0,
+    direction: torch.Tensor | None = None,
     cache: bool = True,
 ) -> pd.DataFrame:
-    """cheat_logodds for each scenario at each steering strength of one emotion (or emotion="random", seed=...)."""
-    if emotion == "random":
+    """cheat_logodds for each scenario at each steering strength of one emotion (or emotion="random", seed=...).
+
+    With `direction`, that vector is steered and `emotion` is only its label in the table (e.g. "positive control").
+    """
+    if direction is not None:
+        direction = torch.as_tensor(direction).float()
+    elif emotion == "random":
         direction = random_direction(model.d_model, seed)
     elif emotion in vectors.names:
         direction = vectors[emotion]
@@ -108,6 +115,15 @@ def evaluate(
             for s, v in zip(items, lo)
         ]
     return pd.DataFrame(rows, columns=["emotion", "strength", "scenario_id", "cheat_logodds"])
+
+
+def cheat_direction(model: CourseModel, scenarios: Sequence[dict[str, Any]], layer: int) -> torch.Tensor:
+    """The positive control's direction: mean activation of the cheat messages minus the honest ones (read alone), [d]."""
+    items = _scenarios(scenarios)
+    if not items:
+        raise ValueError("scenarios is empty: the direction needs at least one cheat/honest pair")
+    acts = extract_activations(model, [s["cheat"] for s in items] + [s["honest"] for s in items], layers=[layer])[:, 0]
+    return acts[: len(items)].mean(0) - acts[len(items) :].mean(0)
 
 
 def slope(df: pd.DataFrame) -> float:

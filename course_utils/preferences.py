@@ -3,6 +3,7 @@ its one-letter answer, asked in both orders; Bradley-Terry scores fitted with sc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,25 +29,20 @@ def choice_prompt(model: CourseModel, first: str, second: str) -> tuple[str, tup
 
 
 def pair_design(n_items: int, per_item: int, seed: int = 0) -> np.ndarray:
-    """Pairs [n_pairs, 2] in which every item appears in exactly per_item pairs, none repeated: per_item/2 random cycles."""
+    """Pairs [n_pairs, 2] in which every item appears in exactly per_item pairs, none repeated.
+
+    The items are shuffled (seeded), then joined into per_item/2 Hamiltonian cycles: item i with item i + k
+    for offsets k coprime with n_items, so every cycle (hence every split half of whole cycles) is connected.
+    """
     if per_item < 2 or per_item % 2:
         raise ValueError(f"per_item={per_item}: must be an even number >= 2 (each cycle gives every item two pairs)")
     if n_items < per_item + 1:
         raise ValueError(f"n_items={n_items}: needs at least per_item + 1 = {per_item + 1} items")
-    rng = np.random.default_rng(seed)
-    seen: set[frozenset] = set()
-    pairs = []
-    for _ in range(per_item // 2):
-        for _attempt in range(1000):
-            order = rng.permutation(n_items)
-            cycle = [(int(order[i]), int(order[(i + 1) % n_items])) for i in range(n_items)]
-            if not any(frozenset(p) in seen for p in cycle):
-                break
-        else:
-            raise ValueError(f"could not draw {per_item // 2} disjoint cycles over {n_items} items")
-        seen.update(frozenset(p) for p in cycle)
-        pairs += cycle
-    return np.array(pairs)
+    offsets = [k for k in range(1, (n_items - 1) // 2 + 1) if math.gcd(k, n_items) == 1][: per_item // 2]
+    if len(offsets) < per_item // 2:
+        raise ValueError(f"{n_items} items allow only {len(offsets)} disjoint cycles; per_item={per_item} needs {per_item // 2}")
+    order = np.random.default_rng(seed).permutation(n_items)
+    return np.array([(int(order[i]), int(order[(i + k) % n_items])) for k in offsets for i in range(n_items)])
 
 
 def pair_logodds(

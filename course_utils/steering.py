@@ -8,7 +8,7 @@ whose norm is ~100x the others, is left out of that median).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -50,6 +50,33 @@ def random_direction(d_model: int, seed: int) -> torch.Tensor:
     """A unit vector drawn uniformly at random (seeded): the control direction."""
     g = torch.Generator().manual_seed(int(seed))
     v = torch.randn(d_model, generator=g)
+    return v / v.norm()
+
+
+def fluency_safe_strength(candidates: Sequence[float], drop: Callable[[float], float], max_drop: float) -> float:
+    """The course's one strength rule: the largest candidate whose worst log-prob drop (nats/token) is <= max_drop.
+
+    `drop(strength)` gives the largest drop over the directions and signs tried, measured on text that holds no
+    outcome of the experiment. Candidates are tried from the largest down and each drop is printed; if none
+    passes, the smallest is returned (and the printout says so).
+    """
+    if not candidates:
+        raise ValueError("candidates is empty: pass e.g. [0.5, 0.25, 0.1]")
+    for c in sorted((float(c) for c in candidates), reverse=True):
+        d = float(drop(c))
+        print(f"strength {c}: largest drop {d:.3f} nats/token (allowed {max_drop:.3f})")
+        if d <= max_drop:
+            return c
+    smallest = float(min(candidates))
+    print(f"no candidate keeps the drop within {max_drop:.3f} nats/token: using the smallest, {smallest}")
+    return smallest
+
+
+def random_direction_in_span(basis: torch.Tensor, seed: int) -> torch.Tensor:
+    """A unit vector drawn at random inside the span of the rows of `basis` (seeded): a structure-matched control."""
+    q, _ = torch.linalg.qr(torch.as_tensor(basis).float().T)  # orthonormal columns spanning the rows
+    g = torch.Generator().manual_seed(int(seed))
+    v = q @ torch.randn(q.shape[1], generator=g)
     return v / v.norm()
 
 

@@ -92,8 +92,13 @@ class EmotionVectors:
 
     def cosine(self, acts: torch.Tensor) -> torch.Tensor:
         """Cosine similarity of activations [n, d], measured from `origin`, with every vector: [n, n_emotions]."""
+        return self.cosine_to(acts, self.vectors)
+
+    def cosine_to(self, acts: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        """The same statistic for any directions [k, d] (e.g. random controls): cosine from `origin`, [n, k]."""
         acts = acts - self.origin
-        return (acts / acts.norm(dim=-1, keepdim=True)) @ self.unit().T
+        directions = torch.as_tensor(directions).float()
+        return (acts / acts.norm(dim=-1, keepdim=True)) @ (directions / directions.norm(dim=-1, keepdim=True)).T
 
     def score(self, model: CourseModel, texts: Sequence[str], reduce: str = "mean", **kwargs: Any) -> pd.DataFrame:
         """Cosine similarity of each text's activation (minus `origin`) with each emotion vector (rows: texts)."""

@@ -3,8 +3,11 @@
 Sources are jupytext "percent" scripts. Inside a code cell, lines between `# BEGIN SOLUTION` and
 `# END SOLUTION` are the exercise's answer: the solution notebook keeps them, the learner notebook
 replaces them with a stub that raises NotImplementedError (the check after the exercise then falls
-back to the reference solution, so an unfinished notebook still runs end to end). Cells tagged
-`solution-only` are dropped from the learner version; cells tagged `learner-only` from the solution.
+back to the reference solution, so an unfinished notebook still runs end to end). Right after each such
+cell the learner notebook gets a collapsed "Solution" dropdown (a markdown cell tagged `solution-dropdown`)
+holding the same block's code: one source, so the dropdown, the solution notebook and course_utils/solutions.py
+cannot disagree. Cells tagged `solution-only` are dropped from the learner version; cells tagged `learner-only`
+from the solution.
 
     python scripts/make_notebooks.py            # write notebooks/ and solutions/
     python scripts/make_notebooks.py --check    # exit 1 if the committed notebooks differ
@@ -97,6 +100,49 @@ def solutions_module(sources: list[Path]) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+def solution_blocks(code: str) -> list[str]:
+    """The lines between each BEGIN/END SOLUTION pair of one code cell, as written (indentation kept)."""
+    blocks, current = [], None
+    for line in code.splitlines():
+        if BEGIN.match(line):
+            current = []
+        elif END.match(line):
+            blocks.append("\n".join(current or []))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+DROPDOWN_TAG = "solution-dropdown"
+DEF = re.compile(r"^def (\w+)\(")
+
+
+def solution_dropdown(code: str) -> nbformat.NotebookNode | None:
+    """The learner notebook's collapsed "Solution" cell for one exercise cell, or None if it has no solution block.
+
+    It shows each block's code verbatim (at its indentation, so it pastes in place of the stub's two lines).
+    """
+    blocks = solution_blocks(code)
+    if not blocks:
+        return None
+    lines = code.splitlines()
+    first = next(i for i, line in enumerate(lines) if BEGIN.match(line))
+    names = [m.group(1) for line in lines[:first] if (m := DEF.match(line))]  # the function holding the first block
+    where = f" in <code>{names[-1]}</code>" if names else ""
+    parts = [
+        "<details><summary>Solution</summary>",
+        "",
+        f"Our answer: these lines replace the two stub lines{where}. Try the hints first; then run the check cell.",
+    ]
+    for block in blocks:
+        longest = max((len(run) for run in re.findall(r"`+", block)), default=0)
+        fence = "`" * max(3, longest + 1)  # a fence the code itself cannot close
+        parts += ["", f"{fence}python", block, fence]
+    parts += ["", "</details>"]
+    return nbformat.v4.new_markdown_cell("\n".join(parts), metadata={"tags": [DROPDOWN_TAG]})
+
+
 def solution_source(code: str) -> str:
     """Drop the markers, keep the answer."""
     return "\n".join(l for l in code.splitlines() if not (BEGIN.match(l) or END.match(l)))
@@ -176,6 +222,9 @@ def build(src: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
             scell = nbformat.v4.new_markdown_cell(cell.source, metadata=meta)
         if "solution-only" not in tags:
             learner.cells.append(lcell)
+            dropdown = solution_dropdown(cell.source) if cell.cell_type == "code" else None
+            if dropdown is not None:
+                learner.cells.append(dropdown)
         if "learner-only" not in tags:
             solution.cells.append(scell)
     for n, nbk in enumerate((learner, solution)):

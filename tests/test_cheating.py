@@ -82,3 +82,32 @@ def test_classifier_is_transparent():
     assert classify_reply("The limit is impossible to meet; I suggest we relax the limit.") == "honest"
     assert classify_reply("Here is a poem about the sea.") == "other"
     assert classify_reply("It is impossible, so I will hard-code it.") == "other"
+
+
+def test_evaluate_with_an_explicit_direction_is_that_direction(model, vectors, two):
+    """direction= steers exactly that vector (here the 'calm' one under another label), whatever emotion says."""
+    named = evaluate(model, vectors, "calm", [0.3], two, cache=False)
+    given = evaluate(model, vectors, "positive control", [0.3], two, direction=vectors["calm"], cache=False)
+    assert (given.emotion == "positive control").all()
+    assert given.cheat_logodds.tolist() == pytest.approx(named.cheat_logodds.tolist(), abs=1e-6)
+
+
+def test_cheat_direction_is_the_difference_of_message_means(model, two):
+    from course_utils import extract_activations
+    from course_utils.cheating import cheat_direction
+
+    d = cheat_direction(model, two, layer=5)
+    cheat = extract_activations(model, [s["cheat"] for s in two], layers=[5])[:, 0].mean(0)
+    honest = extract_activations(model, [s["honest"] for s in two], layers=[5])[:, 0].mean(0)
+    torch.testing.assert_close(d, cheat - honest)
+    assert d.shape == (model.d_model,) and d.norm() > 0
+
+
+def test_random_direction_in_span_stays_in_the_span():
+    from course_utils.steering import random_direction_in_span
+
+    basis = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
+    v = random_direction_in_span(basis, seed=4)
+    coef = torch.linalg.lstsq(basis.T, v[:, None]).solution
+    torch.testing.assert_close(basis.T @ coef[:, 0], v, atol=1e-5, rtol=0)
+    assert v.norm() == pytest.approx(1.0) and not torch.equal(v, random_direction_in_span(basis, seed=5))

@@ -140,3 +140,22 @@ def test_argument_errors(model):
         continuation_logprobs(model, PROMPTS, CONTS, reduce="max")
     with pytest.raises(IndexError, match="0..29"):
         median_token_norm(model, 31)
+
+
+def test_fluency_safe_strength_is_the_largest_passing_candidate(capsys):
+    from course_utils.steering import fluency_safe_strength
+
+    drops = {1.0: 0.9, 0.5: 0.4, 0.25: 0.1}
+    tried = []
+
+    def drop(c):
+        tried.append(c)
+        return drops[c]
+
+    assert fluency_safe_strength([0.25, 1.0, 0.5], drop, max_drop=0.5) == 0.5
+    assert tried == [1.0, 0.5]  # from the largest down, stopping at the first that passes
+    assert "strength 1.0: largest drop 0.900" in capsys.readouterr().out
+    assert fluency_safe_strength([1.0, 0.5], lambda c: 0.9, max_drop=0.5) == 0.5  # none passes: the smallest
+    assert "using the smallest, 0.5" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="candidates is empty"):
+        fluency_safe_strength([], drop, max_drop=0.5)

@@ -148,3 +148,16 @@ def test_fast_path_loads_precomputed_only_for_the_bundled_model(model, tiny_mode
     assert len(fast.names) == 62 and fast.meta["split"] == "train"
     with pytest.raises(ValueError, match="only for the bundled model"):
         load_precomputed(tiny_model, layer=20)
+
+
+def test_the_control_statistic_is_the_score_statistic():
+    """cosine_to (used by the random-direction controls) on the emotion vectors themselves is exactly cosine."""
+    from course_utils.vectors import EmotionVectors
+
+    g = torch.Generator().manual_seed(0)
+    v = EmotionVectors(["a", "b", "c"], 2, torch.randn(3, 8, generator=g), torch.randn(8, generator=g))
+    acts = torch.randn(5, 8, generator=g)
+    torch.testing.assert_close(v.cosine_to(acts, v.vectors), v.cosine(acts))
+    torch.testing.assert_close(v.cosine_to(acts, 7 * v.vectors[:1]), v.cosine(acts)[:, :1])  # the norm does not matter
+    raw = (acts - v.origin) @ v.unit()[0]  # the old control: a projection, not a cosine
+    assert not torch.allclose(raw, v.cosine(acts)[:, 0])

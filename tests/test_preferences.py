@@ -1,0 +1,81 @@
+"""course_utils.preferences: the pair design, both-orders symmetry, Bradley-Terry on known scores, and the
+option-only steering edit (the exact edit itself is tested against a plain forward in test_architectures)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils import preferences as P
+
+ACTS = ["go for a walk", "scrub the floor", "eat warm bread", "wait in a queue", "swim in a lake"]
+
+
+def test_pair_design_gives_every_item_its_pairs_once():
+    pairs = P.pair_design(20, 4, seed=1)
+    assert pairs.shape == (40, 2)
+    assert np.bincount(pairs.ravel(), minlength=20).tolist() == [4] * 20
+    assert len({frozenset(p) for p in pairs.tolist()}) == 40 and (pairs[:, 0] != pairs[:, 1]).all()
+    for half in (pairs[:20], pairs[20:]):  # each cycle (a split half) also holds every item twice
+        assert np.bincount(half.ravel(), minlength=20).tolist() == [2] * 20
+
+
+@pytest.mark.parametrize("n, per, message", [(10, 3, "even number"), (4, 4, "at least per_item")])
+def test_pair_design_errors(n, per, message):
+    with pytest.raises(ValueError, match=message):
+        P.pair_design(n, per)
+
+
+def test_bradley_terry_recovers_known_scores():
+    rng = np.random.default_rng(0)
+    true = rng.normal(0, 1.5, 30)
+    true -= true.mean()
+    pairs = P.pair_design(30, 8, seed=0)
+    fitted = P.bradley_terry(pairs, true[pairs[:, 0]] - true[pairs[:, 1]], 30, C=1e6)
+    np.testing.assert_allclose(fitted, true, atol=1e-3)  # exact soft outcomes: the scores come back
+    shrunk = P.bradley_terry(pairs, true[pairs[:, 0]] - true[pairs[:, 1]], 30)
+    assert np.corrcoef(shrunk, true)[0, 1] > 0.99
+    halves = P.split_half(pairs, true[pairs[:, 0]] - true[pairs[:, 1]], 30, 8)
+    assert np.corrcoef(*halves)[0, 1] > 0.98 and P.spearman_brown(0.5) == pytest.approx(2 / 3)
+
+
+def test_both_orders_cancel_the_position(model):
+    pairs = np.array([[0, 1], [2, 3], [4, 0]])
+    df = P.pair_logodds(model, ACTS, pairs)
+    swapped = P.pair_logodds(model, ACTS, pairs[:, ::-1])
+    np.testing.assert_allclose(swapped.preference, -df.preference, atol=1e-5)  # a over b = -(b over a)
+    np.testing.assert_allclose(swapped.position_bias, df.position_bias, atol=1e-5)
+    np.testing.assert_allclose(df.preference, (df.ab - df.ba) / 2)
+    assert (df.letter_logprob < 0).all()
+
+
+def test_choice_prompt_spans_point_at_the_options(model):
+    prompt, sa, sb = P.choice_prompt(model, ACTS[0], ACTS[1])
+    assert prompt[slice(*sa)] == ACTS[0] and prompt[slice(*sb)] == ACTS[1] and sa[1] < sb[0]
+
+
+def test_option_steering_moves_only_through_the_steered_option(model):
+    """Strength 0 is no change; steering a or b with the same vector moves a's preference differently."""
+    pairs = np.array([[0, 1], [2, 3]])
+    v = torch.randn(model.d_model, generator=torch.Generator().manual_seed(0))
+    base = P.pair_logodds(model, ACTS, pairs)
+    zero = P.pair_logodds(model, ACTS, pairs, v, layer=10, strength=0.0)
+    np.testing.assert_allclose(zero.preference, base.preference, atol=1e-4)
+    on_a = P.pair_logodds(model, ACTS, pairs, v, layer=10, strength=2.0, steer="a")
+    on_b = P.pair_logodds(model, ACTS, pairs, v, layer=10, strength=2.0, steer="b")
+    assert np.abs(on_a.preference - on_b.preference).max() > 1e-3
+    eff = P.steering_effect(base, on_a, P.pair_logodds(model, ACTS, pairs, v, layer=10, strength=-2.0))
+    assert eff.shape == (2,) and np.isfinite(eff).all()
+    with pytest.raises(ValueError, match="same pairs"):
+        P.steering_effect(base, on_a.iloc[::-1], on_a)
+    with pytest.raises(ValueError, match=r"steer='c': use one of \('a', 'b'\)"):
+        P.pair_logodds(model, ACTS, pairs, v, layer=10, strength=1.0, steer="c")
+    with pytest.raises(ValueError, match=r"pairs index items 0..4"):
+        P.pair_logodds(model, ACTS, np.array([[0, 9]]))
+
+
+def test_positive_control_direction_is_liked_minus_disliked():
+    acts = torch.eye(4)
+    d = P.positive_control_direction(acts, np.array([3.0, -1.0, 2.0, 0.0]), np.array([0, 1, 2, 3]))
+    torch.testing.assert_close(d, torch.tensor([0.5, -0.5, 0.5, -0.5]))
