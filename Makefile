@@ -8,7 +8,7 @@ TORCH_PIP ?=
 MODEL ?=
 FAST ?= 0
 
-.PHONY: setup course test test-fast notebooks lab benchmark clean lint
+.PHONY: setup check course test test-fast notebooks lab benchmark clean lint
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements-model.txt Makefi
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/ipywidgets77 ipywidgets==7.7.5 ipython_genutils==0.2.0
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (emotions course)" >/dev/null
 	touch $@
+
+# Pre-flight for a learner's laptop, the day before a workshop: one OK/FIX line per check, exit 1 if anything to fix.
+check: setup
+	$(BIN)/python -m course_utils.preflight
 
 # Style check (not part of `make test` yet): lint everything, check formatting of the library and its tooling.
 lint: setup
