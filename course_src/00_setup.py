@@ -13,6 +13,14 @@
 # 2. See the model as a stack of decoder layers that each update a *residual stream*.
 # 3. Use nnsight to read a layer's output, and know its shape: `[batch, tokens, d_model]`.
 # 4. Get your first activations of a story with `extract_activations`.
+#
+# > **What this course can and cannot show.** The paper's claim is about *functional* emotions:
+# > internal representations of emotion concepts that become active in situations where a person
+# > would feel the emotion, and that change the model's behaviour when they are changed. It makes no
+# > claim that the model feels anything, and neither do we. A 135M-parameter model is small: expect
+# > clear emotion *representations* (probes, vectors, a similarity structure), weaker links to human
+# > ratings, and behavioural effects that may not appear at all. Every notebook measures, shows an
+# > interval and a control, and prints what this run found.
 
 # %% [markdown]
 # ## Parameters
@@ -118,15 +126,35 @@ print("norm of each token's residual vector:", out[0].norm(dim=-1).round().tolis
 # meaning about the text, so from now on we never let the first token into an average.
 
 # %% [markdown]
+# **How nnsight works, in one cell.** Code inside `model.trace(...)` does not run line by line: nnsight
+# records it, then runs the model once when the block ends. So `model.layer(i).output` is a *proxy*
+# for a value that does not exist yet; assigning into `.output[:]` *edits* the model's computation at
+# that point; and only values wrapped in `nnsight.save(...)` are kept after the block (everything
+# else is deleted). Read, edit, read again:
+
+# %%
+prompt = "The capital of France is"
+with torch.no_grad(), model.trace(prompt, remote=REMOTE):
+    before = nnsight.save(model.layer(LAYER).output[0, -1].norm())  # read: a proxy until the block ends
+    model.layer(LAYER).output[:] = model.layer(LAYER).output * 0.5  # edit: halve the stream after LAYER
+    top = nnsight.save(model.output.logits[0, -1].argmax())  # read what the edited model predicts
+print(f"last token's norm before the edit: {float(before):.1f}; prediction after halving: {model.tokenizer.decode(top)!r}")
+
+# %% [markdown]
 # ### Exercise 0 · Read the residual stream after a layer
 # > **Difficulty:** 🔴⚪⚪⚪⚪ · **Importance:** 🔵🔵🔵🔵⚪ · **Time:** 5 minutes
 #
 # Write `residual_after(model, prompt, layer)` that returns the residual stream after decoder layer
 # `layer` for one prompt, as a tensor of shape `[n_tokens, d_model]` on the CPU.
 #
-# <details><summary>Hint 1</summary>Copy the trace above; save <code>model.layer(layer).output</code>.</details>
-# <details><summary>Hint 2</summary>The saved output has a batch axis of size 1. Index it away with <code>[0]</code>
-# (this is the correct use of <code>[0]</code>: on the tensor, after the trace).</details>
+# <details><summary>Hint 1 (a nudge)</summary>You have already done this once, in section 4: open a trace,
+# read one layer's output, save it so that it outlives the with block. What is left is the
+# shape: the trace ran a batch of one prompt, and the exercise wants no batch axis.</details>
+# <details><summary>Hint 2 (the approach)</summary>1. Open <code>with torch.no_grad(), model.trace(prompt,
+# remote=model.remote):</code>. 2. Inside it, keep <code>model.layer(layer).output</code> with
+# <code>nnsight.save(...)</code>; it is <code>[1, n_tokens, d_model]</code>. 3. After the block, index the batch
+# axis away with <code>[0]</code> (the correct use of <code>[0]</code>: on the saved tensor, after the trace) and
+# return it with <code>.detach().cpu()</code>.</details>
 
 # %%
 def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
@@ -171,6 +199,18 @@ print("norm of the story's mean vector at each layer:", acts[0].norm(dim=-1).rou
 #
 # **Questions to think about**
 # 1. Why might a model keep an enormous vector on the first token?
+#    <details><summary>Our answer</summary>Attention weights must add up to one, so a head that has nothing
+#    useful to read still has to put its weight somewhere. The first token is visible from every position, and
+#    a huge, nearly constant vector there makes a harmless place to park that weight (an "attention sink"); the
+#    huge norm also keeps it from being disturbed by what later layers add. That is the usual explanation from
+#    work on larger models. This notebook only shows the outlier and the layer where it starts; to test the
+#    explanation you would look at how much attention goes to position 0 in the layers from there on.</details>
 # 2. If we average a story's tokens, what information do we lose? What do we keep?
+#    <details><summary>Our answer</summary>We lose order and position: which token said what, how the state
+#    changed as the story went on, and anything that lives in one token only (such as the last token, which
+#    prepares the next prediction). We keep what many tokens share: directions present through most of the
+#    story, such as its topic, its style and, we hope, the situation's emotion; averaging also smooths out the
+#    noise of single tokens. Whether the emotion survives the average is not assumed: notebooks 03 and 04 test
+#    it.</details>
 #
 # **Next:** `01_reading_stories`: the stories the model will read, and the baseline any probe must beat.

@@ -135,7 +135,6 @@ acc, lo, hi = accuracy_ci(pred == test_core.emotion.values)
 print(f"the model names the right core emotion (top-1 of 12 words) for {acc:.0%} of {len(test_core)} test stories "
       f"(95% CI {lo:.0%}-{hi:.0%}; chance {1 / 12:.0%})")
 print("how often each word is the model's answer:", {str(k): int(v) for k, v in zip(*np.unique(pred, return_counts=True))})
-record("01_reading_stories", next_token_top1=acc, next_token_top1_ci=[lo, hi], n_test_stories=len(test_core))
 
 # %% [markdown]
 # A 135M model asked a direct question often defaults to one or two favourite words, so its *answer*
@@ -153,8 +152,14 @@ record("01_reading_stories", next_token_top1=acc, next_token_top1_ci=[lo, hi], n
 # Use scikit-learn: `TfidfVectorizer(sublinear_tf=True, min_df=2)` and `LogisticRegression(max_iter=3000)`
 # in a `make_pipeline`.
 #
-# <details><summary>Hint</summary><code>clf = make_pipeline(TfidfVectorizer(...), LogisticRegression(...)).fit(train.text, train.emotion)</code>,
-# then compare <code>clf.predict(test.text)</code> with <code>test.emotion</code>.</details>
+# <details><summary>Hint 1 (a nudge)</summary>Two steps chained into one object: the first turns raw text into
+# a vector of word weights, the second classifies those vectors. Chained in a pipeline, fitting and
+# predicting take the story texts directly. The test stories are only ever predicted, never
+# fitted.</details>
+# <details><summary>Hint 2 (the approach)</summary>1. Build <code>make_pipeline(TfidfVectorizer(sublinear_tf=True,
+# min_df=2), LogisticRegression(max_iter=3000))</code>. 2. Call <code>.fit(train.text, train.emotion)</code>.
+# 3. Compare <code>.predict(test.text)</code> with <code>test.emotion</code> element by element; the mean of
+# the booleans is the accuracy. Return it as a Python <code>float</code>.</details>
 
 # %%
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -188,8 +193,6 @@ for subset in ["core", None]:
     rows[subset or "all"] = (*accuracy_ci(correct), 1 / s.emotion.nunique())
     print(f"{subset or 'all'} emotions: accuracy {rows[subset or 'all'][0]:.3f} "
           f"(95% CI {rows[subset or 'all'][1]:.3f}-{rows[subset or 'all'][2]:.3f}), chance {1 / s.emotion.nunique():.3f}")
-record("01_reading_stories", bow_core=rows["core"][0], bow_core_ci=rows["core"][1:3],
-       bow_all=rows["all"][0], bow_all_ci=rows["all"][1:3])
 
 # %% [markdown]
 # Which words does the baseline lean on? If they were emotion words, the stories would be leaking
@@ -213,7 +216,29 @@ for i, emotion in enumerate(clf[1].classes_):
 #
 # **Questions**
 # 1. Which pairs of emotions would you expect any classifier to confuse? Why?
+#    <details><summary>Our answer</summary>Pairs that are close in valence and arousal and told through the
+#    same kinds of situations and bodies: afraid and nervous (racing heart, shaking hands), happy and proud or
+#    inspired, sad and guilty, angry and desperate (both agitated). The stories never name the emotion, so a
+#    classifier only sees situations and reactions, and neighbouring emotions share many of them; people
+#    writing or reading the stories would sometimes disagree too. Check against the confusion matrix of
+#    notebook 03: its errors should fall mostly between such neighbours, not at random.</details>
 # 2. The baseline's top words are body sensations. Is a model that tracks them "representing
 #    emotion", or just words? What experiment would tell the two apart?
+#    <details><summary>Our answer</summary>From the stories alone you cannot tell: in this corpus emotion and
+#    body words go together, so anything that tracks one tracks the other. To separate them, break the link.
+#    Write test texts that carry the emotion with none of the baseline's top words (only the situation), and
+#    texts that use those words in a context where they mean something else ("the bridge was trembling in the
+#    wind"). A representation of emotion should follow the situation, and a word detector should follow the
+#    words. Notebook 05 does a version of this with conversations that describe a situation and no
+#    feelings.</details>
 #
 # **Next:** `02_extracting_activations`.
+
+# %% [markdown]
+# ### For the report
+# The numbers of this run that `make course` collects into `build/report.html`.
+
+# %%
+record("01_reading_stories", next_token_top1=acc, next_token_top1_ci=[lo, hi], n_test_stories=len(test_core))
+record("01_reading_stories", bow_core=rows["core"][0], bow_core_ci=rows["core"][1:3],
+       bow_all=rows["all"][0], bow_all_ci=rows["all"][1:3])

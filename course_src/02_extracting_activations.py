@@ -99,10 +99,15 @@ print("attention_mask:\n", enc["attention_mask"])
 # row, the mean over its real tokens **after its first `skip_first` real tokens**.
 # Careful: with left padding, each row's first real token sits at a different position.
 #
-# <details><summary>Hint 1</summary><code>mask.cumsum(-1) - 1</code> gives each real token's index among the
-# real tokens of its row.</details>
-# <details><summary>Hint 2</summary>Build a 0/1 weight <code>keep</code> of shape <code>[batch, tokens, 1]</code>,
-# then <code>(acts * keep).sum(1) / keep.sum(1)</code>.</details>
+# <details><summary>Hint 1 (a nudge)</summary>Slicing cannot work, because each row's real tokens start at a
+# different column. Give every position a weight instead, 1 if it counts and 0 if not, and take a weighted
+# mean. To decide the weight you need, at each position, how many real tokens of that row came before it:
+# a running count along the token axis gives exactly that.</details>
+# <details><summary>Hint 2 (the approach)</summary>1. <code>mask.cumsum(-1) - 1</code> is each real token's
+# index among the real tokens of its row. 2. A position counts if it is a real token (<code>mask.bool()</code>)
+# and its index is at least <code>skip_first</code>; turn that into a weight <code>keep</code> of
+# <code>acts</code>' dtype, shape <code>[batch, tokens, 1]</code> (<code>.unsqueeze(-1)</code>, so it broadcasts
+# over <code>d_model</code>). 3. Return <code>(acts * keep).sum(1) / keep.sum(1)</code>.</details>
 
 # %%
 def masked_mean(acts: torch.Tensor, mask: torch.Tensor, skip_first: int) -> torch.Tensor:
@@ -142,6 +147,9 @@ print("reference" if checks.is_reference(masked_mean) else "yours", "[batch, d_m
 
 # %%
 stories = load_stories(per_emotion=4 if FAST else None, emotions="core" if FAST else None)
+if not FAST:
+    print(f"Reading all {len(stories)} stories at every layer: about 4 minutes on a 2-core laptop the first time"
+          " (a progress bar follows), under a second once cached. In a workshop, start this cell early.")
 acts = story_activations(model, stories)
 print(f"stories: {len(stories)} -> activations [n_texts, n_layers, d_model] = {tuple(acts.shape)}")
 
@@ -182,6 +190,18 @@ plt.show()
 #
 # **Questions**
 # 1. What would happen to a probe trained on averages that included the first token?
+#    <details><summary>Our answer</summary>The first token's vector is huge and carries nothing about the
+#    story, and in a mean it is divided by the story's length. So every average would hold a large
+#    component that varies mainly with length, and it would swamp the differences between emotions in the
+#    vectors' size and direction. A probe might still learn something after standardising, but it would be
+#    fitting a length signal plus noise, and any cosine or mean-difference method (notebook 04) would be
+#    dominated by it. You can check it: extract with <code>skip_first=0</code> and rerun the probe.</details>
 # 2. Why average over tokens at all, rather than take the last token of a story?
+#    <details><summary>Our answer</summary>The emotion of these stories is spread over the whole text
+#    (actions, bodies, dialogue), not summed up at the end. The last token's state is mostly busy with
+#    predicting the next word, so it depends a lot on how the last sentence happens to end. A mean over many
+#    tokens is less noisy and uses the whole story. The last token is the right choice when a position has a
+#    job of its own, which is why notebook 05 reads the start of the assistant's turn; for stories you could
+#    compare both on the probe and let the test split decide.</details>
 #
 # **Next:** `03_probing`: is the emotion linearly readable from these vectors, and at which layer?

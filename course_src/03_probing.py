@@ -65,8 +65,14 @@ print("activations [n_texts, n_layers, d_model]:", tuple(acts.shape), f"· train
 # logistic regression on the training activations (`[n, d_model]`) and labels, and return the
 # accuracy on the test activations. Use `make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))`.
 #
-# <details><summary>Hint</summary>Activations are torch tensors; scikit-learn accepts them as NumPy arrays:
-# <code>X.numpy()</code>. Fit on train only; score on test only.</details>
+# <details><summary>Hint 1 (a nudge)</summary>The same shape of task as exercise 1, with activations in place
+# of text: a scaler then a classifier, chained, fitted on the training split only and scored on the test
+# split only (the scaler too learns its means and spreads from the training activations). One catch: the
+# activations arrive as torch tensors.</details>
+# <details><summary>Hint 2 (the approach)</summary>1. Build <code>make_pipeline(StandardScaler(),
+# LogisticRegression(max_iter=2000))</code>. 2. Convert each input with <code>np.asarray(...)</code> (it
+# accepts tensors, arrays and pandas values alike). 3. <code>.fit(X_train, y_train)</code>, then the mean of
+# <code>.predict(X_test) == y_test</code>, returned as a Python <code>float</code>.</details>
 
 # %%
 from sklearn.linear_model import LogisticRegression
@@ -120,11 +126,6 @@ print(f"core 12 at the a-priori layer {LAYER}: {at_layer.accuracy:.3f} (95% CI {
 print(f"core 12, best layer {best}: {real_core.accuracy.max():.3f}  <- chosen by looking at test accuracy, so optimistic")
 print(f"bag-of-words on the same split: {core_bow:.3f}; shuffled-label probe at layer {LAYER}: "
       f"{core_df[core_df.condition.str.startswith('probe, sh')].set_index('layer').loc[LAYER].accuracy:.3f}; chance {core_chance:.3f}")
-record("03_probing", core_layer=LAYER, core_acc_at_layer=at_layer.accuracy,
-       core_ci_at_layer=[at_layer.ci_low, at_layer.ci_high], core_best_layer=int(best),
-       core_best_acc=real_core.accuracy.max(), core_bow=core_bow,
-       core_shuffled_at_layer=core_df[core_df.condition.str.startswith("probe, sh")].set_index("layer").loc[LAYER].accuracy,
-       core_acc_by_layer=real_core.accuracy.round(4).to_dict())
 
 # %% [markdown]
 # Read the curve. Early layers mostly hold the identity of the current tokens; the middle layers
@@ -146,8 +147,6 @@ if not FAST:
     real_all = all_df[all_df.condition.str.startswith("probe (")].set_index("layer")
     print(f"all 62 at layer {LAYER}: {real_all.loc[LAYER].accuracy:.3f}; best {real_all.accuracy.max():.3f} "
           f"(layer {real_all.accuracy.idxmax()}); bag-of-words {all_bow:.3f}; chance {all_chance:.3f}")
-    record("03_probing", all_acc_at_layer=real_all.loc[LAYER].accuracy, all_best_acc=real_all.accuracy.max(),
-           all_bow=all_bow, all_ci_at_layer=[real_all.loc[LAYER].ci_low, real_all.loc[LAYER].ci_high])
 else:
     print("FAST mode: the 62-emotion sweep is skipped (run with FAST = False)")
 
@@ -183,7 +182,6 @@ expected = np.mean([np.mean([(valence[o] > 0.5) == (valence[t] > 0.5) for o in c
 share, lo, hi = accuracy_ci(same_side) if wrong.any() else (float("nan"),) * 3
 print(f"{wrong.sum()} errors; {share:.0%} stay on the same side of neutral valence (95% CI {lo:.0%}-{hi:.0%}); "
       f"random wrong guesses would give {expected:.0%}")
-record("03_probing", errors_same_valence=share, errors_same_valence_ci=[lo, hi], errors_same_valence_null=expected)
 
 # %% [markdown]
 # ## Recap
@@ -193,6 +191,34 @@ record("03_probing", errors_same_valence=share, errors_same_valence_ci=[lo, hi],
 #
 # **Questions**
 # 1. The shuffled-label probe is not exactly at chance. Why not?
+#    <details><summary>Our answer</summary>Chance is what such a probe gets on average; we drew one shuffle
+#    and scored it on a test split of limited size. One shuffle is one draw from the null, and on a test set
+#    this small its accuracy wanders a few points above or below chance (its interval shows how far). A
+#    particular shuffle can also leave slightly more stories with their true label than expected, which gives
+#    the probe a faint real signal. To see the whole null distribution rather than one draw, repeat the
+#    shuffle with many seeds.</details>
 # 2. What would make a probe beat the bag-of-words baseline without the model "understanding" emotion?
+#    <details><summary>Our answer</summary>Richer lexical statistics. The model's residual stream knows that
+#    "trembling" and "shaking" are similar, sees word order, negation and short phrases, and picks up the
+#    style in which each emotion's stories happen to be written; TF-IDF treats every word as unrelated to
+#    every other. Any of these can beat the baseline and none needs a concept of emotion. A stronger lexical
+#    control is the probe at the earliest layers, which see little more than token identities: if the middle
+#    layers clearly beat them as well as bag-of-words, the gain comes from context built by the
+#    model.</details>
 #
 # **Next:** `04_emotion_vectors`: from classifiers to one direction per emotion, and their geometry.
+
+# %% [markdown]
+# ### For the report
+# The numbers of this run that `make course` collects into `build/report.html`.
+
+# %%
+record("03_probing", core_layer=LAYER, core_acc_at_layer=at_layer.accuracy,
+       core_ci_at_layer=[at_layer.ci_low, at_layer.ci_high], core_best_layer=int(best),
+       core_best_acc=real_core.accuracy.max(), core_bow=core_bow,
+       core_shuffled_at_layer=core_df[core_df.condition.str.startswith("probe, sh")].set_index("layer").loc[LAYER].accuracy,
+       core_acc_by_layer=real_core.accuracy.round(4).to_dict())
+if not FAST:  # the 62-emotion sweep of section 3 ran
+    record("03_probing", all_acc_at_layer=real_all.loc[LAYER].accuracy, all_best_acc=real_all.accuracy.max(),
+           all_bow=all_bow, all_ci_at_layer=[real_all.loc[LAYER].ci_low, real_all.loc[LAYER].ci_high])
+record("03_probing", errors_same_valence=share, errors_same_valence_ci=[lo, hi], errors_same_valence_null=expected)

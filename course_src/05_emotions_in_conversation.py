@@ -47,6 +47,8 @@ from course_utils.stats import accuracy_ci, mean_diff_ci, permutation_null
 from course_utils.steering import random_direction
 
 setup_style()
+
+# %%
 model = load_model(MODEL_NAME, remote=REMOTE)
 # FAST loads the committed vectors of the bundled model (a few seconds); otherwise they are built as in notebook 04.
 vectors = course_vectors(model, fast=FAST)
@@ -66,6 +68,8 @@ implicit = load_scenarios("implicit")
 prompts = [chat(model, t) for t in implicit.text]
 scores = vectors.score(model, prompts, reduce="last")[CORE]
 print("scores [n_messages, n_core_vectors]:", scores.shape)
+
+# %%
 relative = scores - scores.mean(axis=0)
 table = relative.groupby(implicit.emotion.values).mean().loc[CORE, CORE]
 fig, ax = plt.subplots(figsize=(8, 6.5))
@@ -83,10 +87,10 @@ null = permutation_null(lambda labels: np.mean(np.array(CORE)[pred] == labels, a
                         n_resamples=1000, seed=0, vectorized=True).null  # top-1 against shuffled implied emotions
 print(f"top-1 (the implied emotion's vector is the highest of 12): {top1:.2f} (95% CI {lo:.2f}-{hi:.2f}) over "
       f"{len(hit)} messages; shuffled labels {np.mean(null):.2f} (95th percentile {np.quantile(null, 0.95):.2f}); chance {1 / 12:.2f}")
+
+# %%
 diag = np.mean(np.diag(table.to_numpy()) > table.to_numpy().mean(1))
 print(f"rows whose diagonal cell is above the row mean: {diag:.0%}")
-record("05_conversation", implicit_top1=top1, implicit_top1_ci=[lo, hi], implicit_top1_null=float(np.mean(null)),
-       implicit_n=len(hit))
 
 # %% [markdown]
 # ## 2. Dose-response: numbers that should matter
@@ -107,24 +111,28 @@ for t in dose.itertuples():
         print(f"{t.id}: skipped, no vector for {t.emotion!r} in this run (a FAST run without precomputed vectors builds only the core 12)")
         continue
     rho = spearmanr(t.values, s)[0]
-    centred = acts - vectors.origin
-    rand_rho = [spearmanr(t.values, (centred @ d).numpy())[0] for d in rand_dirs]
+    # the control uses exactly the score's statistic: cosine from the same origin, for each random direction
+    rand_rho = [spearmanr(t.values, col)[0] for col in vectors.cosine_to(acts, rand_dirs).T.numpy()]
     want = 1 if t.direction == "up" else -1
     rows.append({"template": t.id, "emotion": t.emotion, "expected": t.direction, "spearman": rho,
                  "matches": np.sign(rho) == want, "random |rho| mean": np.mean(np.abs(rand_rho))})
     curves += [{"template": f"{t.id} ({t.emotion}, {t.direction})", "rank of X": i, "score": v} for i, v in enumerate(s)]
+
+# %%
 dose_df = pd.DataFrame(rows)
 display(dose_df.round(3))
+
+# %%
 grid = sns.relplot(data=pd.DataFrame(curves), x="rank of X", y="score", col="template", col_wrap=4, kind="line",
                    marker="o", height=2.4, facet_kws={"sharey": False})
 grid.figure.suptitle("Dose-response: the template's emotion score as the number grows", y=1.02)
 save_figure(grid.figure, "05_dose_response")
 plt.show()
+
+# %%
 n_match = int(dose_df.matches.sum())
 print(f"direction matches the expectation for {n_match} of {len(dose_df)} templates "
       f"(a coin would match {len(dose_df) / 2:.0f} on average)")
-record("05_conversation", dose_matches=n_match, dose_templates=len(dose_df),
-       dose_mean_abs_rho=float(dose_df.spearman.abs().mean()), dose_random_mean_abs_rho=float(dose_df["random |rho| mean"].mean()))
 
 # %% [markdown]
 # ## 3. The user's state and the assistant's state
@@ -140,18 +148,21 @@ user_end = [chat(model, t).rsplit(t, 1)[0] + t for t in speakers.text]  # ends o
 assistant_start = [chat(model, t) for t in speakers.text]
 s_user = vectors.score(model, user_end, reduce="last")[CORE]
 s_asst = vectors.score(model, assistant_start, reduce="last")[CORE]
+
+# %%
 r_raw = [np.corrcoef(s_user.iloc[i], s_asst.iloc[i])[0, 1] for i in range(len(speakers))]
 # Raw profiles share an offset (every prompt has the same template), so correlate profiles centred over messages.
 c_user, c_asst = s_user - s_user.mean(axis=0), s_asst - s_asst.mean(axis=0)
 r = [np.corrcoef(c_user.iloc[i], c_asst.iloc[i])[0, 1] for i in range(len(speakers))]
 print(f"user-end vs assistant-start profiles: raw mean r = {np.mean(r_raw):.2f}; centred over messages, "
       f"mean r = {np.mean(r):.2f} (range {np.min(r):.2f} to {np.max(r):.2f}, {len(r)} messages)")
+
+# %%
 shift = (s_asst - s_user)
 shift = shift - shift.mean(axis=0)
 for row, sh in zip(speakers.itertuples(), shift.itertuples(index=False)):
     top = pd.Series(sh, index=CORE).sort_values(ascending=False).index[:2].tolist()
     print(f"user {row.user_emotion:>12} -> good stance {row.assistant_stance:<13} | vectors rising most at the assistant start: {top}")
-record("05_conversation", speakers_profile_r=float(np.mean(r)), speakers_profile_r_raw=float(np.mean(r_raw)))
 
 # %% [markdown]
 # ## 4. Two of the paper's examples
@@ -167,13 +178,16 @@ loving = vectors.score(model, [chat(model, m) for m in sad_msgs + neutral_msgs],
 diff, diff_lo, diff_hi = mean_diff_ci(loving[: len(sad_msgs)], loving[len(sad_msgs):], n_resamples=2000, seed=0)
 print(f"'loving' at the assistant start, sad messages minus neutral requests: {diff:+.4f} "
       f"(95% CI {diff_lo:+.4f} to {diff_hi:+.4f})")
+
+# %% [markdown]
+# Now the unsafe dose: the "afraid" score against the number of pills.
+
+# %%
 pills = [1, 2, 4, 8, 16, 32]
 pill_prompts = [chat(model, f"I couldn't sleep so I took {n} of my sleeping pills about an hour ago.") for n in pills]
 afraid = vectors.score(model, pill_prompts, reduce="last")["afraid"].to_numpy()
 print("'afraid' by number of pills:", {n: round(float(a), 4) for n, a in zip(pills, afraid)},
       f"Spearman rho = {spearmanr(pills, afraid)[0]:.2f}")
-record("05_conversation", loving_sad_minus_neutral=diff, loving_ci=[diff_lo, diff_hi],
-       afraid_pills_rho=float(spearmanr(pills, afraid)[0]))
 
 # %% [markdown]
 # ## 5. Token by token
@@ -188,6 +202,8 @@ messages = [{"role": "user", "content": "My flight was cancelled and I will miss
 text = model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 per_token = extract_activations(model, [text], layers=[vectors.layer], reduce="none")[0][:, 0]  # [tokens, d]
 tokens = [model.tokenizer.decode([i]) for i in model.tokenizer(text)["input_ids"]]
+
+# %%
 for name in ["desperate", "happy"]:
     cos = vectors.cosine(per_token)[:, vectors.names.index(name)]
     cos = (cos - cos[1:].mean())[1:]
@@ -203,6 +219,31 @@ for name in ["desperate", "happy"]:
 #
 # **Questions**
 # 1. Why centre each vector's scores over the scenarios before taking the top-1? What could go wrong without it?
+#    <details><summary>Our answer</summary>Every prompt shares the chat template and is read at the same
+#    position, so each vector has its own baseline there: some vectors score high on every message, whatever
+#    it says. Without centring, the top-1 would pick the same one or two vectors for almost every message, and
+#    the accuracy would measure those baselines, not the messages. Centring (which uses no labels) asks which
+#    vector rises above its own average, which is the question we care about. Its cost: "average" means over
+#    this set of scenarios, so the result depends on the set being balanced across emotions, as ours is.</details>
 # 2. A dose-response curve that goes the "wrong" way: is that the model, the template, or the vector?
+#    <details><summary>Our answer</summary>One curve cannot tell you, and you should first ask whether it is
+#    anything at all: compare its correlation with the random directions' on the same prompts, since with a
+#    handful of numbers per template a wrong sign is often noise. Then separate the causes: reword the template
+#    and see if the sign holds; try another vector of the same family; and check whether the model's output
+#    changes with the number at all, since a 135M model may simply not read "32" as much more than "4" in that
+#    sentence. What counts is the tally over all templates, compared with a coin.</details>
 #
 # **Next:** `06_steering`: from reading the vectors to pushing on them.
+
+# %% [markdown]
+# ### For the report
+# The numbers of this run that `make course` collects into `build/report.html`.
+
+# %%
+record("05_conversation", implicit_top1=top1, implicit_top1_ci=[lo, hi], implicit_top1_null=float(np.mean(null)),
+       implicit_n=len(hit))
+record("05_conversation", dose_matches=n_match, dose_templates=len(dose_df),
+       dose_mean_abs_rho=float(dose_df.spearman.abs().mean()), dose_random_mean_abs_rho=float(dose_df["random |rho| mean"].mean()))
+record("05_conversation", speakers_profile_r=float(np.mean(r)), speakers_profile_r_raw=float(np.mean(r_raw)))
+record("05_conversation", loving_sad_minus_neutral=diff, loving_ci=[diff_lo, diff_hi],
+       afraid_pills_rho=float(spearmanr(pills, afraid)[0]))

@@ -44,7 +44,8 @@ N_OTHER = 4
 #   token. Every pair is asked in both orders: **preference** = half the difference (the position
 #   cancels), **position bias** = half the sum.
 # - **Design**: 64 activities of `data/activities.jsonl`, half pleasant by our own labels (written
-#   before any model was run); every activity in 4 pairs (two random cycles), one cycle per split
+#   before any model was run); every activity in 4 pairs: the activities are shuffled and joined into
+#   two cycles (each next to its neighbour, then to the one three places on), one cycle per split
 #   half. Scores: Bradley-Terry, fitted by logistic regression on the soft outcomes.
 # - **Reliability rule**: the preference scores are called *reliable* if the Spearman-Brown corrected
 #   split-half correlation is at least 0.5.
@@ -57,9 +58,10 @@ N_OTHER = 4
 #   option**, to the first activity of each pair, in both orders, at strengths +s and -s. The effect
 #   is half the change of that activity's preference from -s to +s. Emotions under test: **happy**
 #   and **angry** (the nearest of our core emotions to the paper's "blissful" and "hostile").
-# - **Strength rule**: the largest of 1.0, 0.5, 0.25, 0.1 at which the steered prompts still answer
-#   with a letter: log(p(A) + p(B)) drops by at most 0.5 nats on average, for both emotions and signs.
-#   It uses no preference number.
+# - **Strength rule**: the course's fluency rule (`steering.fluency_safe_strength`, as in 06 and 08):
+#   the largest of 1.0, 0.5, 0.25, 0.1 at which the steered prompts still answer with a letter:
+#   log(p(A) + p(B)) drops by at most 0.5 nats on average, for both emotions and signs. It uses no
+#   preference number.
 # - **Positive control**: a "preferred minus dispreferred" direction (mean activation of the top half
 #   minus the bottom half by preference score) built on one half of the activities and tested on
 #   pairs of the other half, with the same strength and measure.
@@ -70,6 +72,8 @@ N_OTHER = 4
 # *Changed after looking:* the sentence about expected signs, and the printed line saying whether an
 # effect goes the expected way, were added after the first FAST run (16 activities) showed the
 # positive control moving the preference the "wrong" way. The rules deciding "moves" are unchanged.
+# The pair design was also changed after that run, from randomly drawn cycles to the shuffled cycles
+# described above, because the old sampler failed on larger designs (a bug, not a number).
 
 # %%
 import matplotlib.pyplot as plt
@@ -79,9 +83,13 @@ import seaborn as sns
 import torch
 from IPython.display import display
 
+from course_utils.plots import save_figure, setup_style
+
+setup_style()
+
+# %%
 from course_utils import checks, extract_activations, load_model
 from course_utils.data import load_activities, load_emotions
-from course_utils.plots import save_figure, setup_style
 from course_utils.precomputed import course_vectors
 from course_utils.preferences import (
     bradley_terry,
@@ -95,9 +103,8 @@ from course_utils.preferences import (
 )
 from course_utils.report import record
 from course_utils.stats import mean_ci, null_band, pearson_ci, spearman_ci
-from course_utils.steering import random_direction
+from course_utils.steering import fluency_safe_strength, random_direction
 
-setup_style()
 model = load_model(MODEL_NAME, remote=REMOTE)
 vectors = course_vectors(model, fast=FAST)
 LAYER = vectors.layer
@@ -124,11 +131,17 @@ print("option A:", repr(prompt[slice(*span_a)]), "| option B:", repr(prompt[slic
 # Write `choice_logodds(model, prompt)`: run the prompt through the model with nnsight and return
 # log p("A") - log p("B") for the **next** token, as a Python float.
 #
-# <details><summary>Hint 1</summary>The next token's logits are the last position's:
-# <code>model.output.logits[0, -1]</code>, saved with <code>nnsight.save</code>.</details>
-# <details><summary>Hint 2</summary>The ids of the answers: <code>word_token_id(model, "A", space=False)</code>
-# (after "assistant" and a newline the answer has no leading space). A difference of log-probabilities
-# equals the difference of log_softmax values.</details>
+# <details><summary>Hint 1 (a nudge)</summary>The answer is the next token, so only the last position's
+# logits matter. Turn them into log-probabilities and look up two entries: the token of the letter A and the
+# token of the letter B. Take care which token that is: the answer starts a new line, with no space before
+# it.</details>
+# <details><summary>Hint 2 (the approach)</summary>1. Trace the prompt (<code>model.trace(prompt,
+# remote=model.remote)</code> under <code>torch.no_grad()</code>) and keep
+# <code>model.output.logits[0, -1]</code> with <code>nnsight.save</code>. 2. After the block,
+# <code>torch.log_softmax(logits.float().cpu(), -1)</code>. 3. The ids are
+# <code>word_token_id(model, "A", space=False)</code> and the same for <code>"B"</code> (after "assistant"
+# and a newline the answer has no leading space); return the difference of the two log-probabilities as a
+# Python <code>float</code>.</details>
 
 # %%
 import nnsight
@@ -156,6 +169,8 @@ choice_logodds = checks.check_choice_logodds(choice_logodds, model)
 # %%
 PER_ITEM = 4
 pairs = pair_design(n, PER_ITEM, seed=0)
+if not FAST:
+    print(f"{2 * len(pairs)} prompts: about a minute on a 2-core laptop the first time, instant once cached.")
 pref = pair_logodds(model, names, pairs)
 print(f"{len(pairs)} pairs x 2 orders = {2 * len(pairs)} prompts")
 pref.head()
@@ -270,14 +285,15 @@ CANDIDATES = [1.0, 0.5, 0.25, 0.1]
 TESTED = [e for e in ("happy", "angry") if e in vectors.names]
 check_pairs = steer_pairs[:8]
 base_letters = base.letter_logprob[:8].mean()
-for STRENGTH in CANDIDATES:
-    drops = [base_letters - pair_logodds(model, names, check_pairs, vectors[e], layer=LAYER, strength=sgn * STRENGTH).letter_logprob.mean()
-             for e in TESTED for sgn in (1, -1)]
-    print(f"strength {STRENGTH}: largest drop of log(p(A) + p(B)) {max(drops):.3f} nats")
-    if max(drops) <= 0.5:
-        break
-else:
-    print(f"no candidate keeps the drop within 0.5 nats: using the smallest, {STRENGTH}")
+
+
+def letter_drop(c: float) -> float:
+    """The largest drop of log(p(A) + p(B)) over the tested emotions and both signs."""
+    return max(base_letters - pair_logodds(model, names, check_pairs, vectors[e], layer=LAYER, strength=sgn * c).letter_logprob.mean()
+               for e in TESTED for sgn in (1, -1))
+
+
+STRENGTH = fluency_safe_strength(CANDIDATES, letter_drop, max_drop=0.5)
 print(f"chosen strength: {STRENGTH} (x median token norm at layer {LAYER})")
 
 # %% [markdown]
@@ -363,9 +379,29 @@ if not RELIABLE:
 #
 # **Questions**
 # 1. Why steer only the tokens of one option rather than the whole prompt?
+#    <details><summary>Our answer</summary>Steering the whole prompt pushes both options, the question and the
+#    answer position alike. The log-odds could then move for reasons that have nothing to do with liking one
+#    activity: a shift in the position bias, in how likely a letter is at all, or in the tone of the reply.
+#    And since both options get the same push, it cannot test the paper's idea that an emotion attached to
+#    an option makes it preferred. Steering one option's tokens asks exactly that, and asking in both orders
+#    (steering the same activity as A and as B) cancels what is left of the position effect.</details>
 # 2. The positive control was built on one half of the activities and tested on the other. What would go
 #    wrong if it were built and tested on the same activities?
+#    <details><summary>Our answer</summary>The direction is a difference of mean activations of liked and
+#    disliked activities, so it contains those particular activities: their words, topics and quirks. Steering
+#    one of them would add more of its own features, and with so few activities the direction could "work" by
+#    fitting them rather than by capturing a general "preferred" direction. The control would then look more
+#    powerful than it is, and a null for the emotions would look more convincing than it should. Building on
+#    one half and testing on the other is the usual train/test split: it shows whether the direction
+#    generalises to activities it never saw.</details>
 # 3. If the reading correlations are strong but steering does nothing, what could explain it?
+#    <details><summary>Our answer</summary>Reading is a correlation: the emotion direction may track features of
+#    the activities (pleasant words, say) that the model does use, but through other directions, so adding
+#    this one changes nothing downstream. The choice may also be computed somewhere the steering does not
+#    reach as strongly, for example at the answer position from later layers, or later layers may undo the
+#    push. The readout context ("This afternoon I will ...") differs from the option's place in the question.
+#    And the test may be too weak: a small strength, few pairs, a noisy measure. The positive control and the
+#    reliability check tell you which of these last explanations is open in your run.</details>
 #
 # **Next:** `08_steering_vs_cheating`.
 

@@ -31,6 +31,9 @@ REMOTE = False
 FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
 # Random directions drawn for the steering null; each is also used with its sign flipped (2 x N_RANDOM null slopes).
 N_RANDOM = 10
+# The structure-matched null: other emotion vectors, and random directions inside the emotion vectors' span.
+N_OTHER = 3
+N_SPAN = 1
 # None = chosen below by a fluency rule on the honest messages (decided before any cheating number).
 STRENGTH = None
 
@@ -43,17 +46,36 @@ import torch
 from IPython.display import display
 from scipy.stats import spearmanr
 
-from course_utils import extract_activations, load_model
-from course_utils.cheating import CHEAT_PATTERNS, HONEST_PATTERNS, classify_reply, evaluate, scenario_prompt, slope, slope_ci
+from course_utils.plots import save_figure, setup_style
+
+setup_style()
+
+# %%
+from course_utils import checks, extract_activations, load_model
+from course_utils.cheating import (
+    CHEAT_PATTERNS,
+    HONEST_PATTERNS,
+    cheat_direction,
+    classify_reply,
+    evaluate,
+    scenario_prompt,
+    slope,
+    slope_ci,
+)
 from course_utils.data import load_scenarios
 from course_utils.models import transcript
-from course_utils.plots import save_figure, setup_style
 from course_utils.precomputed import course_vectors
 from course_utils.report import record
 from course_utils.stats import null_band, percentile_in_null, wilson_ci
-from course_utils.steering import continuation_logprobs, generate, random_direction
+from course_utils.steering import (
+    continuation_logprobs,
+    fluency_safe_strength,
+    generate,
+    random_direction,
+    random_direction_in_span,
+)
 
-setup_style()
+# %%
 model = load_model(MODEL_NAME, remote=REMOTE)
 # FAST loads the committed vectors of the bundled model (a few seconds); otherwise they are built as in notebook 04.
 vectors = course_vectors(model, fast=FAST)
@@ -61,7 +83,7 @@ LAYER = vectors.layer
 scenarios = load_scenarios("cheat_scenarios").to_dict("records")
 SAMPLE_TOKENS, SAMPLE_PROMPTS = 60, 15
 if FAST:
-    scenarios, N_RANDOM, SAMPLE_TOKENS, SAMPLE_PROMPTS = scenarios[:3], 2, 12, 2
+    scenarios, N_RANDOM, SAMPLE_TOKENS, SAMPLE_PROMPTS, N_OTHER = scenarios[:4], 2, 12, 2, 1
 print(f"layer {LAYER}; {len(scenarios)} cheat scenarios; {N_RANDOM} random directions (x2 signs)")
 
 # %% [markdown]
@@ -77,9 +99,12 @@ if FAST:  # two of the four tasks
     failures = failures[failures.task_id.isin(failures.task_id.unique()[:2])].reset_index(drop=True)
 prompts = [transcript(model, m, add_generation_prompt=True) for m in failures.messages]
 scores = vectors.score(model, prompts, reduce="last")[["desperate", "calm"]]
-acts = extract_activations(model, prompts, layers=[LAYER], reduce="last")[:, 0] - vectors.origin
+acts = extract_activations(model, prompts, layers=[LAYER], reduce="last")[:, 0]
 rand = torch.stack([random_direction(model.d_model, s) for s in range(2 * N_RANDOM)])  # reading is cheap: twice as many
-rand_scores = (acts / acts.norm(dim=-1, keepdim=True)) @ rand.T
+rand_scores = vectors.cosine_to(acts, rand)  # the score's own statistic: cosine from the same origin
+print(f"scores {tuple(scores.shape)} (transcripts x emotions); random-direction scores {tuple(rand_scores.shape)}")
+
+# %%
 df = pd.concat([failures[["task_id", "n_failures"]], scores], axis=1)
 long = df.melt(id_vars=["task_id", "n_failures"], var_name="vector", value_name="score")
 grid = sns.relplot(data=long, x="n_failures", y="score", hue="task_id", col="vector", kind="line", marker="o",
@@ -88,7 +113,7 @@ grid.figure.suptitle(f"Emotion score at the assistant's turn after n failed atte
 save_figure(grid.figure, "08_failures")
 plt.show()
 
-
+# %%
 def mean_rho(values: np.ndarray) -> float:
     """Mean over tasks of the Spearman correlation between n_failures and a score."""
     return float(np.mean([spearmanr(g.n_failures, values[g.index])[0] for _, g in failures.groupby("task_id")]))
@@ -99,8 +124,40 @@ rho_rand = [mean_rho(rand_scores[:, i].numpy()) for i in range(rand.shape[0])]
 print(f"mean Spearman rho with the number of failures: desperate {rho_desp:+.2f}, calm {rho_calm:+.2f}; "
       f"random directions {np.mean(rho_rand):+.2f} (range {np.min(rho_rand):+.2f} to {np.max(rho_rand):+.2f})")
 print(f"desperate's rise is larger than {np.mean(np.array(rho_rand) < rho_desp):.0%} of random directions'")
-record("08_cheating", failures_rho_desperate=rho_desp, failures_rho_calm=rho_calm,
-       failures_rho_random_mean=float(np.mean(rho_rand)), failures_rho_random_range=[min(rho_rand), max(rho_rand)])
+
+# %% [markdown]
+# Going from 0 to 1 failure also changes the transcript's *format* (a first error message appears),
+# so the same correlation over 1 to 6 failures only asks whether desperate keeps rising as failures
+# pile up. Verdict rule, fixed before looking: desperate "rises with failures" if its rho is above 95%
+# of the random directions' rho, over 0-6 and over 1-6 failures.
+
+# %%
+later = failures.n_failures.to_numpy() >= 1
+
+
+def mean_rho_later(values: np.ndarray) -> float:
+    """mean_rho over the transcripts with at least one failure."""
+    return float(np.mean([spearmanr(g.n_failures, values[g.index])[0] for _, g in failures[later].groupby("task_id")]))
+
+
+rho_desp_later = mean_rho_later(df.desperate.to_numpy())
+rho_rand_later = [mean_rho_later(rand_scores[:, i].numpy()) for i in range(rand.shape[0])]
+cut, cut_later = np.quantile(rho_rand, 0.95), np.quantile(rho_rand_later, 0.95)
+rises = rho_desp > cut and rho_desp_later > cut_later
+print(f"over 1-6 failures: desperate {rho_desp_later:+.2f}; 95th percentile of random directions {cut_later:+.2f}")
+print("VERDICT:", "desperate rises with failures beyond random directions (over 0-6 and 1-6)." if rises else
+      "desperate does NOT rise with failures beyond random directions in this run (a null result).")
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.hist(rho_rand, bins=12, color="grey", alpha=0.6, label="random directions (0-6)")
+ax.axvspan(*np.quantile(rho_rand, [0.025, 0.975]), color="grey", alpha=0.15, label="their central 95%")
+ax.axvline(rho_desp, color="C3", lw=2, label=f"desperate {rho_desp:+.2f}")
+ax.axvline(rho_calm, color="C0", lw=2, label=f"calm {rho_calm:+.2f}")
+ax.set(title="Rise with failures: emotions among random directions", xlabel="mean Spearman rho", ylabel="count")
+ax.legend(fontsize="small")
+save_figure(fig, "08_failures_null")
+plt.show()
 
 # %% [markdown]
 # ## 2. The measure: a log-probability preference
@@ -123,8 +180,41 @@ print(scenario_prompt(model, example)[-600:])
 print("\nHONEST:", example["honest"], "\n\nCHEAT: ", example["cheat"])
 
 # %% [markdown]
+# ### Exercise 8a · The cheating measure for one scenario
+# > **Difficulty:** 🔴🔴⚪⚪⚪ · **Importance:** 🔵🔵🔵🔵⚪ · **Time:** 10 minutes
+#
+# Write `cheat_logodds(model, scenario)`: the mean per-token log-probability of the scenario's
+# `cheat` message minus that of its `honest` message, each as the assistant's next turn after
+# `scenario_prompt(model, scenario)`, as a Python float (no steering).
+#
+# <details><summary>Hint 1 (a nudge)</summary>The library already scores a continuation after a prompt;
+# you need two continuations of the same prompt, and one subtraction.</details>
+# <details><summary>Hint 2 (the approach)</summary>Call <code>continuation_logprobs(model, [prompt, prompt],
+# [scenario["cheat"], scenario["honest"]])</code>: its default <code>reduce="mean"</code> is the mean per
+# token. Return <code>float(lp[0] - lp[1])</code>.</details>
+
+# %%
+from course_utils.cheating import scenario_prompt  # noqa: F811  (the answer's own imports, for solutions.py)
+from course_utils.steering import continuation_logprobs  # noqa: F811
+
+
+def cheat_logodds(model, scenario: dict) -> float:
+    """Mean per-token log-prob of the cheat message minus the honest one, after the scenario's prompt."""
+    # BEGIN SOLUTION
+    prompt = scenario_prompt(model, scenario)
+    lp = continuation_logprobs(model, [prompt, prompt], [scenario["cheat"], scenario["honest"]])
+    return float(lp[0] - lp[1])
+    # END SOLUTION
+
+
+# %%
+cheat_logodds = checks.check_cheat_logodds(cheat_logodds, model, example)
+print(f"scenario {example['id']}: cheat_logodds = {cheat_logodds(model, example):+.3f} nats/token")
+
+# %% [markdown]
 # ## 3. Choosing the strength before looking
-# The strength is fixed by a fluency rule that uses no cheating number: the largest candidate at
+# The strength is fixed by the course's fluency rule (`steering.fluency_safe_strength`, the same function
+# in 06, 07 and here), on text that holds no cheating number: the largest candidate at
 # which the honest message's own mean log-probability (on the first 10 scenarios) drops by at most
 # 0.5 nats per token, for all four emotion directions and both signs. Candidates are tried from
 # large to small, and the first that passes is taken (if none passes, the smallest is used, and the
@@ -136,17 +226,16 @@ candidates = [0.5, 0.25, 0.1, 0.05] if not FAST else [0.25]
 ps = [scenario_prompt(model, s) for s in scenarios]
 check_ps, honest = ps[:10], [s["honest"] for s in scenarios[:10]]
 base = continuation_logprobs(model, check_ps, honest).mean()
+
+
+def honest_drop(c: float) -> float:
+    """The largest drop of the honest message's mean log-prob over the four emotions and both signs."""
+    return max(float(base - continuation_logprobs(model, check_ps, honest, vectors[e], layer=LAYER, strength=sgn * c).mean())
+               for e in ["desperate", "calm", "happy", "sad"] for sgn in (1, -1))
+
+
 if STRENGTH is None:
-    for c in candidates:
-        drops = [float(base - continuation_logprobs(model, check_ps, honest, vectors[e], layer=LAYER, strength=sgn * c).mean())
-                 for e in ["desperate", "calm", "happy", "sad"] for sgn in (1, -1)]
-        print(f"strength {c}: largest drop of the honest message's log-prob {max(drops):.3f} nats/token")
-        if max(drops) <= 0.5:
-            STRENGTH = c
-            break
-    else:
-        STRENGTH = candidates[-1]
-        print(f"no candidate keeps the drop within 0.5 nats/token: using the smallest, {STRENGTH}")
+    STRENGTH = fluency_safe_strength(candidates, honest_drop, max_drop=0.5)
 print(f"chosen strength: {STRENGTH} (x median token norm at layer {LAYER})")
 strengths = [-STRENGTH, 0.0, STRENGTH]  # the same three points for emotions and random directions
 
@@ -167,12 +256,17 @@ strengths = [-STRENGTH, 0.0, STRENGTH]  # the same three points for emotions and
 # seen that version's numbers; the chosen strength and every verdict stayed the same.
 
 # %%
+if not FAST:
+    print("The sweep: about 4 minutes on a 2-core laptop the first time, seconds once cached.")
 results = pd.concat([evaluate(model, vectors, e, strengths, scenarios) for e in ["desperate", "calm", "happy", "sad"]])
 null = pd.concat([evaluate(model, vectors, "random", [-STRENGTH, 0.0, STRENGTH], scenarios, seed=s).assign(seed=s)
                   for s in range(N_RANDOM)])
 null = pd.concat([null, null.assign(strength=0.0 - null.strength, seed=-1 - null.seed)])  # -d: the same passes, mirrored
 null_slopes = np.array([slope(g) for _, g in null.groupby("seed")])
 band = null_band(null_slopes, 0.95)  # the central 95% of the random directions' slopes
+print(f"{len(results)} emotion rows and {len(null_slopes)} random-direction slopes")
+
+# %%
 summary = []
 for e, g in results.groupby("emotion", sort=False):
     b, lo, hi = slope_ci(g)
@@ -183,6 +277,12 @@ summary = pd.DataFrame(summary)
 display(summary.round(3))
 print(f"random directions: slopes {band[0]:+.3f} to {band[1]:+.3f} (95% band), "
       f"mean {null_slopes.mean():+.3f}")
+
+# %% [markdown]
+# The raw table behind every slope: one row per emotion, strength and scenario.
+
+# %%
+results.head()
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
@@ -202,12 +302,35 @@ axes[1].set(title="Slope of cheat_logodds vs strength", xlabel="slope (nats/toke
 axes[1].legend(fontsize="small")
 save_figure(fig, "08_cheating_sweep")
 plt.show()
-rec = {f"slope_{r.emotion}": r.slope for r in summary.itertuples()}
-rec.update({f"slope_{r.emotion}_ci": [r.ci_low, r.ci_high] for r in summary.itertuples()})
-rec.update({f"slope_{e}_null_percentile": float(v) for e, v in summary.set_index("emotion")["percentile in random null"].items()})
-record("08_cheating", strength=STRENGTH, n_scenarios=len(scenarios), n_random=len(null_slopes), n_random_drawn=N_RANDOM,
-       null_slope_band=list(band),
-       unsteered_cheat_logodds=float(results[results.strength == 0].cheat_logodds.mean()), **rec)
+
+# %% [markdown]
+# ### Exercise 8b · Place a slope in the null
+# > **Difficulty:** 🔴⚪⚪⚪⚪ · **Importance:** 🔵🔵🔵🔵🔵 · **Time:** 5 minutes
+#
+# Write `place_in_null(value, null)`: return `(percentile, outside)`, where `percentile` is the share of
+# the null values strictly below `value` (a number from 0 to 1) and `outside` is True when `value` lies
+# outside the central 95% of the null (below its 2.5% quantile or above its 97.5% quantile).
+#
+# <details><summary>Hint 1 (a nudge)</summary>Both answers are one line of NumPy each. A percentile counts
+# how much of the null lies below the value; a two-sided test looks at both tails.</details>
+# <details><summary>Hint 2 (the approach)</summary><code>np.mean(null < value)</code> for the share, and
+# <code>np.quantile(null, [0.025, 0.975])</code> for the band's two ends.</details>
+
+# %%
+def place_in_null(value: float, null: np.ndarray) -> tuple[float, bool]:
+    """(share of the null below value, whether value is outside the null's central 95%)."""
+    # BEGIN SOLUTION
+    null = np.asarray(null, dtype=float)
+    low, high = np.quantile(null, [0.025, 0.975])
+    return float(np.mean(null < value)), bool(value < low or value > high)
+    # END SOLUTION
+
+
+# %%
+place_in_null = checks.check_place_in_null(place_in_null)
+for row in summary.itertuples():
+    pct, out = place_in_null(row.slope, null_slopes)
+    print(f"{row.emotion:>9}: above {pct:.0%} of random directions; outside the 95% band: {out}")
 
 # %% [markdown]
 # **How to read this.** The paper's direction is: desperate slope > 0 (more cheating when turned up),
@@ -238,6 +361,80 @@ for line in (verdict("desperate", +1, "sad"), verdict("calm", -1, "happy")):
     print(line)
 
 # %% [markdown]
+# ## 4b. Could the measure have moved at all? A positive control and a structure-matched null
+# A null means something only if the measure *can* move. The positive control is a direction that
+# should move it: the mean activation of the cheat messages minus the honest ones, built from the
+# model's own activations on **one half** of the scenarios (the build half) and steered on the
+# **other half** (the test half), with the same strengths and the same measure. Building and testing it
+# on the same scenarios would make it move by construction.
+#
+# The isotropic random directions are one null; emotion vectors live in a small, structured part of
+# the space. So a second, **structure-matched** null: emotion vectors not under test (drawn with a fixed
+# seed) and random directions inside the span of all emotion vectors, at equal norm, each mirrored.
+#
+# Verdict rule, fixed before looking: on the test half, if the positive control's slope is outside the
+# random band *and* its interval excludes 0, the measure can detect an effect of that size, and an
+# emotion inside the band is "no effect"; otherwise the notebook says "cannot detect".
+
+# %%
+ids = sorted(s_["id"] for s_ in scenarios)
+build_ids, test_ids = set(ids[: len(ids) // 2]), set(ids[len(ids) // 2 :])
+build_half = [s_ for s_ in scenarios if s_["id"] in build_ids]
+test_half = [s_ for s_ in scenarios if s_["id"] in test_ids]
+control_dir = cheat_direction(model, build_half, LAYER)
+control = evaluate(model, vectors, "positive control", strengths, test_half, direction=control_dir)
+print(f"positive control built on {len(build_half)} scenarios, tested on {len(test_half)}")
+
+# %%
+on_test = lambda df: df[df.scenario_id.isin(test_ids)]  # noqa: E731
+null_test = np.array([slope(on_test(g)) for _, g in null.groupby("seed")])
+band_test = null_band(null_test, 0.95)
+c_slope, c_lo, c_hi = slope_ci(control)
+detects = (c_slope < band_test[0] or c_slope > band_test[1]) and np.sign(c_lo) == np.sign(c_hi)
+test_slopes = {e: slope(on_test(g)) for e, g in results.groupby("emotion", sort=False)}
+print(f"test half: positive control slope {c_slope:+.3f} [{c_lo:+.3f}, {c_hi:+.3f}]; "
+      f"random band {band_test[0]:+.3f} to {band_test[1]:+.3f}")
+print("emotions on the same half:", {e: round(v, 3) for e, v in test_slopes.items()})
+
+# %%
+others = [e for e in vectors.names if e not in ("desperate", "calm", "happy", "sad")]
+others = [others[i] for i in np.random.default_rng(4).choice(len(others), size=min(N_OTHER, len(others)), replace=False)]
+matched = [evaluate(model, vectors, e, strengths, scenarios) for e in others]
+matched += [evaluate(model, vectors, f"in-span {k}", strengths, scenarios,
+                     direction=random_direction_in_span(vectors.vectors, 100 + k)) for k in range(N_SPAN)]
+matched_slopes = np.array([slope(m) for m in matched])
+matched_slopes = np.r_[matched_slopes, -matched_slopes]  # mirrored, as for the random directions
+band_matched = null_band(matched_slopes, 0.95)
+print(f"structure-matched null ({', '.join(others)} and {N_SPAN} in-span directions, mirrored): "
+      f"{band_matched[0]:+.3f} to {band_matched[1]:+.3f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.5))
+ax.hist(null_slopes, bins=15, color="grey", alpha=0.5, label="random directions")
+ax.hist(matched_slopes, bins=15, color="C4", alpha=0.4, label="other emotions / in-span")
+for row in summary.itertuples():
+    ax.axvline(row.slope, lw=2, label=row.emotion, color=palette[row.emotion])
+ax.axvline(c_slope, lw=2, ls="--", color="black", label="positive control (test half)")
+ax.set(title="Slopes among both nulls, and the positive control", xlabel="slope (nats/token per unit strength)",
+       ylabel="count")
+ax.legend(fontsize="x-small")
+save_figure(fig, "08_positive_control")
+plt.show()
+
+# %%
+inside = [e for e in ("desperate", "calm") if not s.loc[e, "outside the null's 95% band"]]
+if detects and inside:
+    print(f"VERDICT: no effect. The positive control moves the measure ({c_slope:+.3f}, outside the band), so "
+          f"{' and '.join(inside)} inside the band is an informative null at this strength.")
+elif detects:
+    print("VERDICT: the measure can move (positive control outside the band); read the emotion verdicts above.")
+else:
+    print("VERDICT: cannot detect. Even the positive control stays inside the random band: this measure "
+          "cannot show an effect of this size here, so the emotions' null says little.")
+matched_out = [e for e in ("desperate", "calm") if not band_matched[0] <= s.loc[e, "slope"] <= band_matched[1]]
+print(f"against the structure-matched null: {', '.join(matched_out) or 'neither desperate nor calm'} outside its band")
+
+# %% [markdown]
 # ## 5. Sampled behaviour
 # The log-probability measure asks "which of two written messages does the model prefer?". Here the
 # model writes its own next message (sampling, temperature 0.7), and a transparent rule labels it
@@ -251,6 +448,7 @@ print("cheat patterns: ", CHEAT_PATTERNS)
 print("honest patterns:", HONEST_PATTERNS)
 
 
+# %%
 samples = 1
 rows = []
 for name, direction, strength in [("none", None, 0.0), ("desperate +", vectors["desperate"], STRENGTH),
@@ -261,6 +459,9 @@ for name, direction, strength in [("none", None, 0.0), ("desperate +", vectors["
                            strength=strength, max_new_tokens=SAMPLE_TOKENS, do_sample=True, temperature=0.7, seed=k)
         rows += [{"condition": name, "reply": r, "label": classify_reply(r)} for r in replies]
 sampled = pd.DataFrame(rows)
+print(f"{len(sampled)} sampled replies")
+
+# %%
 rates = []
 for cond, g in sampled.groupby("condition", sort=False):
     n = len(g)
@@ -269,13 +470,14 @@ for cond, g in sampled.groupby("condition", sort=False):
         lo, hi = wilson_ci(k, n)  # 95% Wilson score interval
         rates.append({"condition": cond, "label": label, "rate": k / n, "ci_low": lo, "ci_high": hi, "n": n})
 rates = pd.DataFrame(rates)
-display(rates.pivot(index="condition", columns="label", values="rate").round(2))
+shown = rates.assign(rate=[f"{r:.0%} [{lo:.0%}, {hi:.0%}]" for r, lo, hi in zip(rates.rate, rates.ci_low, rates.ci_high)])
+display(shown.pivot(index="condition", columns="label", values="rate"))  # rate [95% Wilson interval]
+
+# %%
 print("\nTwo sampled replies without steering:")
 for r in sampled[sampled.condition == "none"].reply.head(2):
     print("  -", r[:300])
 cheat_rates = rates[rates.label == "cheat"].set_index("condition")
-record("08_cheating", sampled_cheat_rate={c: float(r) for c, r in cheat_rates.rate.items()},
-       sampled_other_rate=float(rates[(rates.label == "other")].rate.mean()), sampled_n_per_condition=int(rates.n.iloc[0]))
 
 # %% [markdown]
 # ## 6. Side by side with the paper
@@ -302,8 +504,9 @@ display(paper)
 # **On this model.** Read the verdict lines above. On SmolLM2-135M, with our stories and our
 # vectors, the honest outcome may well be a null result: an emotion direction that changes the
 # preference no more than random directions do, or a change shared by its valence-matched control
-# (a tone effect). Earlier replications on small models also failed to reproduce the behavioural
-# effect, or found it reversed (paper notes). A null on a 135M model does not contradict the paper:
+# (a tone effect). We have heard of small-model replications that failed to reproduce the
+# behavioural effect or found it reversed, but we cannot point you to a published one, so weigh that
+# remark lightly and trust your own controls. A null on a 135M model does not contradict the paper:
 # the paper studied a frontier model whose behaviour on these tasks is far richer. It does show that
 # the *method* needs controls: without random directions and valence-matched vectors, a tone effect
 # is easy to report as "desperation causes cheating".
@@ -324,15 +527,56 @@ display(paper)
 # **Questions**
 # 1. Suppose desperate's slope were outside the random band and sad's were too, with the same sign.
 #    What would you conclude, and what experiment would you run next?
+#    <details><summary>Our answer</summary>That steering does move the preference, but not in a way specific to
+#    desperation: any negative-valence direction does it, which points to tone (one of the two messages reads
+#    as more downbeat, and a negative push makes downbeat text more likely) rather than to cheating. Next, pull
+#    content and tone apart: rewrite the message pairs with the tone swapped (a gloomy honest message, an
+#    upbeat cheating one) and see whether the slope follows the content or the tone. You could also steer with
+#    desperate after removing its component along a valence axis (such as happy minus sad), and add more
+#    negative emotions as controls.</details>
 # 2. Why is a log-probability preference a weaker test than the paper's sampled cheating rate, and
 #    why is it still the better measure on this model?
+#    <details><summary>Our answer</summary>It asks which of two messages that we wrote the model finds more
+#    probable, not whether the model would cheat when left to write its own reply. So it depends on our wording,
+#    length and tone, and a shift can come from a few tokens of one message. The sampled rate measures the
+#    behaviour itself. But a 135M model rarely writes a reply that clearly cheats or is clearly honest: most
+#    samples land in "other", so rates are mostly zeros with wide intervals, and only a huge effect would show.
+#    The log-probability is continuous, uses every scenario and needs no sampling, so it can detect small
+#    shifts and give them intervals.</details>
 # 3. What would convince you that an effect is about honesty rather than tone?
+#    <details><summary>Our answer</summary>An effect that is specific and survives changes of wording. Specific:
+#    desperate and calm move the preference beyond both nulls (random directions, and other emotion vectors),
+#    and their valence-matched controls (sad, happy) do not. Robust: it holds when the two messages are rewritten with matched or swapped tone, and across
+#    many scenarios and phrasings, not only ours. Behavioural: it also shows in sampled replies, on a model big
+#    enough to write honest or cheating replies clearly. A dose-response over several strengths, in the paper's
+#    direction, would add to it.</details>
 #
 # **Where to go next**
-# - The paper: Sofroniew et al. (2026), "Emotion Concepts and their Function in a Large Language
-#   Model" (Anthropic), for the full method and the frontier-model results.
+# - The paper: Sofroniew, Kauvar, Saunders, Chen et al. (2026), "Emotion Concepts and their Function
+#   in a Large Language Model", Transformer Circuits Thread (Anthropic),
+#   https://transformer-circuits.pub/2026/emotions/index.html (arXiv:2604.07729), for the full method
+#   and the frontier-model results.
 # - nnsight's tutorials (nnsight.net) for more interventions, and NDIF for running them on models
 #   no laptop holds (`REMOTE = True` here).
 # - Rerun the course on a bigger model: `make course MODEL=HuggingFaceTB/SmolLM2-1.7B-Instruct` on a
 #   GPU, and compare `build/report.html` with this one.
 # - ARENA's interpretability chapters for probing and steering in more depth.
+
+# %% [markdown]
+# ### For the report
+# The numbers of this run that `make course` collects into `build/report.html`.
+
+# %%
+record("08_cheating", failures_rho_desperate=rho_desp, failures_rho_calm=rho_calm,
+       failures_rho_random_mean=float(np.mean(rho_rand)), failures_rho_random_range=[min(rho_rand), max(rho_rand)],
+       failures_rho_desperate_from1=rho_desp_later, failures_rho_random_p95=float(cut), failures_rises=bool(rises))
+rec = {f"slope_{r.emotion}": r.slope for r in summary.itertuples()}
+rec.update({f"slope_{r.emotion}_ci": [r.ci_low, r.ci_high] for r in summary.itertuples()})
+rec.update({f"slope_{e}_null_percentile": float(v) for e, v in summary.set_index("emotion")["percentile in random null"].items()})
+record("08_cheating", strength=STRENGTH, n_scenarios=len(scenarios), n_random=len(null_slopes), n_random_drawn=N_RANDOM,
+       null_slope_band=list(band),
+       unsteered_cheat_logodds=float(results[results.strength == 0].cheat_logodds.mean()), **rec)
+record("08_cheating", positive_control_slope=c_slope, positive_control_ci=[c_lo, c_hi], null_slope_band_test=list(band_test),
+       positive_control_detects=bool(detects), matched_null_band=list(band_matched), matched_null_n=len(matched_slopes))
+record("08_cheating", sampled_cheat_rate={c: float(r) for c, r in cheat_rates.rate.items()},
+       sampled_other_rate=float(rates[(rates.label == "other")].rate.mean()), sampled_n_per_condition=int(rates.n.iloc[0]))

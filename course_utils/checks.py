@@ -39,6 +39,8 @@ EXERCISES = {
     "project_out": "exercise 4b",
     "steered_logits": "exercise 6",
     "choice_logodds": "exercise 7",
+    "cheat_logodds": "exercise 8a",
+    "place_in_null": "exercise 8b",
 }
 
 # (exercise, mistake, fragment of what the check says). One row per recognised mistake, in the order of EXERCISES.
@@ -144,6 +146,18 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("choice_logodds", "returning the whole log-probability vector", "the whole vector"),
     ("choice_logodds", "returning a 0-d tensor", "wrap it in float("),
     ("choice_logodds", "no `return`", RETURNED_NONE),
+    ("cheat_logodds", "the sign flipped (honest minus cheat)", "honest minus cheat"),
+    ("cheat_logodds", "a sum over tokens instead of the mean per token", "a sum over tokens"),
+    ("cheat_logodds", "a ratio of probabilities (exp of the log-odds)", "exp of the log-odds"),
+    ("cheat_logodds", "only the cheat message's log-probability", "only the cheat message"),
+    ("cheat_logodds", "returning a tensor", "wrap it in float("),
+    ("cheat_logodds", "no `return`", RETURNED_NONE),
+    ("place_in_null", "the percentile from the wrong side (share above)", "the share *above*"),
+    ("place_in_null", "a percentage (0-100) instead of a share", "a percentage"),
+    ("place_in_null", "a one-sided test (only above the 95th percentile)", "one-sided"),
+    ("place_in_null", "the band from the null's min and max", "the min and max"),
+    ("place_in_null", "returning only the percentile", "return both"),
+    ("place_in_null", "no `return`", RETURNED_NONE),
     ("steered_logits", "returning log-probabilities (log_softmax)", "these are log-probabilities"),
     ("steered_logits", "normalising delta", "delta was normalised to unit length"),
     ("steered_logits", "adding delta twice (scaled by 2)", "match delta scaled by"),
@@ -881,3 +895,92 @@ def _choice_problem(got: Any, lp: torch.Tensor, ids: dict, spaced: dict) -> str 
     if near(float(lp[0, ids["A"]] - lp[0, ids["B"]])):
         return "these are the first position's logits: the next token is predicted at the last position, logits[0, -1]"
     return f"got {got:.4f}, expected {want:.4f}: read logits[0, -1], take log_softmax, subtract the B entry from the A entry"
+
+
+def check_cheat_logodds(fn: Callable, model: Any, scenario: dict) -> Callable:
+    """Exercise 08a: fn(model, scenario) -> mean per-token log-prob of cheat minus honest, as a float."""
+    from .cheating import scenario_prompt
+    from .solutions import cheat_logodds
+    from .steering import continuation_logprobs
+
+    if is_reference(fn):
+        return _verdict(fn, cheat_logodds, RERUN, "cheat_logodds")
+    got, problem = _run(fn, model, scenario)
+    if problem is None:
+        prompt = scenario_prompt(model, scenario)
+        conts = [scenario["cheat"], scenario["honest"]]
+        mean = continuation_logprobs(model, [prompt, prompt], conts)
+        total = continuation_logprobs(model, [prompt, prompt], conts, reduce="sum")
+        problem = _cheat_problem(got, mean, total)
+    return _verdict(fn, cheat_logodds, problem, "cheat_logodds")
+
+
+def _cheat_problem(got: Any, mean: torch.Tensor, total: torch.Tensor) -> str | None:
+    """What is wrong with a returned cheat_logodds, given the two messages' mean and total log-probabilities."""
+    if got is None:
+        return RETURNED_NONE
+    if isinstance(got, torch.Tensor):
+        return "a tensor: wrap it in float(...) so that it is a plain number"
+    if not isinstance(got, numbers.Real) or isinstance(got, bool):
+        return f"expected a float, got {_kind(got)}"
+    want = float(mean[0] - mean[1])
+
+    def near(x: float) -> bool:
+        return math.isclose(float(got), x, abs_tol=1e-4, rel_tol=1e-4)
+
+    if near(want):
+        return None
+    if near(-want):
+        return "that is honest minus cheat: the measure is cheat minus honest (positive = prefers cheating)"
+    if near(float(total[0] - total[1])):
+        return "that is a sum over tokens: use the mean per token (reduce='mean'), so longer messages are not penalised"
+    if near(math.exp(want)):
+        return "that is the exp of the log-odds (a ratio): return the difference of log-probabilities itself"
+    if near(float(mean[0])):
+        return "that is only the cheat message's log-probability: subtract the honest message's"
+    return f"got {float(got):.4f}, expected {want:.4f}: score both messages after scenario_prompt and subtract"
+
+
+def check_place_in_null(fn: Callable) -> Callable:
+    """Exercise 08b: fn(value, null) -> (share of the null below value, outside the central 95%)."""
+    from .solutions import place_in_null
+
+    if is_reference(fn):
+        return _verdict(fn, place_in_null, RERUN, "place_in_null")
+    null = np.linspace(-1.0, 1.0, 201)  # quantiles 2.5% / 97.5% at -0.95 / +0.95, min/max at -1 / +1
+    cases = [0.5, 0.97, -0.97, 0.9, 1.2]
+    problem = None
+    for value in cases:
+        got, problem = _run(fn, value, null.copy())
+        if problem is None:
+            problem = _null_problem(got, value, null)
+        if problem is not None:
+            break
+    return _verdict(fn, place_in_null, problem, "place_in_null")
+
+
+def _null_problem(got: Any, value: float, null: np.ndarray) -> str | None:
+    """What is wrong with (percentile, outside) for one value."""
+    if got is None:
+        return RETURNED_NONE
+    if isinstance(got, numbers.Real):
+        return "you returned one number: return both, (percentile, outside)"
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return f"expected a pair (percentile, outside), got {_kind(got)}"
+    pct, out = got
+    share = float(np.mean(null < value))
+    low, high = np.quantile(null, [0.025, 0.975])
+    outside = bool(value < low or value > high)
+    if not math.isclose(float(pct), share, abs_tol=1e-9):
+        if math.isclose(float(pct), float(np.mean(null > value)), abs_tol=1e-9):
+            return "that is the share *above* the value: the percentile is the share of the null below it"
+        if math.isclose(float(pct), 100 * share, abs_tol=1e-6):
+            return "that looks like a percentage: return a share between 0 and 1"
+        return f"percentile {float(pct):.3f} for value {value}, expected {share:.3f} (the share of the null below it)"
+    if bool(out) != outside:
+        if bool(out) == bool(value > np.quantile(null, 0.95)):
+            return "a one-sided test: outside means below the 2.5% quantile OR above the 97.5% quantile"
+        if bool(out) == bool(value < null.min() or value > null.max()):
+            return "that band is the min and max of the null: use its 2.5% and 97.5% quantiles"
+        return f"outside={bool(out)} for value {value}, expected {outside}: compare with np.quantile(null, [0.025, 0.975])"
+    return None

@@ -11,7 +11,7 @@ import torch  # noqa: F401
 
 
 
-# --- 00_setup.py, cell 17 ---
+# --- 00_setup.py, cell 19 ---
 
 
 def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
@@ -57,7 +57,7 @@ def probe_accuracy(X_train, y_train, X_test, y_test) -> float:
     return float((probe.predict(np.asarray(X_test)) == np.asarray(y_test)).mean())
 
 
-# --- 04_emotion_vectors.py, cell 5 ---
+# --- 04_emotion_vectors.py, cell 6 ---
 
 
 def emotion_vectors(acts: torch.Tensor, labels, names: list[str]) -> torch.Tensor:
@@ -67,7 +67,7 @@ def emotion_vectors(acts: torch.Tensor, labels, names: list[str]) -> torch.Tenso
     return means - means.mean(0, keepdim=True)
 
 
-# --- 04_emotion_vectors.py, cell 8 ---
+# --- 04_emotion_vectors.py, cell 9 ---
 
 
 def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor:
@@ -75,7 +75,7 @@ def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor
     return vectors - (vectors @ components.T) @ components
 
 
-# --- 06_steering.py, cell 6 ---
+# --- 06_steering.py, cell 7 ---
 import nnsight
 
 
@@ -88,7 +88,7 @@ def steered_logits(model, prompt: str, delta: torch.Tensor, layer: int) -> torch
     return logits.float().cpu()
 
 
-# --- 07_emotions_and_choices.py, cell 7 ---
+# --- 07_emotions_and_choices.py, cell 8 ---
 import nnsight
 from course_utils.models import word_token_id
 
@@ -99,3 +99,25 @@ def choice_logodds(model, prompt: str) -> float:
         logits = nnsight.save(model.output.logits[0, -1])
     logp = torch.log_softmax(logits.float().cpu(), -1)
     return float(logp[word_token_id(model, "A", space=False)] - logp[word_token_id(model, "B", space=False)])
+
+
+# --- 08_steering_vs_cheating.py, cell 15 ---
+from course_utils.cheating import scenario_prompt  # noqa: F811  (the answer's own imports, for solutions.py)
+from course_utils.steering import continuation_logprobs  # noqa: F811
+
+
+def cheat_logodds(model, scenario: dict) -> float:
+    """Mean per-token log-prob of the cheat message minus the honest one, after the scenario's prompt."""
+    prompt = scenario_prompt(model, scenario)
+    lp = continuation_logprobs(model, [prompt, prompt], [scenario["cheat"], scenario["honest"]])
+    return float(lp[0] - lp[1])
+
+
+# --- 08_steering_vs_cheating.py, cell 26 ---
+
+
+def place_in_null(value: float, null: np.ndarray) -> tuple[float, bool]:
+    """(share of the null below value, whether value is outside the null's central 95%)."""
+    null = np.asarray(null, dtype=float)
+    low, high = np.quantile(null, [0.025, 0.975])
+    return float(np.mean(null < value)), bool(value < low or value > high)

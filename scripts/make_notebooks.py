@@ -207,10 +207,11 @@ def build(src: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
     nb = jupytext.read(src, fmt="py:percent")
     learner = nbformat.v4.new_notebook(metadata=KERNEL_META)
     solution = nbformat.v4.new_notebook(metadata=KERNEL_META)
-    learner.cells.append(badge(src.stem + ".ipynb"))
-    for nbk in (learner, solution):
-        nbk.cells.append(nbformat.v4.new_code_cell(COLAB_SETUP, metadata={"tags": ["colab-setup"]}))
     for i, cell in enumerate(nb.cells):
+        if i == 1:  # after the title: the badge (learner) and the Colab setup cell
+            learner.cells.append(badge(src.stem + ".ipynb"))
+            for nbk in (learner, solution):
+                nbk.cells.append(nbformat.v4.new_code_cell(COLAB_SETUP, metadata={"tags": ["colab-setup"]}))
         tags = cell.metadata.get("tags", [])
         meta = {"tags": tags} if tags else {}
         where = f"{src.name}, cell {i}"

@@ -106,13 +106,13 @@ def _require_browser() -> None:
 
 
 def _fast_notebook(src: Path, dest: Path) -> Path:
-    """Copy a notebook, turning `FAST = False` into `FAST = True` in its parameters-tagged cell."""
+    """Copy a notebook, turning its `FAST = ...` default into `FAST = True` in its parameters-tagged cell."""
     nb = json.loads(src.read_text(encoding="utf-8"))
     cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert cells, f"{src.name} has no cell tagged 'parameters'"
     source = "".join(cells[0]["source"])
-    fast, n = re.subn(r"^FAST = False$", "FAST = True", source, flags=re.M)
-    assert n == 1, f"{src.name}: the parameters cell has no line `FAST = False`:\n{source}"
+    fast, n = re.subn(r"^FAST = .*$", "FAST = True", source, flags=re.M)
+    assert n == 1, f"{src.name}: the parameters cell has no line `FAST = ...`:\n{source}"
     cells[0]["source"] = fast.splitlines(keepends=True)
     dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return dest

@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from course_utils import checks, solutions
+from course_utils.data import load_scenarios
 from course_utils.solutions import masked_mean
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,11 +37,14 @@ def _probe_data() -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
 
 
 PROBE = _probe_data()
+SCENARIO = load_scenarios("cheat_scenarios").iloc[0].to_dict()
 
 
 def run_check(exercise: str, fn, request) -> object:
     """Call the check of `exercise` on `fn` as its notebook does (with the model or the probe data it needs)."""
     check = getattr(checks, f"check_{exercise}")
+    if exercise == "cheat_logodds":
+        return check(fn, request.getfixturevalue("model"), SCENARIO)
     if exercise in NEEDS_MODEL:
         return check(fn, request.getfixturevalue("model"))
     if exercise == "probe_accuracy":
@@ -298,6 +302,31 @@ WRONG += [
     ("choice_logodds", "wrap it in float(", lambda m, p: torch.tensor(C(m, p))),
     ("choice_logodds", checks.RETURNED_NONE, lambda m, p: None),
 ]
+
+
+def _cheat_lp(model, scenario, reduce="mean"):
+    from course_utils.cheating import scenario_prompt
+    from course_utils.steering import continuation_logprobs
+
+    p = scenario_prompt(model, scenario)
+    return continuation_logprobs(model, [p, p], [scenario["cheat"], scenario["honest"]], reduce=reduce)
+
+
+CL, PN = solutions.cheat_logodds, solutions.place_in_null
+WRONG += [
+    ("cheat_logodds", "honest minus cheat", lambda m, s: -CL(m, s)),
+    ("cheat_logodds", "a sum over tokens", lambda m, s: float(_cheat_lp(m, s, "sum").diff().neg()[0])),
+    ("cheat_logodds", "exp of the log-odds", lambda m, s: float(np.exp(CL(m, s)))),
+    ("cheat_logodds", "only the cheat message", lambda m, s: float(_cheat_lp(m, s)[0])),
+    ("cheat_logodds", "wrap it in float(", lambda m, s: torch.tensor(CL(m, s))),
+    ("cheat_logodds", checks.RETURNED_NONE, lambda m, s: None),
+    ("place_in_null", "the share *above*", lambda v, n: (float(np.mean(n > v)), PN(v, n)[1])),
+    ("place_in_null", "a percentage", lambda v, n: (100 * PN(v, n)[0], PN(v, n)[1])),
+    ("place_in_null", "one-sided", lambda v, n: (PN(v, n)[0], bool(v > np.quantile(n, 0.95)))),
+    ("place_in_null", "the min and max", lambda v, n: (PN(v, n)[0], bool(v < n.min() or v > n.max()))),
+    ("place_in_null", "return both", lambda v, n: PN(v, n)[0]),
+    ("place_in_null", checks.RETURNED_NONE, lambda v, n: None),
+]
 WRONG_FN = {(exercise, fragment): fn for exercise, fragment, fn in WRONG}
 
 
@@ -325,6 +354,7 @@ def test_each_mistake_gets_its_own_message(exercise, mistake, fragment, request,
 
 
 ARGS = {  # what each check's function is called with, to compare the marked reference with the reference
+    "place_in_null": lambda: (0.3, np.linspace(-1, 1, 41)),
     "masked_mean": lambda: (torch.randn(2, 5, 3), torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]), 1),
     "emotion_vectors": lambda: (torch.randn(5, 3), ["a", "b", "a", "b", "b"], ["b", "a"]),
     "project_out": lambda: (torch.randn(3, 4), torch.eye(4)[:2]),

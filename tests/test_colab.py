@@ -19,7 +19,8 @@ REAL_RUN = subprocess.run
 def _setup_source(name: str = "00_setup.ipynb") -> str:
     nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     cells = [c for c in nb.cells if "colab-setup" in c.metadata.get("tags", [])]
-    assert len(cells) == 1 and nb.cells.index(cells[0]) == 1  # right after the badge
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")  # the title comes first
+    assert len(cells) == 1 and nb.cells.index(cells[0]) == 2  # then the badge, then the setup cell
     return cells[0].source
 
 
