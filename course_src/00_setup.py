@@ -37,14 +37,18 @@
 # than the A100 generation). Pass `dtype=...` to `load_model` to choose yourself.
 
 # %% tags=["parameters"]
-import os
-
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY), for models no laptop can hold.
 REMOTE = False
 # True gives the smallest run, used by the tests and by weak laptops.
-FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
+# None (the default) follows the COURSE_FAST environment variable: `make lab FAST=1` sets it for a whole room.
+FAST = None
+
+# %%
+from course_utils.paths import fast_mode
+
+FAST = fast_mode(FAST)
 
 # %%
 import torch

@@ -15,14 +15,18 @@
 # 4. Extract the corpus once, with a progress bar, into the shared cache.
 
 # %% tags=["parameters"]
-import os
-
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
 # True gives the smallest run, used by the tests and by weak laptops.
-FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
+# None (the default) follows the COURSE_FAST environment variable: `make lab FAST=1` sets it for a whole room.
+FAST = None
+
+# %%
+from course_utils.paths import fast_mode
+
+FAST = fast_mode(FAST)
 
 # %%
 import matplotlib.pyplot as plt

@@ -16,14 +16,18 @@
 # 4. See what they "mean" to the model with the logit lens, and how stable they are across layers.
 
 # %% tags=["parameters"]
-import os
-
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
 # True gives the smallest run, used by the tests and by weak laptops.
-FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
+# None (the default) follows the COURSE_FAST environment variable: `make lab FAST=1` sets it for a whole room.
+FAST = None
+
+# %%
+from course_utils.paths import fast_mode
+
+FAST = fast_mode(FAST)
 
 # %%
 import matplotlib.pyplot as plt
@@ -329,6 +333,8 @@ for n, row in coords.iterrows():
 axes[0].set(title=f"Emotion vectors on PC1/PC2 (layer {LAYER})", xlabel=f"PC1 ({explained[0]:.0%} of variance)",
             ylabel=f"PC2 ({explained[1]:.0%})")
 sns.scatterplot(data=coords, x="valence", y=f"pc{best_val + 1}", hue="family", s=60, ax=axes[1])
+for n, row in coords.iterrows():
+    axes[1].annotate(n, (row.valence, row[f"pc{best_val + 1}"]), fontsize=7, xytext=(2, 2), textcoords="offset points")
 axes[1].set(title=f"PC{best_val + 1} against human valence: r = {pcs_table.iloc[best_val]['r with valence']:.2f}",
             xlabel="valence (NRC VAD)", ylabel=f"PC{best_val + 1} score")
 axes[1].legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="x-small")

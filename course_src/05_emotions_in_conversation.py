@@ -20,14 +20,18 @@
 # 3. Watch emotion scores move token by token through a conversation.
 
 # %% tags=["parameters"]
-import os
-
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
 # True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
-FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
+# None (the default) follows the COURSE_FAST environment variable: `make lab FAST=1` sets it for a whole room.
+FAST = None
+
+# %%
+from course_utils.paths import fast_mode
+
+FAST = fast_mode(FAST)
 
 # %%
 import matplotlib.pyplot as plt
@@ -38,7 +42,7 @@ import torch
 from IPython.display import HTML, display
 from scipy.stats import spearmanr
 
-from course_utils import chat, extract_activations, load_model
+from course_utils import chat, checks, extract_activations, load_model
 from course_utils.data import emotion_names, load_neutral, load_scenarios
 from course_utils.plots import save_figure, setup_style, token_html
 from course_utils.precomputed import course_vectors
@@ -99,23 +103,56 @@ print(f"rows whose diagonal cell is above the row mean: {diag:.0%}")
 # emotion's score, and check its sign against the expected direction. Control: the same
 # correlation for 20 random directions (what a direction unrelated to emotion does with the same prompts).
 
+# %% [markdown]
+# ### Exercise 5 · A dose-response correlation and its control
+# > **Difficulty:** 🔴🔴⚪⚪⚪ · **Importance:** 🔵🔵🔵🔵⚪ · **Time:** 10 minutes
+#
+# Write `dose_rho(values, acts, vectors, directions)`: `acts` is `[n, d_model]`, one activation per
+# value of the number; `directions` is `[k, d_model]`. For each direction, return the Spearman
+# correlation between `values` and the direction's score, where the score is **exactly the emotion
+# score's statistic**: the cosine similarity of each activation, measured from `vectors.origin`, with
+# the direction. Return a NumPy array of shape `[k]`. The same function then scores the template's
+# emotion vector and the random directions, so the control measures the same thing as the effect.
+#
+# <details><summary>Hint 1 (a nudge)</summary>A cosine ignores the length of both vectors, and the score
+# is measured from the vectors' origin, not from zero. A rank correlation needs the scores of one
+# direction across all values.</details>
+# <details><summary>Hint 2 (the approach)</summary><code>vectors.cosine_to(acts, directions)</code> gives
+# the cosines, <code>[n, k]</code>; then <code>scipy.stats.spearmanr(values, column)[0]</code> for each
+# column, collected with <code>np.array</code>.</details>
+
+# %%
+from scipy.stats import spearmanr  # noqa: F811  (the answer's own import, for solutions.py)
+
+
+def dose_rho(values, acts: torch.Tensor, vectors, directions: torch.Tensor) -> np.ndarray:
+    """Spearman rho between values and each direction's cosine score (from vectors.origin): [k]."""
+    # BEGIN SOLUTION
+    cos = vectors.cosine_to(acts, directions).numpy()  # [n, k]
+    return np.array([spearmanr(values, cos[:, j])[0] for j in range(cos.shape[1])])
+    # END SOLUTION
+
+
+# %%
+dose_rho = checks.check_dose_rho(dose_rho)
+
 # %%
 dose = load_scenarios("dose")
 rows, curves = [], []
 rand_dirs = torch.stack([random_direction(model.d_model, s) for s in range(20)])
 for t in dose.itertuples():
-    ps = [chat(model, t.template.replace("{X}", f"{v:g}")) for v in t.values]
-    acts = extract_activations(model, ps, layers=[vectors.layer], reduce="last")[:, 0]
-    s = vectors.cosine(acts)[:, vectors.names.index(t.emotion)].numpy() if t.emotion in vectors.names else None
-    if s is None:
+    if t.emotion not in vectors.names:
         print(f"{t.id}: skipped, no vector for {t.emotion!r} in this run (a FAST run without precomputed vectors builds only the core 12)")
         continue
-    rho = spearmanr(t.values, s)[0]
-    # the control uses exactly the score's statistic: cosine from the same origin, for each random direction
-    rand_rho = [spearmanr(t.values, col)[0] for col in vectors.cosine_to(acts, rand_dirs).T.numpy()]
+    ps = [chat(model, t.template.replace("{X}", f"{v:g}")) for v in t.values]
+    acts = extract_activations(model, ps, layers=[vectors.layer], reduce="last")[:, 0]
+    rho = float(dose_rho(t.values, acts, vectors, vectors[t.emotion][None])[0])
+    rand_rho = dose_rho(t.values, acts, vectors, rand_dirs)  # the control: the same statistic
     want = 1 if t.direction == "up" else -1
     rows.append({"template": t.id, "emotion": t.emotion, "expected": t.direction, "spearman": rho,
-                 "matches": np.sign(rho) == want, "random |rho| mean": np.mean(np.abs(rand_rho))})
+                 "matches": np.sign(rho) == want, "random |rho| mean": np.mean(np.abs(rand_rho)),
+                 "beyond random": bool(np.sign(rho) == want and abs(rho) > np.quantile(np.abs(rand_rho), 0.95))})
+    s = vectors.cosine(acts)[:, vectors.names.index(t.emotion)].numpy()
     curves += [{"template": f"{t.id} ({t.emotion}, {t.direction})", "rank of X": i, "score": v} for i, v in enumerate(s)]
 
 # %%
@@ -133,6 +170,17 @@ plt.show()
 n_match = int(dose_df.matches.sum())
 print(f"direction matches the expectation for {n_match} of {len(dose_df)} templates "
       f"(a coin would match {len(dose_df) / 2:.0f} on average)")
+
+# %% [markdown]
+# **Judge one template yourself.** The rule, fixed in advance: a template's curve counts as a
+# dose-response if its sign is the expected one *and* its |rho| is above 95% of the random directions'.
+# The last column applies it; pick a template, look at its curve above, and say whether you agree.
+
+# %%
+first = dose_df.iloc[0]
+print(f"{first.template} ({first.emotion}, expected {first.expected}): rho {first.spearman:+.2f}, "
+      f"random |rho| mean {first['random |rho| mean']:.2f} -> {'counts' if first['beyond random'] else 'does not count'}")
+print(f"templates beyond random directions: {int(dose_df['beyond random'].sum())} of {len(dose_df)}")
 
 # %% [markdown]
 # ## 3. The user's state and the assistant's state
@@ -158,6 +206,16 @@ print(f"user-end vs assistant-start profiles: raw mean r = {np.mean(r_raw):.2f};
       f"mean r = {np.mean(r):.2f} (range {np.min(r):.2f} to {np.max(r):.2f}, {len(r)} messages)")
 
 # %%
+pairs_long = pd.DataFrame({"user end": c_user.to_numpy().ravel(), "assistant start": c_asst.to_numpy().ravel(),
+                           "emotion": np.tile(CORE, len(speakers))})
+fig, ax = plt.subplots(figsize=(6, 4.5))
+sns.scatterplot(data=pairs_long, x="user end", y="assistant start", hue="emotion", palette="colorblind", s=30, ax=ax)
+ax.set(title="Each message's emotion scores at the two positions (centred)")
+ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="x-small")
+save_figure(fig, "05_speakers_scatter")
+plt.show()
+
+# %%
 shift = (s_asst - s_user)
 shift = shift - shift.mean(axis=0)
 for row, sh in zip(speakers.itertuples(), shift.itertuples(index=False)):
@@ -180,6 +238,23 @@ print(f"'loving' at the assistant start, sad messages minus neutral requests: {d
       f"(95% CI {diff_lo:+.4f} to {diff_hi:+.4f})")
 
 # %% [markdown]
+# **Controls for the loving example**, with the same statistic (cosine from the vectors' origin, on the
+# same activations): 200 random directions, and every other emotion vector. Is "loving" special, or
+# does any direction differ between sad messages and neutral requests?
+
+# %%
+example_acts = extract_activations(model, [chat(model, m) for m in sad_msgs + neutral_msgs], layers=[vectors.layer],
+                                   reduce="last")[:, 0]  # the same cached pass as the scores above
+control_dirs = torch.stack([random_direction(model.d_model, 700 + k) for k in range(200)])
+rand_cos = vectors.cosine_to(example_acts, control_dirs).numpy()
+rand_diff = rand_cos[: len(sad_msgs)].mean(0) - rand_cos[len(sad_msgs):].mean(0)
+all_cos = vectors.cosine(example_acts).numpy()
+emo_diff = pd.Series(all_cos[: len(sad_msgs)].mean(0) - all_cos[len(sad_msgs):].mean(0), index=vectors.names)
+print(f"loving's difference is larger than {np.mean(np.abs(rand_diff) < abs(diff)):.0%} of random directions' (|diff|); "
+      f"it ranks {int((emo_diff > diff).sum()) + 1} of {len(emo_diff)} emotion vectors")
+print("emotion vectors rising most after sad messages:", emo_diff.sort_values(ascending=False).index[:5].tolist())
+
+# %% [markdown]
 # Now the unsafe dose: the "afraid" score against the number of pills.
 
 # %%
@@ -190,9 +265,20 @@ print("'afraid' by number of pills:", {n: round(float(a), 4) for n, a in zip(pil
       f"Spearman rho = {spearmanr(pills, afraid)[0]:.2f}")
 
 # %% [markdown]
+# The same control for the pills: with six numbers a Spearman rho of +-0.8 happens by chance, so how
+# often does a random direction (same statistic, same prompts) do as well?
+
+# %%
+pill_acts = extract_activations(model, pill_prompts, layers=[vectors.layer], reduce="last")[:, 0]
+rand_pill = [spearmanr(pills, col)[0] for col in vectors.cosine_to(pill_acts, control_dirs).T.numpy()]
+rho_pills = spearmanr(pills, afraid)[0]
+print(f"afraid rho {rho_pills:+.2f}; random directions with rho at least as large: {np.mean(np.array(rand_pill) >= rho_pills):.0%}")
+
+# %% [markdown]
 # ## 5. Token by token
-# The score of one vector at every token of a conversation: green where the token's state points
-# along the vector (more than this conversation's average), red where it points away. The first token
+# The score of one vector at every token of a conversation: blue where the token's state points
+# along the vector (more than this conversation's average), orange where it points away (a palette
+# that reads the same with red-green colour blindness). The first token
 # is left out (its huge norm makes its cosine meaningless).
 
 # %%

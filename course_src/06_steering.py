@@ -19,14 +19,18 @@
 # 3. Find where text stops being fluent (perplexity), so that later experiments stay below it.
 
 # %% tags=["parameters"]
-import os
-
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
 # True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
-FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
+# None (the default) follows the COURSE_FAST environment variable: `make lab FAST=1` sets it for a whole room.
+FAST = None
+
+# %%
+from course_utils.paths import fast_mode
+
+FAST = fast_mode(FAST)
 
 # %%
 import matplotlib.pyplot as plt
@@ -148,16 +152,22 @@ def word_logprobs(direction, strength) -> torch.Tensor:
 base = word_logprobs(None, 0.0)
 effect = torch.stack([word_logprobs(vectors[e], SANITY) - base for e in CORE])  # [steered emotion, word]
 
+# %% [markdown]
+# Nearly every vector lowers nearly every word (the raw panel), so the statistic compares each word's
+# change with its average over the steered vectors: the **centred** matrix (left), which is the one the
+# diagonal is judged on.
+
 # %%
-fig, ax = plt.subplots(figsize=(8, 6.5))
-sns.heatmap(pd.DataFrame(effect.numpy(), index=CORE, columns=CORE), cmap="vlag", center=0, ax=ax)
-ax.set(title=f"Change in log p(word) when steering each vector (strength {SANITY}, layer {LAYER})",
-       xlabel="emotion word as next token", ylabel="steered vector")
+relative = effect - effect.mean(0, keepdim=True)  # how much more a vector raises a word than vectors do on average
+fig, axes = plt.subplots(1, 2, figsize=(15, 6))
+for ax, m, name in ((axes[0], relative, "centred over vectors (the statistic)"), (axes[1], effect, "raw")):
+    sns.heatmap(pd.DataFrame(m.numpy(), index=CORE, columns=CORE), cmap="vlag", center=0, ax=ax)
+    ax.set(title=f"Change in log p(word), {name}", xlabel="emotion word as next token", ylabel="steered vector")
+fig.suptitle(f"Steering each vector at strength {SANITY}, layer {LAYER}")
 save_figure(fig, "06_feels_diagonal")
 plt.show()
 
 # %%
-relative = effect - effect.mean(0, keepdim=True)  # how much more a vector raises a word than vectors do on average
 top1 = float((relative.argmax(1) == torch.arange(len(CORE))).float().mean())
 margin = float(relative.diag().mean() - relative.sum(1).sub(relative.diag()).div(len(CORE) - 1).mean())
 relative_np = relative.detach().cpu().numpy()

@@ -23,17 +23,21 @@
 #    one option's tokens only), against random directions, other emotion vectors and a positive control.
 
 # %% tags=["parameters"]
-import os
-
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
 # True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
-FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
+# None (the default) follows the COURSE_FAST environment variable: `make lab FAST=1` sets it for a whole room.
+FAST = None
 # Random directions and other emotion vectors used as the steering nulls.
 N_RANDOM = 4
 N_OTHER = 4
+
+# %%
+from course_utils.paths import fast_mode
+
+FAST = fast_mode(FAST)
 
 # %% [markdown]
 # ## Decided before any number (pre-registration)

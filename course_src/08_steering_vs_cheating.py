@@ -21,14 +21,13 @@
 # 4. Say precisely what "functional emotions" does and does not mean.
 
 # %% tags=["parameters"]
-import os
-
 # None means the bundled SmolLM2-135M-Instruct, offline. Or any Hugging Face model id.
 MODEL_NAME = None
 # True runs MODEL_NAME on NDIF (needs NDIF_API_KEY).
 REMOTE = False
 # True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
-FAST = os.environ.get("COURSE_FAST", "0") == "1"  # COURSE_FAST=1 (`make lab FAST=1`): FAST for a whole room
+# None (the default) follows the COURSE_FAST environment variable: `make lab FAST=1` sets it for a whole room.
+FAST = None
 # Random directions drawn for the steering null; each is also used with its sign flipped (2 x N_RANDOM null slopes).
 N_RANDOM = 10
 # The structure-matched null: other emotion vectors, and random directions inside the emotion vectors' span.
@@ -36,6 +35,11 @@ N_OTHER = 3
 N_SPAN = 1
 # None = chosen below by a fluency rule on the honest messages (decided before any cheating number).
 STRENGTH = None
+
+# %%
+from course_utils.paths import fast_mode
+
+FAST = fast_mode(FAST)
 
 # %%
 import matplotlib.pyplot as plt

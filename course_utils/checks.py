@@ -37,6 +37,7 @@ EXERCISES = {
     "probe_accuracy": "exercise 3",
     "emotion_vectors": "exercise 4a",
     "project_out": "exercise 4b",
+    "dose_rho": "exercise 5",
     "steered_logits": "exercise 6",
     "choice_logodds": "exercise 7",
     "cheat_logodds": "exercise 8a",
@@ -128,6 +129,12 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("project_out", "returning `[d_model, n]` (transposed)", "is transposed"),
     ("project_out", "modifying `vectors` in place (`vectors -= ...`)", "you modified `vectors` in place"),
     ("project_out", "no `return`", RETURNED_NONE),
+    ("dose_rho", "projecting instead of taking the cosine (`(acts - origin) @ d`)", "a projection, not a cosine"),
+    ("dose_rho", "the cosine from zero, not from `vectors.origin`", "measured from zero"),
+    ("dose_rho", "Pearson instead of Spearman", "Pearson"),
+    ("dose_rho", "returning a list", "return a NumPy array"),
+    ("dose_rho", "only the first direction", "one value per direction"),
+    ("dose_rho", "no `return`", RETURNED_NONE),
     ("steered_logits", "the edit never reaches the model (logits unchanged)", "the logits are unchanged"),
     ("steered_logits", "subtracting the vector", "you subtracted the vector"),
     ("steered_logits", "steering the layer after the one asked", "neighbouring layer, one too deep"),
@@ -984,3 +991,74 @@ def _null_problem(got: Any, value: float, null: np.ndarray) -> str | None:
             return "that band is the min and max of the null: use its 2.5% and 97.5% quantiles"
         return f"outside={bool(out)} for value {value}, expected {outside}: compare with np.quantile(null, [0.025, 0.975])"
     return None
+
+
+def _dose_data() -> tuple[np.ndarray, torch.Tensor, Any, torch.Tensor]:
+    """Synthetic dose data where a projection, a cosine from zero, Pearson and Spearman all give different answers."""
+    from .vectors import EmotionVectors
+
+    g = torch.Generator().manual_seed(11)
+    d = 16
+    origin = 4.0 * torch.randn(d, generator=g)
+    values = np.array([1, 2, 3, 5, 8, 13, 21, 34], dtype=float)
+    signal = torch.randn(d, generator=g)
+    lengths = torch.tensor([0.5, 3.0, 1.0, 2.5, 0.7, 2.0, 1.2, 2.8])[:, None]  # rows of very different lengths
+    acts = origin + lengths * (torch.randn(8, d, generator=g) + torch.tensor(np.log(values)).float()[:, None] * signal)
+    vectors = EmotionVectors(["a", "b"], 0, torch.randn(2, d, generator=g), origin)
+    directions = torch.cat([signal[None], torch.randn(3, d, generator=g)])
+    return values, acts, vectors, directions
+
+
+def check_dose_rho(fn: Callable) -> Callable:
+    """Exercise 05: fn(values, acts, vectors, directions) -> Spearman rho of each direction's cosine score, [k]."""
+    from scipy.stats import pearsonr, spearmanr
+
+    from .solutions import dose_rho
+
+    if is_reference(fn):
+        return _verdict(fn, dose_rho, RERUN, "dose_rho")
+    values, acts, vectors, directions = _dose_data()
+    got, problem = _run(fn, values, acts.clone(), vectors, directions.clone())
+    if problem is None:
+        want = dose_rho(values, acts, vectors, directions)
+
+        def rhos(scores: torch.Tensor, corr: Callable = spearmanr) -> np.ndarray:
+            return np.array([corr(values, scores[:, j].numpy())[0] for j in range(scores.shape[1])])
+
+        unit = directions / directions.norm(dim=-1, keepdim=True)
+        raw = acts / acts.norm(dim=-1, keepdim=True)
+        problem = _dose_problem(
+            got,
+            want,
+            {
+                "projection": rhos((acts - vectors.origin) @ directions.T),
+                "from zero": rhos(raw @ unit.T),
+                "pearson": rhos(vectors.cosine_to(acts, directions), pearsonr),
+            },
+        )
+    return _verdict(fn, dose_rho, problem, "dose_rho")
+
+
+def _dose_problem(got: Any, want: np.ndarray, wrong: dict[str, np.ndarray]) -> str | None:
+    """What is wrong with a returned array of rhos, given the right one and the likely wrong ones."""
+    if got is None:
+        return RETURNED_NONE
+    if isinstance(got, (list, tuple)):
+        return f"got {_kind(got)}: return a NumPy array (np.array([...]))"
+    if isinstance(got, numbers.Real) or (isinstance(got, np.ndarray) and got.size == 1 and want.size > 1):
+        return f"got one number: return one value per direction, shape {want.shape}"
+    got = np.asarray(got.numpy() if isinstance(got, torch.Tensor) else got, dtype=float)
+    if got.shape != want.shape:
+        return f"expected shape {want.shape} (one value per direction), got {got.shape}"
+    if np.allclose(got, want, atol=1e-6):
+        return None
+    if np.allclose(got, wrong["projection"], atol=1e-6):
+        return (
+            "that is a projection, not a cosine: divide by the lengths (vectors.cosine_to does), "
+            "so that the control is the score's statistic"
+        )
+    if np.allclose(got, wrong["from zero"], atol=1e-6):
+        return "those cosines are measured from zero: subtract vectors.origin first (as the emotion score does)"
+    if np.allclose(got, wrong["pearson"], atol=1e-6):
+        return "those are Pearson correlations: the dose-response uses Spearman's rank correlation"
+    return "values differ from the reference: cosine from vectors.origin with each direction, then Spearman with values"

@@ -32,3 +32,12 @@ def cache_dir(kind: str) -> Path:
         path = Path(os.environ["COURSE_MODEL_CACHE"])
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def fast_mode(fast: bool | None) -> bool:
+    """A notebook's FAST setting: True/False as given; None follows COURSE_FAST=1 in the environment (a whole room)."""
+    if fast is None:
+        return os.environ.get("COURSE_FAST", "0") == "1"
+    if not isinstance(fast, bool):
+        raise ValueError(f"FAST={fast!r}: use True, False, or None (None follows COURSE_FAST=1 in the environment)")
+    return fast

@@ -44,14 +44,14 @@ def layer_curves(
 
 
 def token_html(tokens: list[str], scores: list[float], title: str = "", scale: float | None = None) -> str:
-    """HTML of tokens on a red (negative) to green (positive) background, one colour per score."""
+    """HTML of tokens on an orange (negative) to blue (positive) background: colour-blind safe (Okabe-Ito hues)."""
     import html as _html
 
     scale = scale or max(1e-9, max(abs(s) for s in scores))
     spans = []
     for tok, s in zip(tokens, scores):
         a = min(1.0, abs(s) / scale)
-        rgb = "46,160,67" if s >= 0 else "215,58,73"
+        rgb = "0,114,178" if s >= 0 else "230,159,0"  # Okabe-Ito blue / orange
         text = _html.escape(tok).replace("\n", "↵<br>")
         spans.append(f"<span title='{s:+.3f}' style='background: rgba({rgb},{a:.2f}); padding: 1px 0'>{text}</span>")
     head = f"<div style='font-weight:bold; margin: 4px 0'>{_html.escape(title)}</div>" if title else ""

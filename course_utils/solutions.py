@@ -11,7 +11,7 @@ import torch  # noqa: F401
 
 
 
-# --- 00_setup.py, cell 19 ---
+# --- 00_setup.py, cell 20 ---
 
 
 def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
@@ -21,7 +21,7 @@ def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
     return out[0].detach().cpu()
 
 
-# --- 01_reading_stories.py, cell 18 ---
+# --- 01_reading_stories.py, cell 19 ---
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -34,7 +34,7 @@ def bow_accuracy(train, test) -> float:
     return float((clf.predict(test.text) == test.emotion).mean())
 
 
-# --- 02_extracting_activations.py, cell 11 ---
+# --- 02_extracting_activations.py, cell 12 ---
 
 
 def masked_mean(acts: torch.Tensor, mask: torch.Tensor, skip_first: int) -> torch.Tensor:
@@ -44,7 +44,7 @@ def masked_mean(acts: torch.Tensor, mask: torch.Tensor, skip_first: int) -> torc
     return (acts * keep).sum(1) / keep.sum(1)
 
 
-# --- 03_probing.py, cell 6 ---
+# --- 03_probing.py, cell 7 ---
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -57,7 +57,7 @@ def probe_accuracy(X_train, y_train, X_test, y_test) -> float:
     return float((probe.predict(np.asarray(X_test)) == np.asarray(y_test)).mean())
 
 
-# --- 04_emotion_vectors.py, cell 6 ---
+# --- 04_emotion_vectors.py, cell 7 ---
 
 
 def emotion_vectors(acts: torch.Tensor, labels, names: list[str]) -> torch.Tensor:
@@ -67,7 +67,7 @@ def emotion_vectors(acts: torch.Tensor, labels, names: list[str]) -> torch.Tenso
     return means - means.mean(0, keepdim=True)
 
 
-# --- 04_emotion_vectors.py, cell 9 ---
+# --- 04_emotion_vectors.py, cell 10 ---
 
 
 def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor:
@@ -75,7 +75,17 @@ def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor
     return vectors - (vectors @ components.T) @ components
 
 
-# --- 06_steering.py, cell 7 ---
+# --- 05_emotions_in_conversation.py, cell 12 ---
+from scipy.stats import spearmanr  # noqa: F811  (the answer's own import, for solutions.py)
+
+
+def dose_rho(values, acts: torch.Tensor, vectors, directions: torch.Tensor) -> np.ndarray:
+    """Spearman rho between values and each direction's cosine score (from vectors.origin): [k]."""
+    cos = vectors.cosine_to(acts, directions).numpy()  # [n, k]
+    return np.array([spearmanr(values, cos[:, j])[0] for j in range(cos.shape[1])])
+
+
+# --- 06_steering.py, cell 8 ---
 import nnsight
 
 
@@ -88,7 +98,7 @@ def steered_logits(model, prompt: str, delta: torch.Tensor, layer: int) -> torch
     return logits.float().cpu()
 
 
-# --- 07_emotions_and_choices.py, cell 8 ---
+# --- 07_emotions_and_choices.py, cell 9 ---
 import nnsight
 from course_utils.models import word_token_id
 
@@ -101,7 +111,7 @@ def choice_logodds(model, prompt: str) -> float:
     return float(logp[word_token_id(model, "A", space=False)] - logp[word_token_id(model, "B", space=False)])
 
 
-# --- 08_steering_vs_cheating.py, cell 15 ---
+# --- 08_steering_vs_cheating.py, cell 16 ---
 from course_utils.cheating import scenario_prompt  # noqa: F811  (the answer's own imports, for solutions.py)
 from course_utils.steering import continuation_logprobs  # noqa: F811
 
@@ -113,7 +123,7 @@ def cheat_logodds(model, scenario: dict) -> float:
     return float(lp[0] - lp[1])
 
 
-# --- 08_steering_vs_cheating.py, cell 26 ---
+# --- 08_steering_vs_cheating.py, cell 27 ---
 
 
 def place_in_null(value: float, null: np.ndarray) -> tuple[float, bool]:

@@ -327,6 +327,37 @@ WRONG += [
     ("place_in_null", "return both", lambda v, n: PN(v, n)[0]),
     ("place_in_null", checks.RETURNED_NONE, lambda v, n: None),
 ]
+
+
+def _dose_projection(values, acts, vectors, directions):
+    from scipy.stats import spearmanr
+
+    scores = ((acts - vectors.origin) @ directions.T).numpy()
+    return np.array([spearmanr(values, scores[:, j])[0] for j in range(scores.shape[1])])
+
+
+def _dose_from_zero(values, acts, vectors, directions):
+    from scipy.stats import spearmanr
+
+    u = directions / directions.norm(dim=-1, keepdim=True)
+    scores = ((acts / acts.norm(dim=-1, keepdim=True)) @ u.T).numpy()
+    return np.array([spearmanr(values, scores[:, j])[0] for j in range(scores.shape[1])])
+
+
+def _dose_pearson(values, acts, vectors, directions):
+    cos = vectors.cosine_to(acts, directions).numpy()
+    return np.array([np.corrcoef(values, cos[:, j])[0, 1] for j in range(cos.shape[1])])
+
+
+DR = solutions.dose_rho
+WRONG += [
+    ("dose_rho", "a projection, not a cosine", _dose_projection),
+    ("dose_rho", "measured from zero", _dose_from_zero),
+    ("dose_rho", "Pearson", _dose_pearson),
+    ("dose_rho", "return a NumPy array", lambda *a: list(DR(*a))),
+    ("dose_rho", "one value per direction", lambda *a: float(DR(*a)[0])),
+    ("dose_rho", checks.RETURNED_NONE, lambda *a: None),
+]
 WRONG_FN = {(exercise, fragment): fn for exercise, fragment, fn in WRONG}
 
 

@@ -156,8 +156,11 @@ def test_every_notebook_runs_on_another_model(other_model_folder, tmp_path):
 def test_course_fast_in_the_environment_makes_fast_the_default(src, monkeypatch):
     """One switch for a whole room: COURSE_FAST=1 turns every notebook's FAST default on (and only "1" does)."""
     nb = jupytext.read(src, fmt="py:percent")
-    params = [c.source for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(params) == 1, f"{src.name}: one parameters cell"
+    at = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(at) == 1, f"{src.name}: one parameters cell"
+    code_after = [c.source for c in nb.cells[at[0] + 1 :] if c.cell_type == "code"][0]
+    assert "FAST = fast_mode(FAST)" in code_after, f"{src.name}: the cell after the parameters resolves FAST"
+    params = [nb.cells[at[0]].source + "\n" + code_after]
     for value, want in (("1", True), ("0", False), (None, False)):
         if value is None:
             monkeypatch.delenv("COURSE_FAST", raising=False)
@@ -166,3 +169,5 @@ def test_course_fast_in_the_environment_makes_fast_the_default(src, monkeypatch)
         scope: dict = {}
         exec(params[0], scope)
         assert scope["FAST"] is want, f"{src.name}: COURSE_FAST={value} gave FAST={scope['FAST']}"
+    literal = [line for line in nb.cells[at[0]].source.splitlines() if line.startswith("FAST = ")]
+    assert literal and literal[0].split("#")[0].strip() == "FAST = None", "papermill parses only literals: FAST = None"
