@@ -71,6 +71,8 @@ FAST = fast_mode(FAST)
 #   pairs of the other half, with the same strength and measure.
 # - **Steering verdict**: an effect "moves preference" if its interval excludes 0 and it lies outside
 #   the 95% band of the nulls (random directions and other emotion vectors, each with both signs).
+#   With 8 null directions (16 values) that band's edge is close to their largest effect, so the
+#   notebook also prints each effect as a multiple of the band's edge: 1.01 is a hair, 3 is clear.
 #   The expected signs are + for happy and for the positive control, - for angry.
 #
 # *Changed after looking:* the sentence about expected signs, and the printed line saying whether an
@@ -358,7 +360,7 @@ by_name = summary.set_index("direction")
 for name, row in by_name.iterrows():
     way = "the expected way" if np.sign(row.effect) == EXPECTED_SIGN[name] else "against the expected sign"
     print(f"{name}: {row.effect:+.3f} [{row.low:+.3f}, {row.high:+.3f}], {'moves' if row.moves else 'does not move'}"
-          f" the preference ({way})")
+          f" the preference ({way}); |effect| is {abs(row.effect) / band[1]:.2f} x the band's edge")
 control_moves = bool(by_name.moves["positive control"])
 emotion_moves = [e for e in TESTED if by_name.moves[e]]
 if emotion_moves:
