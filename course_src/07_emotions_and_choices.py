@@ -359,8 +359,9 @@ EXPECTED_SIGN = {"happy": 1, "angry": -1, "positive control": 1}
 by_name = summary.set_index("direction")
 for name, row in by_name.iterrows():
     way = "the expected way" if np.sign(row.effect) == EXPECTED_SIGN[name] else "against the expected sign"
+    edge = f"{abs(row.effect) / band[1]:.2f} x the band's edge" if band[1] > 0 else "the null band has zero width"
     print(f"{name}: {row.effect:+.3f} [{row.low:+.3f}, {row.high:+.3f}], {'moves' if row.moves else 'does not move'}"
-          f" the preference ({way}); |effect| is {abs(row.effect) / band[1]:.2f} x the band's edge")
+          f" the preference ({way}); |effect| is {edge}")
 control_moves = bool(by_name.moves["positive control"])
 emotion_moves = [e for e in TESTED if by_name.moves[e]]
 if emotion_moves:
