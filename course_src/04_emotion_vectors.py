@@ -281,8 +281,9 @@ if len(core_idx) == len(names):
 # Stories about fear use different words from stories about joy, so any text representation will
 # put the two apart. Two controls, decided before looking: (1) a **words-only** twin of the vectors,
 # the TF-IDF centroids of the same training stories (notebook 01's bag-of-words features), minus
-# their mean over emotions; (2) the same recipe at **layer 0**, the token embeddings before any
-# attention. For each we compare its similarity matrix with the model's (representational similarity
+# their mean over emotions; (2) the same recipe at **layer 0**, the stream after the first decoder
+# layer: the token embeddings plus one attention and MLP block, about as close to "just the words" as
+# the model's own activations get. For each we compare its similarity matrix with the model's (representational similarity
 # analysis: the correlation of the off-diagonal entries; the interval resamples emotions, the p-value
 # relabels them).
 

@@ -231,7 +231,9 @@ for row, sh in zip(speakers.itertuples(), shift.itertuples(index=False)):
 # %%
 sad_msgs = implicit[implicit.emotion == "sad"].text.tolist()
 neutral_msgs = [m[0]["content"] for m in load_neutral().messages.tolist()[: 20]]
-loving = vectors.score(model, [chat(model, m) for m in sad_msgs + neutral_msgs], reduce="last")["loving"].to_numpy()
+example_acts = extract_activations(model, [chat(model, m) for m in sad_msgs + neutral_msgs], layers=[vectors.layer],
+                                   reduce="last")[:, 0]  # [messages, d_model]: the scores and their controls read it
+loving = vectors.cosine(example_acts)[:, vectors.names.index("loving")].numpy()
 # difference of means, with a bootstrap interval resampling the sad and the neutral messages separately
 diff, diff_lo, diff_hi = mean_diff_ci(loving[: len(sad_msgs)], loving[len(sad_msgs):], n_resamples=2000, seed=0)
 print(f"'loving' at the assistant start, sad messages minus neutral requests: {diff:+.4f} "
@@ -243,8 +245,6 @@ print(f"'loving' at the assistant start, sad messages minus neutral requests: {d
 # does any direction differ between sad messages and neutral requests?
 
 # %%
-example_acts = extract_activations(model, [chat(model, m) for m in sad_msgs + neutral_msgs], layers=[vectors.layer],
-                                   reduce="last")[:, 0]  # the same cached pass as the scores above
 control_dirs = torch.stack([random_direction(model.d_model, 700 + k) for k in range(200)])
 rand_cos = vectors.cosine_to(example_acts, control_dirs).numpy()
 rand_diff = rand_cos[: len(sad_msgs)].mean(0) - rand_cos[len(sad_msgs):].mean(0)

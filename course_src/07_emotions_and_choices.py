@@ -232,17 +232,15 @@ plt.show()
 
 # %%
 sentences = [f"This afternoon I will {a}." for a in names]
-emo_scores = vectors.score(model, sentences)  # [activities, emotions]
-acts = extract_activations(model, sentences, layers=[LAYER])[:, 0]  # the same cached pass: [activities, d_model]
+acts = extract_activations(model, sentences, layers=[LAYER])[:, 0]  # [activities, d_model]
+emo_scores = pd.DataFrame(vectors.cosine(acts).numpy(), columns=vectors.names)  # what vectors.score gives: [activities, emotions]
 print(f"emotion scores {tuple(emo_scores.shape)}; activations {tuple(acts.shape)}")
 
 # %%
 rows = [(e, *pearson_ci(emo_scores[e], bt)) for e in vectors.names]
 reading = pd.DataFrame(rows, columns=["emotion", "r", "low", "high"]).set_index("emotion")
-centred = acts - vectors.origin
-unit = centred / centred.norm(dim=-1, keepdim=True)
 rand = torch.stack([random_direction(model.d_model, 1000 + s) for s in range(200)])  # reading is cheap: 200 of them
-rand_r = np.array([np.corrcoef((unit @ v).numpy(), bt)[0, 1] for v in rand])
+rand_r = np.array([np.corrcoef(col, bt)[0, 1] for col in vectors.cosine_to(acts, rand).T.numpy()])  # same statistic
 r_cut = float(np.quantile(np.abs(rand_r), 0.95))
 reading["predicts"] = (np.sign(reading.low) == np.sign(reading.high)) & (reading.r.abs() > r_cut)
 print(f"random directions: 95th percentile of |r| = {r_cut:.2f}")

@@ -102,8 +102,8 @@ failures = load_scenarios("failures")
 if FAST:  # two of the four tasks
     failures = failures[failures.task_id.isin(failures.task_id.unique()[:2])].reset_index(drop=True)
 prompts = [transcript(model, m, add_generation_prompt=True) for m in failures.messages]
-scores = vectors.score(model, prompts, reduce="last")[["desperate", "calm"]]
 acts = extract_activations(model, prompts, layers=[LAYER], reduce="last")[:, 0]
+scores = pd.DataFrame(vectors.cosine(acts).numpy(), columns=vectors.names)[["desperate", "calm"]]  # = vectors.score
 rand = torch.stack([random_direction(model.d_model, s) for s in range(2 * N_RANDOM)])  # reading is cheap: twice as many
 rand_scores = vectors.cosine_to(acts, rand)  # the score's own statistic: cosine from the same origin
 print(f"scores {tuple(scores.shape)} (transcripts x emotions); random-direction scores {tuple(rand_scores.shape)}")

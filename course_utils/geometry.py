@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from .stats import _check_confidence
+from .stats import _check_confidence, permutation_null
 
 
 def similarity_matrix(vectors: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -58,9 +58,7 @@ def rsa(
         x, y = a[idx[i][keep], idx[j][keep]], b[idx[i][keep], idx[j][keep]]
         boots.append(np.corrcoef(x, y)[0, 1])
     lo, hi = np.nanquantile(boots, [(1 - confidence) / 2, (1 + confidence) / 2])
-    null = []
-    for _ in range(n_resamples):
-        p = rng.permutation(n)
-        null.append(np.corrcoef(_upper(a), _upper(b[np.ix_(p, p)]))[0, 1])
-    pvalue = (1 + np.sum(np.array(null) >= r)) / (1 + n_resamples)
-    return r, float(lo), float(hi), float(pvalue)
+    mantel = permutation_null(
+        lambda p: np.corrcoef(_upper(a), _upper(b[np.ix_(p, p)]))[0, 1], np.arange(n), n_resamples=n_resamples, seed=seed
+    )
+    return r, float(lo), float(hi), mantel.pvalue
