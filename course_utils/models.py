@@ -33,6 +33,13 @@ class CourseModel(LanguageModel):
     course_id: str = ""
     remote: bool = False
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickle as nnsight's own LanguageModel: an NDIF request must name no course class (the server has none)."""
+        reduced = list(super().__reduce_ex__(protocol))
+        if reduced and getattr(reduced[0], "__name__", "") == "__newobj__" and reduced[1][0] is type(self):
+            reduced[1] = (LanguageModel, *reduced[1][1:])
+        return tuple(reduced)
+
     @property
     def layers(self) -> Any:
         """The decoder layers (nnsight envoys) of a Llama/Qwen/Gemma/Mistral/Phi or GPT-2 style model."""
@@ -179,23 +186,61 @@ def _ndif_key() -> str:
     return key
 
 
-def _estimated_parameters(cfg: Any) -> float:
-    """A rough parameter count from a config (12 d^2 per layer plus the embeddings), to choose a GPU dtype."""
-    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    d = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", 0)
-    layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", 0)
-    vocab = getattr(cfg, "vocab_size", 0)
-    return 12.0 * layers * d * d + 2.0 * vocab * d
+def count_parameters(cfg: Any) -> int:
+    """The exact parameter count of the model a config describes, built on the meta device (no memory, no weights)."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(cfg)
+    return sum(p.numel() for p in skeleton.parameters())  # parameters() counts tied weights once
 
 
-FLOAT32_MAX_PARAMS = 2.5e9  # float32 up to here on a GPU (about 10 GB of weights: fits a 15 GB T4 with room to run)
+FLOAT32_MAX_PARAMS = 2.5e9  # float32 up to here on a GPU (about 10 GB of weights), when the free memory allows
+RUN_MARGIN = 0.2  # room for activations, the KV cache and CUDA's own workspace: 20% of the weights ...
+RUN_MARGIN_MIN = 1.5e9  # ... and at least 1.5 GB
+BF16_CAPABILITY = (8, 0)  # native bfloat16 from Ampere (A100, L4, RTX 30xx) on; a T4 (7.5) emulates it slowly
 
 
-def gpu_dtype(n_params: float, bf16_ok: bool) -> torch.dtype:
-    """The course's GPU dtype policy: float32 (CPU-identical numbers) while the weights fit, else bf16 (fp16 on old GPUs)."""
-    if n_params <= FLOAT32_MAX_PARAMS:
+def weights_bytes(n_params: float, dtype: torch.dtype) -> float:
+    """Bytes of a model's weights in `dtype`."""
+    return float(n_params) * torch.empty((), dtype=dtype).element_size()
+
+
+def fits(n_params: float, dtype: torch.dtype, free_bytes: float) -> bool:
+    """Whether the weights in `dtype` plus the running margin fit in `free_bytes` of GPU memory."""
+    need = weights_bytes(n_params, dtype)
+    return need + max(RUN_MARGIN * need, RUN_MARGIN_MIN) <= free_bytes
+
+
+def half_dtype(capability: tuple[int, int]) -> torch.dtype:
+    """bfloat16 on GPUs with native support (compute capability >= 8.0), float16 on older ones (a T4 is 7.5)."""
+    return torch.bfloat16 if tuple(capability) >= BF16_CAPABILITY else torch.float16
+
+
+def gpu_dtype(n_params: float, free_bytes: float, capability: tuple[int, int], name: str = "this model") -> torch.dtype:
+    """The course's GPU dtype policy: float32 (CPU-identical numbers) up to 2.5B parameters when it fits, else
+    bfloat16 (float16 below compute capability 8.0); a clear error when not even that fits."""
+    if n_params <= FLOAT32_MAX_PARAMS and fits(n_params, torch.float32, free_bytes):
         return torch.float32
-    return torch.bfloat16 if bf16_ok else torch.float16
+    half = half_dtype(capability)
+    if fits(n_params, half, free_bytes):
+        return half
+    need = weights_bytes(n_params, half) / 1e9
+    raise ModelNotAvailableError(
+        f"{name} has {n_params / 1e9:.1f}B parameters and needs about {need:.0f} GB in {str(half).replace('torch.', '')} "
+        f"(plus room to run); this GPU has {free_bytes / 1e9:.1f} GB free: choose an L4/A100 runtime or a smaller model "
+        "(e.g. HuggingFaceTB/SmolLM2-1.7B-Instruct), run it on NDIF with remote=True, or pass dtype= yourself."
+    )
+
+
+def _choose_gpu_dtype(name: str, device: str) -> torch.dtype:
+    """gpu_dtype for a Hub id or folder on `device`, from its config and the GPU's free memory and bf16 support."""
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(name)
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    capability = torch.cuda.get_device_capability(torch.device(device))
+    return gpu_dtype(count_parameters(cfg), free, capability, name=repr(name))
 
 
 def _local_fingerprint(folder: Path) -> str:
@@ -213,28 +258,66 @@ BASE_MODEL_HINT = (
 )
 
 
+def _is_gated(e: BaseException) -> bool:
+    """Whether an error (or one it was raised from) is Hugging Face's gated-repository refusal."""
+    from huggingface_hub.errors import GatedRepoError
+
+    seen = e
+    while seen is not None:
+        if isinstance(seen, GatedRepoError) or "gated repo" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _load_error(name: str, e: BaseException) -> ModelNotAvailableError:
+    """The one clear error for a model that cannot be loaded: gated (licence and token) or not reachable."""
+    first = (str(e).splitlines() or [""])[0]
+    if _is_gated(e):
+        return ModelNotAvailableError(
+            f"{name!r} is a gated model: accept the licence on the model's page (https://huggingface.co/{name}) with "
+            "your Hugging Face account, create a read token (https://huggingface.co/settings/tokens) and set HF_TOKEN "
+            "(on Colab: a secret named HF_TOKEN), then load again."
+        )
+    return ModelNotAvailableError(
+        f"Could not load model {name!r}: {e.__class__.__name__}: {first}\n"
+        "Loading a Hugging Face id needs internet the first time (or the model in your local HF cache). "
+        "Offline, call load_model() with no name to use the bundled SmolLM2-135M-Instruct."
+    )
+
+
+def _hub_revision(name: str) -> str:
+    """The commit of a Hub id's snapshot (the folder its config.json is cached in; transformers 5 configs do not record it)."""
+    from transformers.utils import cached_file
+
+    try:
+        path = Path(cached_file(name, "config.json"))
+    except (OSError, ValueError, TypeError):
+        return "unknown-revision"
+    return path.parent.name if path.parent.parent.name == "snapshots" else "unknown-revision"
+
+
 def _load_hub(name: str, device: str, remote: bool, dtype: torch.dtype | str | None, chat_template: str | None) -> CourseModel:
     """Load a Hugging Face model by id or local folder (from the local HF cache when offline), or meta-load it for NDIF."""
+    from transformers import AutoTokenizer
+
     if remote:
         _ndif_key()  # fails early, with the three ways to provide it
-        model = CourseModel(name)
-    else:
-        try:
+    try:
+        # Given explicitly: under transformers 5 nnsight cannot infer the tokenizer of a meta (remote) load.
+        tok = AutoTokenizer.from_pretrained(name)
+        if remote:
+            model = CourseModel(name, tokenizer=tok)
+        else:
             if dtype is None and device == "cpu":
                 dtype = torch.float32
+            elif dtype is None and device.startswith("cuda"):
+                dtype = _choose_gpu_dtype(name, device)
             elif dtype is None:
-                from transformers import AutoConfig
-
-                cfg = AutoConfig.from_pretrained(name)
-                bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-                dtype = gpu_dtype(_estimated_parameters(cfg), bf16)
-            model = CourseModel(name, device_map=device, dispatch=True, dtype=dtype)
-        except (OSError, ValueError) as e:
-            raise ModelNotAvailableError(
-                f"Could not load model {name!r}: {e.__class__.__name__}: {str(e).splitlines()[0]}\n"
-                "Loading a Hugging Face id needs internet the first time (or the model in your local HF cache). "
-                "Offline, call load_model() with no name to use the bundled SmolLM2-135M-Instruct."
-            ) from e
+                dtype = torch.float32  # mps: the CPU's numbers
+            model = CourseModel(name, tokenizer=tok, device_map=device, dispatch=True, dtype=dtype)
+    except (OSError, ValueError) as e:
+        raise _load_error(name, e) from e
     if chat_template is not None:
         model.tokenizer.chat_template = chat_template
     if not getattr(model.tokenizer, "chat_template", None):
@@ -245,10 +328,38 @@ def _load_hub(name: str, device: str, remote: bool, dtype: torch.dtype | str | N
     if Path(name).is_dir():
         revision = "local-" + _local_fingerprint(Path(name))
     else:
-        revision = getattr(model.config, "_commit_hash", None) or "unknown-revision"
+        revision = getattr(model.config, "_commit_hash", None) or _hub_revision(name)
     model.course_id = f"hf:{name}:{revision}"
     model.remote = remote
     return model
+
+
+SERVED_EXAMPLE = "meta-llama/Llama-3.1-70B-Instruct"  # an instruct model NDIF serves (see nnsight.status())
+
+
+def check_remote(model: CourseModel) -> Any:
+    """Before the first NDIF request: stop with a clear message if the model is not running on NDIF, or if your
+    torch, transformers or nnsight differ from the server's (a critical mismatch); returns nnsight's comparison."""
+    import nnsight
+
+    if not getattr(model, "remote", False):
+        raise ValueError("check_remote(model) is for a model loaded with remote=True")
+    comparison = nnsight.compare()
+    critical = comparison.critical_mismatches
+    if critical:
+        mine = ", ".join(f"{p} {v['local']} (NDIF: {v['remote']})" for p, v in sorted(critical.items()))
+        pins = " ".join(f"'{p}=={v['remote']}'" for p, v in sorted(critical.items()) if v["remote"] != "-")
+        raise ModelNotAvailableError(
+            f"Your versions differ from NDIF's where it matters: {mine}. Requests would be built by one version and run "
+            f"by another. Install the server's versions (pip install {pins}), restart the runtime, and load again."
+        )
+    repo = getattr(model, "repo_id", None) or str(getattr(model, "course_id", ""))
+    if not nnsight.is_model_running(repo):
+        raise ModelNotAvailableError(
+            f"{repo!r} is not running on NDIF right now. print(nnsight.status()) lists the models it serves "
+            f"(an instruct model such as {SERVED_EXAMPLE!r}); pick one that is RUNNING, or try again later."
+        )
+    return comparison
 
 
 def model_key(model: LanguageModel) -> str:
@@ -278,7 +389,8 @@ def load_model(
 ) -> CourseModel:
     """Load the course model as an nnsight LanguageModel (default: the bundled SmolLM2-135M-Instruct, offline).
 
-    dtype: default float32 on the CPU; on a GPU float32 up to ~2.5B parameters, else bfloat16 (see `gpu_dtype`).
+    dtype: default float32 on the CPU; on a GPU float32 up to 2.5B parameters when it fits the free memory, else
+    bfloat16 (float16 on GPUs below compute capability 8.0, e.g. a T4), or a clear error (see `gpu_dtype`).
     """
     device = device or default_device()
     if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):

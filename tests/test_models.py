@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -129,7 +131,142 @@ def test_cache_keys_tell_weights_dtypes_and_attention_apart(tiny_model, tmp_path
     assert load_model(str(folder), device="cpu").course_id != first.course_id  # so old cache entries are not reused
 
 
-def test_gpu_dtype_policy():
-    assert models.gpu_dtype(1.7e9, bf16_ok=True) == torch.float32  # CPU-identical numbers while it fits
-    assert models.gpu_dtype(8e9, bf16_ok=True) == torch.bfloat16
-    assert models.gpu_dtype(8e9, bf16_ok=False) == torch.float16
+# ------------------------------------------------------------------ bigger models: NDIF load, GPU policy, gated repos
+
+CONFIGS = Path(__file__).parent / "fixtures" / "configs"
+PUBLISHED = {  # parameter counts on each model's Hugging Face page
+    "SmolLM2-1.7B-Instruct": 1.71e9,
+    "Qwen2.5-3B-Instruct": 3.09e9,
+    "Llama-3.1-8B-Instruct": 8.03e9,
+    "gemma-2-9b-it": 9.24e9,
+}
+GB = 1e9
+T4, L4, A100 = (14.7 * GB, (7, 5)), (22.0 * GB, (8, 9)), (39.0 * GB, (8, 0))  # free memory of a fresh runtime, capability
+
+
+def _config_folder(tmp_path: Path, name: str) -> Path:
+    """A model folder holding only the committed config fixture (as AutoConfig reads it from the Hub)."""
+    folder = tmp_path / name
+    folder.mkdir()
+    shutil.copy(CONFIGS / f"{name}.json", folder / "config.json")
+    return folder
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_parameters_are_counted_from_the_config(name, tmp_path):
+    from transformers import AutoConfig
+
+    n = models.count_parameters(AutoConfig.from_pretrained(_config_folder(tmp_path, name)))
+    print(f"{name}: counted {n / 1e9:.3f}B, published {PUBLISHED[name] / 1e9:.2f}B")
+    assert abs(n - PUBLISHED[name]) <= 0.10 * PUBLISHED[name]
+
+
+@pytest.mark.parametrize(
+    "name, gpu, want",
+    [
+        ("SmolLM2-1.7B-Instruct", T4, torch.float32),  # 6.8 GB in float32: CPU-identical numbers
+        ("Qwen2.5-3B-Instruct", T4, torch.float16),  # 3.1B > 2.5B; a T4 has no native bfloat16
+        ("Qwen2.5-3B-Instruct", A100, torch.bfloat16),
+        ("Llama-3.1-8B-Instruct", L4, torch.bfloat16),
+        ("gemma-2-9b-it", A100, torch.bfloat16),
+        ("SmolLM2-1.7B-Instruct", (5.0 * GB, (8, 0)), torch.bfloat16),  # float32 would fit the policy, not the memory
+    ],
+)
+def test_gpu_dtype_is_chosen_against_free_memory_and_native_bf16(name, gpu, want, tmp_path, monkeypatch):
+    free, capability = gpu
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(free), int(free) + 1))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert models._choose_gpu_dtype(str(_config_folder(tmp_path, name)), "cuda") == want
+
+
+@pytest.mark.parametrize(
+    "name, gpu, says",
+    [
+        ("Llama-3.1-8B-Instruct", T4, "needs about 16 GB in float16"),
+        ("gemma-2-9b-it", L4, "needs about 18 GB in bfloat16"),
+    ],
+)
+def test_a_model_too_big_for_the_gpu_says_what_fits(name, gpu, says, tmp_path, monkeypatch):
+    free, capability = gpu
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(free), int(free) + 1))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    with pytest.raises(ModelNotAvailableError, match=says + r".*choose an L4/A100 runtime or a smaller model"):
+        models._choose_gpu_dtype(str(_config_folder(tmp_path, name)), "cuda")
+
+
+def test_half_precision_is_bfloat16_only_where_the_gpu_has_it():
+    assert models.half_dtype((7, 5)) == torch.float16  # T4: torch.cuda.is_bf16_supported() says True (emulated)
+    assert models.half_dtype((8, 0)) == torch.bfloat16 and models.half_dtype((9, 0)) == torch.bfloat16
+
+
+def _gated(*args, **kwargs):
+    """What huggingface_hub raises for a gated repository without an accepted licence or token."""
+    import httpx2
+    from huggingface_hub.errors import GatedRepoError
+
+    url = "https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct/resolve/main/config.json"
+    raise GatedRepoError(
+        f"401 Client Error. Cannot access gated repo for url {url}.",
+        response=httpx2.Response(401, request=httpx2.Request("GET", url)),
+    )
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local", "remote"])
+def test_a_gated_model_says_accept_the_licence_and_set_hf_token(remote, monkeypatch):
+    import transformers.utils.hub as hf_hub_utils
+
+    monkeypatch.setenv("NDIF_API_KEY", "test-key")
+    monkeypatch.setattr(hf_hub_utils, "hf_hub_download", _gated)  # transformers turns it into its gated-repo OSError
+    with pytest.raises(ModelNotAvailableError, match=r"accept the licence on the model's page.*set HF_TOKEN") as err:
+        load_model("meta-llama/Llama-3.1-8B-Instruct", device="cpu", remote=remote)
+    assert "needs internet" not in str(err.value)
+
+
+def _private_hub_cache(tiny_model, root: Path, repo: str) -> str:
+    """The tiny model as a Hugging Face cache entry of `repo` (as a download leaves it); returns the commit hash."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    entry = root / ("models--" + repo.replace("/", "--"))
+    _save_tiny(tiny_model, entry / "snapshots" / commit, tiny_model.tokenizer.chat_template)
+    (entry / "refs").mkdir(parents=True)
+    (entry / "refs" / "main").write_text(commit)
+    return commit
+
+
+def test_remote_load_of_a_hub_id_from_a_private_cache_offline(tiny_model, tmp_path, monkeypatch):
+    """The learner's own call, load_model(id, remote=True), meta-loads the model (nnsight 0.8.1 + transformers 5
+    cannot guess the tokenizer of a meta load: load_model passes it), with the network cut."""
+    import huggingface_hub.constants
+    from nnsight.modeling import huggingface as nnsight_hf
+
+    repo = "course-test/tiny-chat"
+    commit = _private_hub_cache(tiny_model, tmp_path / "hub", repo)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("NDIF_API_KEY", "test-key")
+    remote = load_model(repo, remote=True)
+    assert remote.remote is True and next(remote._module.parameters()).is_meta  # no weights here: they live on NDIF
+    assert remote.n_layers == 4 and remote.d_model == 64 and remote.course_id == f"hf:{repo}:{commit}"
+    assert chat(remote, "Hi").endswith("<|im_start|>assistant\n") and remote.tokenizer.padding_side == "left"
+    monkeypatch.setitem(nnsight_hf._ID_CACHE, repo, repo)  # the Hub's canonical id, asked once online
+    assert remote.to_model_key().startswith("nnsight.modeling.transformers.TransformersModel:")  # a class NDIF has
+
+
+def test_check_remote_stops_on_a_critical_mismatch_or_a_model_not_running(monkeypatch):
+    import types
+
+    import nnsight
+    from nnsight.ndif import EnvComparison
+
+    remote = types.SimpleNamespace(remote=True, repo_id=models.SERVED_EXAMPLE)
+    same = {"python_version": "3.11.9", "packages": {"torch": "2.8.0", "transformers": "5.24.0", "nnsight": "0.8.1"}}
+    other = {**same, "packages": {**same["packages"], "torch": "2.6.0"}}
+    monkeypatch.setattr(nnsight, "compare", lambda: EnvComparison(same, other))
+    monkeypatch.setattr(nnsight, "is_model_running", lambda repo, **kw: True)
+    with pytest.raises(ModelNotAvailableError, match=r"torch 2.8.0 \(NDIF: 2.6.0\).*pip install 'torch==2.6.0'"):
+        models.check_remote(remote)
+    monkeypatch.setattr(nnsight, "compare", lambda: EnvComparison(same, same))
+    assert models.check_remote(remote).critical_mismatches == {}
+    monkeypatch.setattr(nnsight, "is_model_running", lambda repo, **kw: False)
+    with pytest.raises(ModelNotAvailableError, match=r"not running on NDIF.*nnsight.status\(\)"):
+        models.check_remote(remote)
+    with pytest.raises(ValueError, match="remote=True"):
+        models.check_remote(types.SimpleNamespace(remote=False))
