@@ -95,13 +95,36 @@ def write(path: Path, key: str, tensors: dict[str, torch.Tensor]) -> None:
     tmp.replace(path)
 
 
+# In-process memo of intact cache files: (path, size, mtime) -> tensors. A file read and checksummed once in a
+# process is not read again (04 reads the story activations ~10 times); callers get copies, never the memo itself.
+_MEMO: dict[tuple[str, int, int], dict[str, torch.Tensor]] = {}
+MEMO_BYTES = 512 * 2**20
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    """What identifies a file's version: path, size and modification time."""
+    st = path.stat()
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
+def _remember(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Keep a file's tensors in the memo, dropping the oldest entries beyond MEMO_BYTES."""
+    _MEMO[_stamp(path)] = tensors
+    while sum(t.nbytes for ts in _MEMO.values() for t in ts.values()) > MEMO_BYTES and len(_MEMO) > 1:
+        _MEMO.pop(next(iter(_MEMO)))
+
+
 def cached(kind: str, key: str, compute: Callable[[], dict[str, torch.Tensor]], use: bool = True) -> dict[str, torch.Tensor]:
     """`compute()`'s tensors, read from build/cache/<kind>/ when an intact file for `key` exists, else computed and stored."""
     if not use:
         return compute()
     path = cache_path(key, kind)
+    memo = _MEMO.get(_stamp(path)) if path.exists() else None
+    if memo is not None:
+        return {k: v.clone() for k, v in memo.items()}
     tensors = read(path, key, what=kind.rstrip("s"))
     if tensors is None:
         tensors = compute()
         write(path, key, tensors)
+    _remember(path, {k: v.detach().cpu().clone() for k, v in tensors.items()})
     return tensors

@@ -161,6 +161,8 @@ def continuation_logprobs(
         delta = delta.detach().float().cpu().flatten()  # moved to the activations' device and dtype inside the trace
         if delta.shape[0] != model.d_model:
             raise ValueError(f"delta has {delta.shape[0]} dims; the model's d_model is {model.d_model}")
+        if not delta.any():
+            delta = None  # a zero vector (+0.0 or -0.0) is the unsteered pass: one computation, one cache key
     if steer_spans is not None:
         steer_spans = list(steer_spans)
         if len(steer_spans) != len(prompts):

@@ -20,13 +20,27 @@ from .scoring import continuation_logprobs as _score
 REFERENCE_TEXTS = 32  # default reference corpus: this many training stories and this many neutral dialogues
 
 
+_REFERENCE: dict[tuple, list[str]] = {}
+
+
+def _data_stamp() -> tuple:
+    """The (path, size, mtime) of the data files the reference corpus is read from: edited data is a new corpus."""
+    from .paths import data_dir
+
+    files = [data_dir() / "stories.jsonl", data_dir() / "neutral_dialogues.jsonl"]
+    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+
+
 def reference_texts(model: CourseModel, n: int = REFERENCE_TEXTS) -> list[str]:
     """The default corpus that defines a typical token's norm: n evenly spaced training stories and n neutral dialogues."""
     from .data import load_stories
     from .vectors import neutral_texts
 
-    stories = load_stories(split="train").text.tolist()
-    return stories[:: max(1, len(stories) // n)][:n] + neutral_texts(model, n)
+    key = (model_key(model), n, _data_stamp())  # memoised: read, validated and rendered once per process
+    if key not in _REFERENCE:
+        stories = load_stories(split="train").text.tolist()
+        _REFERENCE[key] = stories[:: max(1, len(stories) // n)][:n] + neutral_texts(model, n)
+    return list(_REFERENCE[key])
 
 
 _MEDIAN_NORMS: dict[tuple[str, int, str], float] = {}
@@ -88,7 +102,8 @@ def steering_vector(model: CourseModel, direction: torch.Tensor, layer: int, str
     norm = direction.norm()
     if norm == 0:
         raise ValueError("direction is the zero vector")
-    return float(strength) * median_token_norm(model, layer) * direction / norm
+    # `+ 0.0` turns the -0.0 that `0.0 * negative` gives into +0.0: strength 0 is the same vector for every direction
+    return float(strength) * median_token_norm(model, layer) * direction / norm + 0.0
 
 
 def generate(
@@ -115,6 +130,8 @@ def generate(
     if direction is not None and layer is None:
         raise ValueError("layer is required when a direction is given")
     delta = steering_vector(model, direction, layer, strength) if direction is not None else None
+    if delta is not None and not delta.any():
+        delta = None  # strength 0 is the unsteered run: computed once, cached once
     request = {
         "what": "generate",
         "model": model_key(model),

@@ -23,6 +23,7 @@ import torch
 import course_utils.scoring as scoring
 import course_utils.steering as steering
 from course_utils.activations import extract_activations
+from course_utils.derivatives import measure_gradients, random_directions, slopes
 from course_utils.lens import direction_logits
 from course_utils.models import CourseModel, tokenize, word_token_id
 from course_utils.scoring import continuation_logprobs, packing_problem
@@ -654,3 +655,43 @@ def test_remote_local_steer_spans(remote_pair, simulated):
     want = continuation_logprobs(local, SPAN_PROMPTS, SPAN_CONTS, **kw)
     torch.testing.assert_close(continuation_logprobs(remote, SPAN_PROMPTS, SPAN_CONTS, **kw), want, atol=1e-5, rtol=0)
     assert len(simulated) == 1
+
+
+# ------------------------------------------------------------------ 8. directional derivatives (the nulls' engine)
+
+
+@pytest.mark.parametrize("pack", [True, False], ids=["packed", "unpacked"])
+@pytest.mark.parametrize("arch", ["llama", "qwen3", "gemma2"])
+def test_derivative_equals_a_central_finite_difference(build, arch, pack, monkeypatch):
+    """N * g . d equals (m(+h) - m(-h)) / 2h from exact steered evaluations, for a weighted measure and a span."""
+    m = build(arch, "fp32", attn="eager" if arch == "gemma2" else None)
+    _lp_cases(m, pack, monkeypatch)
+    layer, weights = 1, [1.0, -1.0, 0.5]  # prompt 0: cont 0 minus cont 1 (a log-odds); prompt 1: half its log-prob
+    norm = steering.median_token_norm(m, layer)
+    grads = measure_gradients(m, PROMPTS, CONTS, weights, layer=layer, cache=False)
+    assert grads.shape == (2, m.d_model)
+    dirs = random_directions(m.d_model, 3, seed=5)
+    h = 1e-2  # float32 rounding dominates a smaller step's difference; curvature is negligible at this one
+
+    def measure(s: float, d: torch.Tensor, spans=None) -> torch.Tensor:
+        lp = continuation_logprobs(m, PROMPTS, CONTS, delta=s * norm * d, layer=layer, steer_spans=spans, cache=False)
+        return torch.stack([lp[0] - lp[1], 0.5 * lp[2]])
+
+    def central(d: torch.Tensor, spans=None) -> torch.Tensor:
+        """Central difference with one Richardson step (cancels the h^2 term)."""
+        one, half = ((measure(k, d, spans) - measure(-k, d, spans)) / (2 * k) for k in (h, h / 2))
+        return (4 * half - one) / 3
+
+    for d in dirs:
+        fd = central(d)
+        got = slopes(grads, d, norm)[:, 0]
+        _measure(f"derivative vs finite difference {arch} {'packed' if pack else 'unpacked'}", got, fd)
+        torch.testing.assert_close(got, fd, atol=3e-3 * max(1.0, float(fd.abs().max())), rtol=0)
+    # option-only steering: the derivative of a span edit is the span's own gradient
+    p = PROMPTS[0]
+    spans = [(0, len("The train")), (0, len("The train")), None]
+    g_span = measure_gradients(m, PROMPTS, CONTS, weights, layer=layer, steer_spans=spans, cache=False)
+    d = dirs[0]
+    fd = central(d, spans)
+    torch.testing.assert_close(slopes(g_span, d, norm)[:, 0], fd, atol=3e-3 * max(1.0, float(fd.abs().max())), rtol=0)
+    assert (g_span[0] - grads[0]).abs().max() > 1e-4 and p.startswith("The train")  # a span is not every position

@@ -58,3 +58,14 @@ def test_tensor_digest_is_dtype_and_device_blind():
     v = torch.randn(5)
     assert cache.tensor_sha256(v) == cache.tensor_sha256(v.double())
     assert cache.tensor_sha256(None) is None and cache.tensor_sha256(v) != cache.tensor_sha256(v + 1)
+
+
+def test_a_file_read_once_is_served_from_memory(tmp_cache, monkeypatch):
+    """The in-process memo: a second read neither opens nor re-checksums the file, and returns a private copy."""
+    cached = cache.cached
+    cached("things", "k-memo", lambda: {"x": torch.arange(4.0)})
+    reads = []
+    monkeypatch.setattr(cache, "read", lambda *a, **k: reads.append(1))
+    first = cached("things", "k-memo", lambda: {"x": torch.zeros(4)})
+    first["x"] += 100  # a caller editing its copy must not change what the next caller gets
+    assert reads == [] and torch.equal(cached("things", "k-memo", lambda: {"x": torch.zeros(4)})["x"], torch.arange(4.0))

@@ -159,3 +159,29 @@ def test_fluency_safe_strength_is_the_largest_passing_candidate(capsys):
     assert "using the smallest, 0.5" in capsys.readouterr().out
     with pytest.raises(ValueError, match="candidates is empty"):
         fluency_safe_strength([], drop, max_drop=0.5)
+
+
+def test_strength_zero_is_the_unsteered_request(model, tmp_cache):
+    """Strength 0 of any direction (-0.0 components included) is one computation and one cache entry."""
+    d = -random_direction(model.d_model, 4).abs()  # every component negative: 0.0 * d would be all -0.0
+    v = steering_vector(model, d, 12, 0.0)
+    assert not torch.signbit(v).any()  # +0.0 everywhere: the same bytes for every direction
+    plain = continuation_logprobs(model, PROMPTS, CONTS)
+    files = set(tmp_cache.joinpath("logprobs").iterdir())
+    for seed in (5, 6):
+        z = continuation_logprobs(model, PROMPTS, CONTS, random_direction(model.d_model, seed), layer=12, strength=0.0)
+        assert torch.equal(z, plain)
+    assert set(tmp_cache.joinpath("logprobs").iterdir()) == files  # no new entry: strength 0 read the unsteered one
+
+
+def test_reference_corpus_is_read_once(model, monkeypatch):
+    """median_token_norm's default corpus is memoised: a later call neither re-reads nor re-renders the data."""
+    import course_utils.data as data
+
+    median_token_norm(model, 20)
+    calls = []
+    real = data.load_stories
+    monkeypatch.setattr(data, "load_stories", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for s in (0.1, 0.2, 0.3):
+        steering_vector(model, random_direction(model.d_model, 0), 20, s)
+    assert calls == []
