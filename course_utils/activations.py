@@ -100,13 +100,35 @@ def _batch_outputs(model: CourseModel, encs: list[dict], layers: list[int], redu
             yield saved
         return
     for start in tqdm(range(0, len(encs), SESSION_BATCHES), desc="NDIF requests", disable=not show, leave=False):
-        chunk = encs[start : start + SESSION_BATCHES]
-        with torch.no_grad(), model.session(remote=model.remote):
-            outs = nnsight.save([])
-            for enc in chunk:
-                with model.trace(enc):
-                    outs.append(_reduced_layers(model, enc["attention_mask"], layers, reduce, skip_first))
-        yield from outs
+        yield from _remote_outputs(model, encs[start : start + SESSION_BATCHES], layers, reduce, skip_first)
+
+
+def _remote_outputs(model: CourseModel, chunk: list[dict], layers: list[int], reduce: str, skip_first: int) -> list:
+    """One NDIF request (a session) for a chunk of batches. The block sent holds only torch expressions and layer
+    envoys resolved here on the client: NDIF has no course_utils, so no course function may travel in a request
+    (the same reductions as masked_mean and last_token, written out). Only the asked layers come back; per-token
+    outputs ("none") in the model's dtype, upcast here."""
+    envoys = [model.layer(layer) for layer in layers]
+    with torch.no_grad(), model.session(remote=model.remote):
+        outs = list().save()
+        for enc in chunk:
+            with model.trace(enc):
+                saved = []
+                for envoy in envoys:
+                    out = envoy.output
+                    out = out[0] if isinstance(out, tuple) else out
+                    mask = enc["attention_mask"].to(out.device)
+                    if reduce == "mean":
+                        keep = (mask.bool() & (mask.cumsum(-1) - 1 >= skip_first)).float().unsqueeze(-1)
+                        out = (out.float() * keep).sum(1) / keep.sum(1)
+                    elif reduce == "last":
+                        idx = (mask * torch.arange(mask.shape[1], device=out.device)).argmax(-1)
+                        out = out[torch.arange(out.shape[0], device=out.device), idx].float()
+                    elif reduce == "norm":
+                        out = out.float().norm(dim=-1)
+                    saved.append(out.detach().cpu())
+                outs.append(saved)
+    return [[o.float() for o in saved] for saved in outs]
 
 
 def _run_batches(
@@ -172,4 +194,6 @@ def extract_activations(
     return tensors["acts"]
 
 
-CODE_VERSION = code_version(masked_mean, last_token, _reduced_layers, _batch_outputs, _run_batches)  # part of every cache key
+CODE_VERSION = code_version(
+    masked_mean, last_token, _reduced_layers, _batch_outputs, _remote_outputs, _run_batches
+)  # part of every cache key

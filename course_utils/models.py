@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 import importlib.util
 import os
@@ -35,10 +36,8 @@ class CourseModel(LanguageModel):
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         """Pickle as nnsight's own LanguageModel: an NDIF request must name no course class (the server has none)."""
-        reduced = list(super().__reduce_ex__(protocol))
-        if reduced and getattr(reduced[0], "__name__", "") == "__newobj__" and reduced[1][0] is type(self):
-            reduced[1] = (LanguageModel, *reduced[1][1:])
-        return tuple(reduced)
+        state = super().__reduce_ex__(protocol)[2:]  # the envoy state nnsight sends (weights by persistent id)
+        return (copyreg._reconstructor, (LanguageModel, object, None), *state)
 
     @property
     def layers(self) -> Any:

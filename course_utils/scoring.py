@@ -11,6 +11,8 @@ own window and layer masks. Results are cached on disk per request.
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -280,34 +282,83 @@ def _batch_logprobs(model: CourseModel, batches: list, delta: torch.Tensor | Non
             yield token_lp
         return
     for start in range(0, len(batches), SESSION_BATCHES):
-        chunk = [b[:5] for b in batches[start : start + SESSION_BATCHES]]
-        with torch.no_grad(), model.session(remote=model.remote):
-            outs = nnsight.save([])
-            for enc, keep, idx, tgt, where in chunk:
-                with model.trace(enc, logits_to_keep=keep):
-                    outs.append(_token_logprobs(model, idx, tgt, delta, where, layer, None))
-        yield from outs
+        yield from _remote_logprobs(model, [b[:5] for b in batches[start : start + SESSION_BATCHES]], delta, layer)
 
 
-_PREFIXES: dict[tuple, torch.Tensor] = {}
-PREFIX_CACHE_ITEMS = 64
+def _remote_logprobs(model: CourseModel, chunk: list, delta: torch.Tensor | None, layer: int | None) -> list[torch.Tensor]:
+    """One NDIF request (a session) for a chunk of batches: `_token_logprobs` without prefix reuse, written out in
+    torch expressions on an envoy resolved here (NDIF has no course_utils: no course function may travel)."""
+    edit = model.layer(layer) if delta is not None else None
+    with torch.no_grad(), model.session(remote=model.remote):
+        outs = list().save()
+        for enc, keep, idx, tgt, where in chunk:
+            with model.trace(enc, logits_to_keep=keep):
+                if edit is not None:
+                    out = edit.output
+                    added = delta.to(out.device, out.dtype)
+                    if where is not None:
+                        added = added * where.to(out.device, out.dtype).unsqueeze(-1)
+                    edit.output[:] = out + added
+                logits = model.output.logits
+                rows_i = torch.arange(logits.shape[0], device=logits.device)[:, None]
+                picked = logits[rows_i, idx.to(logits.device)].float()
+                lp = picked.gather(-1, tgt.to(logits.device).unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, -1)
+                outs.append(lp.cpu())
+    return list(outs)
+
+
+# The unsteered residual streams, per model object (a weak key: a deleted model's entries go with it, and a new
+# model at the same address cannot see them), least recently used evicted first, bounded by bytes.
+_PREFIXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+PREFIX_CACHE_BYTES = 512 * 2**20  # at most this much (on the model's device) in all models' memos together
+_PREFIX_CLOCK = itertools.count()
+
+
+def _prefix_bytes() -> int:
+    """Bytes held by the prefix memo, all models together."""
+    return sum(t.numel() * t.element_size() for memo in list(_PREFIXES.values()) for _, t in memo.values())
+
+
+def _evict_prefixes(room: int) -> None:
+    """Drop least recently used prefixes until `room` more bytes fit under PREFIX_CACHE_BYTES."""
+    while _PREFIXES and _prefix_bytes() + room > PREFIX_CACHE_BYTES:
+        memo, key = min(
+            ((m, k) for m in list(_PREFIXES.values()) for k in m), key=lambda mk: mk[0][mk[1]][0], default=(None, None)
+        )
+        if memo is None:
+            return
+        del memo[key]
 
 
 def _unsteered_prefix(model: CourseModel, enc: dict[str, torch.Tensor], layer: int) -> torch.Tensor | None:
     """The unsteered residual stream after `layer` for a batch, memoised in memory (None for remote models)."""
     if model.remote:
         return None
-    key = (model_key(model), id(model), layer, tuple(map(tuple, enc["input_ids"].tolist())), tensor_sha256(enc["attention_mask"]))
-    if key not in _PREFIXES:
-        with torch.no_grad(), model.trace(enc) as tracer:
-            out = nnsight.save(model.layer(layer).output)
-            tracer.stop()  # nothing above `layer` is needed
-        if len(_PREFIXES) >= PREFIX_CACHE_ITEMS:
-            _PREFIXES.pop(next(iter(_PREFIXES)))
-        _PREFIXES[key] = out.detach()
-    return _PREFIXES[key]
+    memo = _PREFIXES.setdefault(model, {})
+    key = (model_key(model), layer, tuple(map(tuple, enc["input_ids"].tolist())), tensor_sha256(enc["attention_mask"]))
+    if key in memo:
+        memo[key] = (next(_PREFIX_CLOCK), memo[key][1])
+        return memo[key][1]
+    with torch.no_grad(), model.trace(enc) as tracer:
+        out = nnsight.save(model.layer(layer).output)
+        tracer.stop()  # nothing above `layer` is needed
+    out = out.detach()
+    size = out.numel() * out.element_size()
+    if size <= PREFIX_CACHE_BYTES:
+        _evict_prefixes(size)
+        memo[key] = (next(_PREFIX_CLOCK), out)
+    return out
 
 
 CODE_VERSION = code_version(  # part of every cache key
-    _prompt_ids, _rows, _batch, _compute, _added, _token_logprobs, _batch_logprobs, _unsteered_prefix, packing_problem
+    _prompt_ids,
+    _rows,
+    _batch,
+    _compute,
+    _added,
+    _token_logprobs,
+    _batch_logprobs,
+    _remote_logprobs,
+    _unsteered_prefix,
+    packing_problem,
 )

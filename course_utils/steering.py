@@ -164,21 +164,44 @@ def _generate(
     temperature: float,
     seed: int,
 ) -> torch.Tensor:
-    """The uncached computation behind generate: the new token ids, [n_prompts, new_tokens]."""
+    """The uncached computation behind generate: the new token ids, [n_prompts, new_tokens].
+
+    Decoding is exactly what the arguments say: greedy, or plain temperature sampling. Every setting a model's own
+    generation_config.json may change (top_p, top_k, repetition penalty, beams...) is set explicitly to its neutral
+    value, since transformers fills unset ones from that file. The seed is set inside the traced block, so a remote
+    (NDIF) run samples from it too; the block holds only torch expressions and an envoy resolved here.
+    """
     enc = tokenize(model, prompts)
-    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "pad_token_id": model.tokenizer.pad_token_id}
-    if do_sample:
-        kwargs["temperature"] = temperature
+    kwargs = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": do_sample,
+        "temperature": float(temperature) if do_sample else 1.0,
+        "top_k": 0,  # no top-k cut (transformers' default is 50)
+        "top_p": 1.0,
+        "min_p": 0.0,
+        "typical_p": 1.0,
+        "epsilon_cutoff": 0.0,
+        "eta_cutoff": 0.0,
+        "repetition_penalty": 1.0,
+        "encoder_repetition_penalty": 1.0,
+        "no_repeat_ngram_size": 0,
+        "num_beams": 1,
+        "min_length": 0,
+        "min_new_tokens": 0,
+        "pad_token_id": model.tokenizer.pad_token_id,
+    }
+    edit = model.layer(layer) if delta is not None else None
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         # An open `tracer.iter[:]` ends by outrunning the model; nnsight warns about that by design.
         warnings.filterwarnings("ignore", message=".*was never reached: the loop asked for a step.*")
         with torch.no_grad(), model.generate(**kwargs, remote=model.remote) as tracer:
             with tracer.invoke(enc):
-                if delta is not None:
+                torch.manual_seed(seed)  # where the model runs (NDIF's server has its own random state)
+                if edit is not None:
                     for _ in tracer.iter[:]:  # every generation step, the prompt pass included
-                        out = model.layer(layer).output
-                        model.layer(layer).output[:] = out + delta.to(out.device, out.dtype)
+                        out = edit.output
+                        edit.output[:] = out + delta.to(out.device, out.dtype)
             with tracer.invoke():
                 out = tracer.result.save()
     return out[:, enc["input_ids"].shape[1] :].cpu().contiguous()
