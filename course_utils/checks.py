@@ -225,12 +225,24 @@ def _run(fn: Callable[..., Any], *args: Any, explain: Callable[[Exception], str 
         return None, f"{why}: {hint}" if hint else why
 
 
-def _same(a: Any, b: Any, atol: float = 1e-4, rtol: float = 1e-4) -> bool:
-    """Both tensors, same shape, same values (on the CPU, as float)."""
+# How close two answers must be, by the lower precision of the two: a correct answer computed in another order
+# differs by a few units in the last place (bfloat16 keeps 8 mantissa bits: eps 7.8e-3; float16 11: eps 9.8e-4).
+TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-4, torch.float16: 4e-3, torch.bfloat16: 3e-2}
+
+
+def tolerance(*tensors: Any) -> float:
+    """The check tolerance (atol and rtol) for answers in these tensors' dtypes: the loosest that applies."""
+    return max((TOLERANCE.get(t.dtype, 1e-4) for t in tensors if isinstance(t, torch.Tensor)), default=1e-4)
+
+
+def _same(a: Any, b: Any, atol: float | None = None, rtol: float | None = None) -> bool:
+    """Both tensors, same shape, same values (on the CPU, as float), within the tolerance of their dtypes."""
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
         return False
     if a.device.type == "meta" or b.device.type == "meta":
         return False
+    tol = tolerance(a, b)
+    atol, rtol = max(atol or 0.0, tol), max(rtol or 0.0, tol)
     return torch.allclose(a.detach().float().cpu(), b.detach().float().cpu(), atol=atol, rtol=rtol)
 
 
