@@ -70,6 +70,12 @@ model = load_model(MODEL_NAME, remote=REMOTE)
 print(f"model: {model.course_id}")
 print(f"decoder layers: {model.n_layers}, residual stream width d_model: {model.d_model}")
 
+# %%
+if REMOTE:  # before the first NDIF request: is the model served, and do torch/transformers/nnsight match the server?
+    from course_utils.models import check_remote
+
+    print(check_remote(model))  # stops with what to do on a critical mismatch or a model that is not running
+
 # %% [markdown]
 # ## 2. Chat with it once
 # Chat models read a conversation written in a special *chat template*. `chat()` builds that
