@@ -28,11 +28,13 @@ REMOTE = False
 # True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
 # None (the default) follows the COURSE_FAST environment variable: `make lab FAST=1` sets it for a whole room.
 FAST = None
-# Random directions drawn for the steering null; each is also used with its sign flipped (2 x N_RANDOM null slopes).
-N_RANDOM = 10
-# The structure-matched null: other emotion vectors, and random directions inside the emotion vectors' span.
-N_OTHER = 3
-N_SPAN = 1
+# Random directions in the steering null (their derivatives cost a dot product each), and in the reading null.
+N_NULL = 10_000
+N_READ = 1_000
+# Random directions also run exactly at +-S, to check the derivative against the exact slope.
+N_CHECK = 8
+# The structure-matched null: random directions inside the span of the emotion vectors (plus other families' vectors).
+N_SPAN = 200
 # None = chosen below by a fluency rule on the honest messages (decided before any cheating number).
 STRENGTH = None
 
@@ -60,6 +62,7 @@ from course_utils.cheating import (
     CHEAT_PATTERNS,
     HONEST_PATTERNS,
     cheat_direction,
+    cheat_gradients,
     classify_reply,
     evaluate,
     scenario_prompt,
@@ -70,14 +73,11 @@ from course_utils.data import load_scenarios
 from course_utils.models import transcript
 from course_utils.precomputed import course_vectors
 from course_utils.report import record
-from course_utils.stats import null_band, percentile_in_null, wilson_ci
-from course_utils.steering import (
-    continuation_logprobs,
-    fluency_safe_strength,
-    generate,
-    random_direction,
-    random_direction_in_span,
-)
+from course_utils.data import load_emotions
+from course_utils.derivatives import agreement, random_directions, slopes
+from course_utils.stats import mean_ci, rank_test, wilson_ci
+from course_utils.steering import continuation_logprobs, fluency_safe_strength, generate, median_token_norm
+from course_utils.steering import random_direction, random_direction_in_span
 
 # %%
 model = load_model(MODEL_NAME, remote=REMOTE)
@@ -87,8 +87,9 @@ LAYER = vectors.layer
 scenarios = load_scenarios("cheat_scenarios").to_dict("records")
 SAMPLE_TOKENS, SAMPLE_PROMPTS = 60, 15
 if FAST:
-    scenarios, N_RANDOM, SAMPLE_TOKENS, SAMPLE_PROMPTS, N_OTHER = scenarios[:4], 2, 12, 2, 1
-print(f"layer {LAYER}; {len(scenarios)} cheat scenarios; {N_RANDOM} random directions (x2 signs)")
+    scenarios, N_CHECK, SAMPLE_TOKENS, SAMPLE_PROMPTS = scenarios[:4], 2, 12, 2
+print(f"layer {LAYER}; {len(scenarios)} cheat scenarios; nulls of {N_NULL:,} (steering) and {N_READ:,} (reading) "
+      "random directions")
 
 # %% [markdown]
 # ## 1. Without steering: does "desperate" rise with each failure?
@@ -104,7 +105,7 @@ if FAST:  # two of the four tasks
 prompts = [transcript(model, m, add_generation_prompt=True) for m in failures.messages]
 acts = extract_activations(model, prompts, layers=[LAYER], reduce="last")[:, 0]
 scores = pd.DataFrame(vectors.cosine(acts).numpy(), columns=vectors.names)[["desperate", "calm"]]  # = vectors.score
-rand = torch.stack([random_direction(model.d_model, s) for s in range(2 * N_RANDOM)])  # reading is cheap: twice as many
+rand = random_directions(model.d_model, N_READ, seed=1)  # reading is a cosine: 1,000 directions cost nothing
 rand_scores = vectors.cosine_to(acts, rand)  # the score's own statistic: cosine from the same origin
 print(f"scores {tuple(scores.shape)} (transcripts x emotions); random-direction scores {tuple(rand_scores.shape)}")
 
@@ -244,43 +245,50 @@ print(f"chosen strength: {STRENGTH} (x median token norm at layer {LAYER})")
 strengths = [-STRENGTH, 0.0, STRENGTH]  # the same three points for emotions and random directions
 
 # %% [markdown]
-# ## 4. The sweep: four emotions and a null distribution of random directions
-# The slope of `cheat_logodds` against strength, with a 95% interval from resampling scenarios. The
-# random directions (same norm, same three strengths) give the null: where does each emotion fall in it?
+# ## 4. The sweep: four emotions, and a null of 10,000 random directions
+# Two numbers per direction, both in nats per token per unit of strength:
 #
-# Each random direction `d` is used twice, as `d` and as `-d`: the flipped one is just as random, and
-# steering along `-d` with strength `+s` *is* steering along `d` with `-s`, so its numbers are the same
-# passes read backwards (its slope is exactly minus the slope of `d`). This antithetic trick doubles
-# the null for free and makes it symmetric around zero by construction. This cell is the slowest of
-# the course (28 steered passes over 30 conversations, about 4 minutes on 2 CPU cores the first time);
-# every result is cached in `build/cache/logprobs`, so a rerun takes seconds.
+# - **The slope at ±S**: `cheat_logodds` at strengths −S, 0 and +S (S chosen above), and the straight
+#   line through them, with a 95% interval from resampling scenarios. Each point is an exact steered
+#   run, so this costs two passes per direction (strength 0 is the unsteered pass, run once for all).
+# - **The derivative at 0**: how fast `cheat_logodds` moves when a direction is *just* turned on.
+#   Steering adds `s × N × d` (N the layer's median token norm, `d` a unit direction), so by the chain
+#   rule the derivative is exactly `N × g · d`, where `g` is the gradient of `cheat_logodds` with
+#   respect to the added vector (one backward pass per scenario). Once `g` is known, every further
+#   direction costs one dot product.
 #
-# *A note on honesty:* an earlier version of this notebook used five strengths and 20 unmirrored
-# directions (twice the compute). We switched to this design to make the course faster, after having
-# seen that version's numbers; the chosen strength and every verdict stayed the same.
+# That second number is what makes an honest null affordable: a verdict at the 5% level needs its
+# effect to be compared with at least 100 draws of the **same statistic** (with k draws the smallest
+# possible p-value is 1/(k+1)), and exact steered runs cost minutes each. Here the emotion's
+# derivative is placed among the derivatives of 10,000 random directions.
 
 # %%
+NAMED = ["desperate", "calm", "happy", "sad"]
 if not FAST:
-    print("The sweep: about 4 minutes on a 2-core laptop the first time, seconds once cached.")
-results = pd.concat([evaluate(model, vectors, e, strengths, scenarios) for e in ["desperate", "calm", "happy", "sad"]])
-null = pd.concat([evaluate(model, vectors, "random", [-STRENGTH, 0.0, STRENGTH], scenarios, seed=s).assign(seed=s)
-                  for s in range(N_RANDOM)])
-null = pd.concat([null, null.assign(strength=0.0 - null.strength, seed=-1 - null.seed)])  # -d: the same passes, mirrored
-null_slopes = np.array([slope(g) for _, g in null.groupby("seed")])
-band = null_band(null_slopes, 0.95)  # the central 95% of the random directions' slopes
-print(f"{len(results)} emotion rows and {len(null_slopes)} random-direction slopes")
+    print("The exact sweep: a few minutes on a 2-core laptop the first time, seconds once cached.")
+results = pd.concat([evaluate(model, vectors, e, strengths, scenarios) for e in NAMED])
+print(f"{len(results)} rows: {len(NAMED)} emotions x {len(strengths)} strengths x {len(scenarios)} scenarios")
+
+# %%
+norm = median_token_norm(model, LAYER)
+grads = cheat_gradients(model, scenarios, LAYER)  # [scenarios, d_model]: d cheat_logodds / d(added vector)
+null_dirs = random_directions(model.d_model, N_NULL, seed=0)
+null_slopes = slopes(grads, null_dirs, norm).mean(0).numpy()  # each random direction's derivative, [N_NULL]
+deriv = {e: slopes(grads, vectors[e], norm)[:, 0].numpy() for e in NAMED}  # per scenario, the same statistic
+print(f"gradients {tuple(grads.shape)}; {N_NULL:,} random directions' derivatives, "
+      f"central 95%: {np.quantile(null_slopes, 0.025):+.3f} to {np.quantile(null_slopes, 0.975):+.3f}")
 
 # %%
 summary = []
 for e, g in results.groupby("emotion", sort=False):
     b, lo, hi = slope_ci(g)
-    summary.append({"emotion": e, "slope": b, "ci_low": lo, "ci_high": hi,
-                    "percentile in random null": percentile_in_null(b, null_slopes),
-                    "outside the null's 95% band": bool(b < band[0] or b > band[1])})
+    d, dlo, dhi = mean_ci(deriv[e])
+    t = rank_test(d, null_slopes)
+    summary.append({"emotion": e, "slope at ±S": b, "slope ci": f"[{lo:+.3f}, {hi:+.3f}]", "derivative": d,
+                    "derivative ci": f"[{dlo:+.3f}, {dhi:+.3f}]", "rank p": t.p, "z": t.z,
+                    "_ci": (lo, hi), "_dci": (dlo, dhi)})
 summary = pd.DataFrame(summary)
-display(summary.round(3))
-print(f"random directions: slopes {band[0]:+.3f} to {band[1]:+.3f} (95% band), "
-      f"mean {null_slopes.mean():+.3f}")
+display(summary.drop(columns=["_ci", "_dci"]).round(3))
 
 # %% [markdown]
 # The raw table behind every slope: one row per emotion, strength and scenario.
@@ -288,27 +296,50 @@ print(f"random directions: slopes {band[0]:+.3f} to {band[1]:+.3f} (95% band), "
 # %%
 results.head()
 
+# %% [markdown]
+# ### Does the straight line hold at ±S?
+# The derivative describes a small push; the slope at ±S a push of the size we chose. Where the
+# model responds linearly the two agree. We check on the first 10 scenarios, for the four emotions
+# and for random directions run exactly: if they disagree, the verdicts below (made on derivatives)
+# speak about small pushes only, and the exact slopes say what the chosen strength does.
+
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+check = scenarios[:10]
+check_ids = {s_["id"] for s_ in check}
+pairs = []
+for seed in range(N_CHECK):
+    exact = slope(evaluate(model, vectors, "random", strengths, check, seed=seed))
+    pairs.append((f"random {seed}", float(slopes(grads[: len(check)], random_direction(model.d_model, seed), norm).mean()), exact))
+for e, g in results.groupby("emotion", sort=False):
+    pairs.append((e, float(deriv[e][: len(check)].mean()), slope(g[g.scenario_id.isin(check_ids)])))
+pairs = pd.DataFrame(pairs, columns=["direction", "derivative", f"slope at ±{STRENGTH}"])
+agree = agreement(pairs.derivative, pairs[f"slope at ±{STRENGTH}"])
+print(f"{agree['n']} directions: r = {agree['r']:+.2f}, largest |derivative - exact slope| = {agree['max_abs_error']:.3f}")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
 mean = results.groupby(["emotion", "strength"]).cheat_logodds.mean().reset_index()
-palette = dict(zip(["desperate", "calm", "happy", "sad"], sns.color_palette("deep", 4)))
-sns.lineplot(data=mean, x="strength", y="cheat_logodds", hue="emotion", hue_order=list(palette), palette=palette,
-             marker="o", ax=axes[0])
-for _, g in null.groupby("seed"):
-    m = g.groupby("strength").cheat_logodds.mean()
-    axes[0].plot(m.index, m.values, color="grey", alpha=0.3, lw=1)
-axes[0].set(title="Preference for the cheating message under steering (grey: random directions)",
-            xlabel="strength (x median token norm)", ylabel="mean cheat_logodds (nats/token)")
-axes[1].hist(null_slopes, bins=15, color="grey", alpha=0.6, label="random directions")
+palette = dict(zip(NAMED, sns.color_palette("deep", 4)))
+sns.lineplot(data=mean, x="strength", y="cheat_logodds", hue="emotion", hue_order=NAMED, palette=palette, marker="o",
+             ax=axes[0])
+axes[0].set(title="Preference for the cheating message under steering", xlabel="strength (x median token norm)",
+            ylabel="mean cheat_logodds (nats/token)")
+axes[1].hist(null_slopes, bins=60, color="grey", alpha=0.6, label=f"{N_NULL:,} random directions")
 for row in summary.itertuples():
-    axes[1].axvline(row.slope, lw=2, label=row.emotion, color=palette[row.emotion])
-axes[1].set(title="Slope of cheat_logodds vs strength", xlabel="slope (nats/token per unit strength)", ylabel="count")
+    axes[1].axvline(row.derivative, lw=2, label=row.emotion, color=palette[row.emotion])
+axes[1].set(title="Derivative of cheat_logodds at strength 0", xlabel="nats/token per unit strength", ylabel="count")
 axes[1].legend(fontsize="small")
+axes[2].scatter(pairs.derivative, pairs[f"slope at ±{STRENGTH}"], color=["grey" if d.startswith("random") else
+                palette[d] for d in pairs.direction])
+lim = float(np.abs(pairs[["derivative", f"slope at ±{STRENGTH}"]].to_numpy()).max()) * 1.1
+axes[2].plot([-lim, lim], [-lim, lim], color="black", lw=0.8, ls="--")
+axes[2].set(title=f"Derivative vs exact slope (r = {agree['r']:+.2f})", xlabel="derivative at 0",
+            ylabel=f"slope at ±{STRENGTH}")
 save_figure(fig, "08_cheating_sweep")
 plt.show()
 
 # %% [markdown]
-# ### Exercise 8b · Place a slope in the null
+# ### Exercise 8b · Place a derivative in the null
 # > **Difficulty:** 🔴⚪⚪⚪⚪ · **Importance:** 🔵🔵🔵🔵🔵 · **Time:** 5 minutes
 #
 # Write `place_in_null(value, null)`: return `(percentile, outside)`, where `percentile` is the share of
@@ -333,32 +364,34 @@ def place_in_null(value: float, null: np.ndarray) -> tuple[float, bool]:
 # %%
 place_in_null = checks.check_place_in_null(place_in_null)
 for row in summary.itertuples():
-    pct, out = place_in_null(row.slope, null_slopes)
+    pct, out = place_in_null(row.derivative, null_slopes)
     print(f"{row.emotion:>9}: above {pct:.0%} of random directions; outside the 95% band: {out}")
 
 # %% [markdown]
-# **How to read this.** The paper's direction is: desperate slope > 0 (more cheating when turned up),
-# calm slope < 0. Each counts only if it lies outside the random directions' band; and it counts as
-# an effect on *cheating* rather than tone only if the valence-matched control does not do the same
-# (sad alongside desperate, happy alongside calm). The verdict printed below applies these rules to
-# the numbers above; it was written before the numbers were known.
+# **How to read this.** The paper's direction is: desperate up, more cheating (a positive slope);
+# calm up, less (negative). The rule, fixed before the numbers: an emotion's derivative counts as
+# an effect when its rank p among the 10,000 random directions is at most 0.05 (two-sided). Then it
+# counts as an effect on *cheating* rather than tone only if its valence-matched control (sad beside
+# desperate, happy beside calm) does not do the same. Otherwise the verdict is "not distinguishable
+# from random directions": a null result, which is not the same as "no effect" (a small effect could
+# hide inside the null's spread).
 
 # %%
 s = summary.set_index("emotion")
 
 
 def verdict(e: str, sign: int, control: str) -> str:
-    """The paper's direction for one emotion, judged against the null and the valence-matched control."""
-    b, out = s.loc[e, "slope"], s.loc[e, "outside the null's 95% band"]
-    if not out:
-        return f"{e}: slope {b:+.3f} is inside the random-direction band -> no effect distinguishable from an arbitrary direction (a null result)"
-    if np.sign(b) != sign:
-        return f"{e}: slope {b:+.3f} is outside the band but OPPOSITE to the paper's direction"
-    c = s.loc[control]
-    if c["outside the null's 95% band"] and np.sign(c.slope) == np.sign(b):
-        return (f"{e}: slope {b:+.3f} in the paper's direction, but {control} ({c.slope:+.3f}) does the same -> "
-                "consistent with a tone/valence effect, not specific to cheating")
-    return f"{e}: slope {b:+.3f} in the paper's direction, outside the null, and not shared by {control}"
+    """The paper's direction for one emotion, judged on its derivative against the random null and its control."""
+    t, c = rank_test(s.loc[e, "derivative"], null_slopes), rank_test(s.loc[control, "derivative"], null_slopes)
+    sign_note = "" if np.sign(t.effect) == sign else "; its sign is opposite to the paper's"
+    if not t.distinguishable:
+        return f"{e}: derivative {t} -> not distinguishable from random directions{sign_note}"
+    if np.sign(t.effect) != sign:
+        return f"{e}: derivative {t} is distinguishable from random directions but OPPOSITE to the paper's direction"
+    if c.distinguishable and np.sign(c.effect) == np.sign(t.effect):
+        return (f"{e}: derivative {t} in the paper's direction, but {control} ({c.effect:+.3f}, p = {c.p:.3g}) does "
+                "the same -> consistent with a tone/valence effect, not specific to cheating")
+    return f"{e}: derivative {t} in the paper's direction, beyond random directions, and not shared by {control}"
 
 
 for line in (verdict("desperate", +1, "sad"), verdict("calm", -1, "happy")):
@@ -368,75 +401,69 @@ for line in (verdict("desperate", +1, "sad"), verdict("calm", -1, "happy")):
 # ## 4b. Could the measure have moved at all? A positive control and a structure-matched null
 # A null means something only if the measure *can* move. The positive control is a direction that
 # should move it: the mean activation of the cheat messages minus the honest ones, built from the
-# model's own activations on **one half** of the scenarios (the build half) and steered on the
-# **other half** (the test half), with the same strengths and the same measure. Building and testing it
-# on the same scenarios would make it move by construction.
+# model's own activations on **one half** of the scenarios (the build half) and judged on the
+# **other half** (the test half). Building and testing it on the same scenarios would make it move by
+# construction. (It is still a generous control: its direction comes from messages worded like the
+# ones it is scored on.)
 #
 # The isotropic random directions are one null; emotion vectors live in a small, structured part of
-# the space. So a second, **structure-matched** null: emotion vectors not under test (drawn with a fixed
-# seed) and random directions inside the span of all emotion vectors, at equal norm, each mirrored.
+# the space. So a second, **structure-matched** null for each emotion: random directions inside the
+# span of all emotion vectors, and the emotion vectors outside the tested emotion's own family (a
+# relative of the hypothesis is never part of its null).
 #
-# Verdict rule, fixed before looking: on the test half, if the positive control's slope is outside the
-# random band *and* its interval excludes 0, the measure can detect an effect of that size, and an
-# emotion inside the band is "no effect"; otherwise the notebook says "cannot detect".
+# Rule, fixed before looking: the measure "can detect" an effect when the positive control's
+# derivative on the test half has rank p <= 0.05 among the random directions' derivatives on the same
+# half; only then is an emotion's null result informative at this strength.
 
 # %%
 ids = sorted(s_["id"] for s_ in scenarios)
 build_ids, test_ids = set(ids[: len(ids) // 2]), set(ids[len(ids) // 2 :])
 build_half = [s_ for s_ in scenarios if s_["id"] in build_ids]
-test_half = [s_ for s_ in scenarios if s_["id"] in test_ids]
+on_test = np.array([s_["id"] in test_ids for s_ in scenarios])
 control_dir = cheat_direction(model, build_half, LAYER)
-control = evaluate(model, vectors, "positive control", strengths, test_half, direction=control_dir)
-print(f"positive control built on {len(build_half)} scenarios, tested on {len(test_half)}")
-
-# %%
-on_test = lambda df: df[df.scenario_id.isin(test_ids)]  # noqa: E731
-null_test = np.array([slope(on_test(g)) for _, g in null.groupby("seed")])
-band_test = null_band(null_test, 0.95)
+control = evaluate(model, vectors, "positive control", strengths, [s_ for s_ in scenarios if s_["id"] in test_ids],
+                   direction=control_dir)
 c_slope, c_lo, c_hi = slope_ci(control)
-detects = (c_slope < band_test[0] or c_slope > band_test[1]) and np.sign(c_lo) == np.sign(c_hi)
-test_slopes = {e: slope(on_test(g)) for e, g in results.groupby("emotion", sort=False)}
-print(f"test half: positive control slope {c_slope:+.3f} [{c_lo:+.3f}, {c_hi:+.3f}]; "
-      f"random band {band_test[0]:+.3f} to {band_test[1]:+.3f}")
-print("emotions on the same half:", {e: round(v, 3) for e, v in test_slopes.items()})
+null_test = slopes(grads[on_test], null_dirs, norm).mean(0).numpy()
+control_test = rank_test(float(slopes(grads[on_test], control_dir, norm).mean()), null_test)
+detects = control_test.distinguishable
+print(f"positive control (built on {len(build_half)} scenarios, judged on {int(on_test.sum())}): derivative {control_test}; "
+      f"exact slope at ±{STRENGTH} {c_slope:+.3f} [{c_lo:+.3f}, {c_hi:+.3f}]")
 
 # %%
-others = [e for e in vectors.names if e not in ("desperate", "calm", "happy", "sad")]
-others = [others[i] for i in np.random.default_rng(4).choice(len(others), size=min(N_OTHER, len(others)), replace=False)]
-matched = [evaluate(model, vectors, e, strengths, scenarios) for e in others]
-matched += [evaluate(model, vectors, f"in-span {k}", strengths, scenarios,
-                     direction=random_direction_in_span(vectors.vectors, 100 + k)) for k in range(N_SPAN)]
-matched_slopes = np.array([slope(m) for m in matched])
-matched_slopes = np.r_[matched_slopes, -matched_slopes]  # mirrored, as for the random directions
-band_matched = null_band(matched_slopes, 0.95)
-print(f"structure-matched null ({', '.join(others)} and {N_SPAN} in-span directions, mirrored): "
-      f"{band_matched[0]:+.3f} to {band_matched[1]:+.3f}")
+families = load_emotions().set_index("emotion").family
+span_dirs = torch.stack([random_direction_in_span(vectors.vectors, 100 + k) for k in range(N_SPAN)])
+span_slopes = slopes(grads, span_dirs, norm).mean(0).numpy()
+matched = {}
+for e in ("desperate", "calm"):
+    others = [o for o in vectors.names if families[o] != families[e]]  # never the emotion's own family
+    other_slopes = slopes(grads, torch.stack([vectors[o] for o in others]), norm).mean(0).numpy()
+    matched[e] = rank_test(s.loc[e, "derivative"], np.r_[span_slopes, other_slopes], center=None)
+    print(f"{e} among {N_SPAN} in-span directions and {len(others)} emotions of other families: {matched[e]}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.5))
-ax.hist(null_slopes, bins=15, color="grey", alpha=0.5, label="random directions")
-ax.hist(matched_slopes, bins=15, color="C4", alpha=0.4, label="other emotions / in-span")
-for row in summary.itertuples():
-    ax.axvline(row.slope, lw=2, label=row.emotion, color=palette[row.emotion])
-ax.axvline(c_slope, lw=2, ls="--", color="black", label="positive control (test half)")
-ax.set(title="Slopes among both nulls, and the positive control", xlabel="slope (nats/token per unit strength)",
-       ylabel="count")
+ax.hist(null_test, bins=60, color="grey", alpha=0.5, density=True, label="random directions (test half)")
+ax.hist(span_slopes, bins=30, color="C4", alpha=0.4, density=True, label="in-span directions (all scenarios)")
+ax.axvline(control_test.effect, lw=2, ls="--", color="black", label="positive control (test half)")
+for e in ("desperate", "calm"):
+    ax.axvline(s.loc[e, "derivative"], lw=2, label=e, color=palette[e])
+ax.set(title="Derivatives among both nulls, and the positive control", xlabel="nats/token per unit strength",
+       ylabel="density")
 ax.legend(fontsize="x-small")
 save_figure(fig, "08_positive_control")
 plt.show()
 
 # %%
-inside = [e for e in ("desperate", "calm") if not s.loc[e, "outside the null's 95% band"]]
-if detects and inside:
-    print(f"VERDICT: no effect. The positive control moves the measure ({c_slope:+.3f}, outside the band), so "
-          f"{' and '.join(inside)} inside the band is an informative null at this strength.")
-elif detects:
-    print("VERDICT: the measure can move (positive control outside the band); read the emotion verdicts above.")
+if detects:
+    print(f"VERDICT: the measure can move (positive control p = {control_test.p:.3g}), so an emotion that is not "
+          "distinguishable from random directions is an informative null at this strength; read the lines above.")
 else:
-    print("VERDICT: cannot detect. Even the positive control stays inside the random band: this measure "
-          "cannot show an effect of this size here, so the emotions' null says little.")
-matched_out = [e for e in ("desperate", "calm") if not band_matched[0] <= s.loc[e, "slope"] <= band_matched[1]]
-print(f"against the structure-matched null: {', '.join(matched_out) or 'neither desperate nor calm'} outside its band")
+    print(f"VERDICT: cannot detect. Even the positive control is not distinguishable from random directions "
+          f"(p = {control_test.p:.3g}): this measure cannot show an effect of this size here, so the emotions' null "
+          "says little.")
+print("specificity:", "; ".join(f"{e} p = {t.p:.3g}" for e, t in matched.items()),
+      "(at most 0.05: beyond the structure-matched null)")
 
 # %% [markdown]
 # ## 5. Sampled behaviour
@@ -492,15 +519,16 @@ paper = pd.DataFrame({
                                                        "about 65% -> about 10% (calm -0.1 -> +0.1)",
                                                        "rose with each failure"],
     f"this course ({model.course_id.split(':')[1] if ':' in model.course_id else model.course_id})": [
-        f"slope {s.loc['desperate', 'slope']:+.3f} [{s.loc['desperate', 'ci_low']:+.3f}, {s.loc['desperate', 'ci_high']:+.3f}], "
-        f"null percentile {s.loc['desperate', 'percentile in random null']:.0%}; sampled cheat "
+        f"slope {s.loc['desperate', 'slope at ±S']:+.3f} {s.loc['desperate', 'slope ci']}, derivative rank p "
+        f"{s.loc['desperate', 'rank p']:.3g}; sampled cheat "
         f"{cheat_rates.rate.get('desperate -', float('nan')):.0%} -> {cheat_rates.rate.get('desperate +', float('nan')):.0%}",
-        f"slope {s.loc['calm', 'slope']:+.3f} [{s.loc['calm', 'ci_low']:+.3f}, {s.loc['calm', 'ci_high']:+.3f}], "
-        f"null percentile {s.loc['calm', 'percentile in random null']:.0%}; sampled cheat "
+        f"slope {s.loc['calm', 'slope at ±S']:+.3f} {s.loc['calm', 'slope ci']}, derivative rank p "
+        f"{s.loc['calm', 'rank p']:.3g}; sampled cheat "
         f"{cheat_rates.rate.get('calm -', float('nan')):.0%} -> {cheat_rates.rate.get('calm +', float('nan')):.0%}",
         f"mean rho {rho_desp:+.2f} (random directions {np.mean(rho_rand):+.2f})"]},
     index=["+/- desperate", "+/- calm", "desperate across failures"])
-display(paper)
+with pd.option_context("display.max_colwidth", None):  # the whole sentence, not 50 characters
+    display(paper)
 
 # %% [markdown]
 # ## What this shows, and what it does not
@@ -517,7 +545,7 @@ display(paper)
 #
 # **On a bigger model.** Run this notebook with `MODEL_NAME = "HuggingFaceTB/SmolLM2-1.7B-Instruct"`
 # (Colab GPU) or a larger model with `REMOTE = True` on NDIF: every cell is the same. The question
-# is whether the slope leaves the random band, and whether it stays when the valence-matched control
+# is whether the derivative is distinguishable from random directions, and whether it stays so when the valence-matched control
 # does not move.
 #
 # **"Functional emotions".** The paper's claim is functional: there are internal representations of
@@ -529,7 +557,7 @@ display(paper)
 # systems whether or not anything is felt.
 #
 # **Questions**
-# 1. Suppose desperate's slope were outside the random band and sad's were too, with the same sign.
+# 1. Suppose desperate's derivative were distinguishable from random directions and sad's were too, with the same sign.
 #    What would you conclude, and what experiment would you run next?
 #    <details><summary>Our answer</summary>That steering does move the preference, but not in a way specific to
 #    desperation: any negative-valence direction does it, which points to tone (one of the two messages reads
@@ -574,13 +602,17 @@ display(paper)
 record("08_cheating", failures_rho_desperate=rho_desp, failures_rho_calm=rho_calm,
        failures_rho_random_mean=float(np.mean(rho_rand)), failures_rho_random_range=[min(rho_rand), max(rho_rand)],
        failures_rho_desperate_from1=rho_desp_later, failures_rho_random_p95=float(cut), failures_rises=bool(rises))
-rec = {f"slope_{r.emotion}": r.slope for r in summary.itertuples()}
-rec.update({f"slope_{r.emotion}_ci": [r.ci_low, r.ci_high] for r in summary.itertuples()})
-rec.update({f"slope_{e}_null_percentile": float(v) for e, v in summary.set_index("emotion")["percentile in random null"].items()})
-record("08_cheating", strength=STRENGTH, n_scenarios=len(scenarios), n_random=len(null_slopes), n_random_drawn=N_RANDOM,
-       null_slope_band=list(band),
-       unsteered_cheat_logodds=float(results[results.strength == 0].cheat_logodds.mean()), **rec)
-record("08_cheating", positive_control_slope=c_slope, positive_control_ci=[c_lo, c_hi], null_slope_band_test=list(band_test),
-       positive_control_detects=bool(detects), matched_null_band=list(band_matched), matched_null_n=len(matched_slopes))
+rec = {}
+for e, row in s.iterrows():  # s: the summary table indexed by emotion
+    rec.update({f"slope_{e}": row["slope at ±S"], f"slope_{e}_ci": list(row["_ci"]), f"derivative_{e}": row.derivative,
+                f"derivative_{e}_ci": list(row["_dci"]), f"p_{e}": row["rank p"], f"z_{e}": row.z})
+record("08_cheating", strength=STRENGTH, n_scenarios=len(scenarios), n_null=N_NULL,
+       null_derivative_band=[float(np.quantile(null_slopes, 0.025)), float(np.quantile(null_slopes, 0.975))],
+       unsteered_cheat_logodds=float(results[results.strength == 0].cheat_logodds.mean()),
+       agreement_r=agree["r"], agreement_max_error=agree["max_abs_error"], agreement_n=agree["n"], **rec)
+record("08_cheating", positive_control_slope=c_slope, positive_control_ci=[c_lo, c_hi],
+       positive_control_derivative=control_test.effect, positive_control_p=control_test.p,
+       positive_control_detects=bool(detects), matched_null_n=matched["desperate"].k,
+       **{f"matched_p_{e}": t.p for e, t in matched.items()})
 record("08_cheating", sampled_cheat_rate={c: float(r) for c, r in cheat_rates.rate.items()},
        sampled_other_rate=float(rates[(rates.label == "other")].rate.mean()), sampled_n_per_condition=int(rates.n.iloc[0]))

@@ -19,6 +19,7 @@ import torch
 from . import stats
 from .activations import extract_activations
 from .data import SCHEMAS, check_record, load_scenarios
+from .derivatives import measure_gradients
 from .models import CourseModel, chat
 from .steering import continuation_logprobs, random_direction
 from .vectors import EmotionVectors
@@ -115,6 +116,25 @@ def evaluate(
             for s, v in zip(items, lo)
         ]
     return pd.DataFrame(rows, columns=["emotion", "strength", "scenario_id", "cheat_logodds"])
+
+
+def cheat_gradients(model: CourseModel, scenarios: Iterable[dict[str, Any]] | None, layer: int) -> torch.Tensor:
+    """Per scenario, the gradient of cheat_logodds w.r.t. a vector added after `layer` at every position: [n, d_model].
+
+    `derivatives.slopes(grads, directions, median_token_norm(model, layer))` then gives each direction's slope of
+    cheat_logodds at strength 0, per scenario: the same statistic for a named emotion and for 10,000 random directions.
+    """
+    items = _scenarios(scenarios)
+    prompts = [scenario_prompt(model, s) for s in items]
+    if len(set(prompts)) != len(prompts):
+        raise ValueError("two scenarios give the same prompt: their gradients would be merged")
+    return measure_gradients(
+        model,
+        prompts + prompts,
+        [s["cheat"] for s in items] + [s["honest"] for s in items],
+        [1.0] * len(items) + [-1.0] * len(items),  # cheat minus honest, each a mean per token (as in _logodds)
+        layer=layer,
+    )
 
 
 def cheat_direction(model: CourseModel, scenarios: Sequence[dict[str, Any]], layer: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch  # noqa: F401
 
 
 
-# --- 00_setup.py, cell 20 ---
+# --- 00_setup.py, cell 21 ---
 
 
 def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
@@ -123,7 +123,7 @@ def cheat_logodds(model, scenario: dict) -> float:
     return float(lp[0] - lp[1])
 
 
-# --- 08_steering_vs_cheating.py, cell 27 ---
+# --- 08_steering_vs_cheating.py, cell 30 ---
 
 
 def place_in_null(value: float, null: np.ndarray) -> tuple[float, bool]:

@@ -19,6 +19,7 @@ Only numpy, scipy and pandas are imported at module level (scikit-learn inside `
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -267,6 +268,46 @@ def null_band(null: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
         raise ValueError("the null distribution is empty")
     lo, hi = np.quantile(null, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(lo), float(hi)
+
+
+MIN_NULL = 100  # a verdict's null holds at least this many independent draws (mirrored copies do not count)
+LEVEL = 0.05  # the course's one significance level, fixed before any number
+
+
+@dataclass(frozen=True)
+class RankTest:
+    """An effect placed among null draws of the same statistic: exact rank p-value and z-score."""
+
+    effect: float
+    p: float  # (r + 1) / (k + 1), r = null draws at least as extreme as the effect
+    z: float  # (effect - null mean) / null standard deviation
+    k: int  # independent null draws
+    share_below: float  # share of the null strictly below the effect
+
+    @property
+    def distinguishable(self) -> bool:
+        """True when p <= LEVEL: the effect is distinguishable from the null at the course's level."""
+        return self.p <= LEVEL
+
+    def __str__(self) -> str:
+        return f"{self.effect:+.4g} (rank p = {self.p:.3g} among {self.k:,} null draws, z = {self.z:+.2f})"
+
+
+def rank_test(effect: float, null: ArrayLike, *, center: float | None = 0.0, min_null: int = MIN_NULL) -> RankTest:
+    """Two-sided exact rank test of `effect` among `null` draws: p = (1 + #{|null - c| >= |effect - c|}) / (k + 1).
+
+    `center` c is 0 for nulls symmetric about zero by construction (random directions); None uses the null's median.
+    The test holds its level when the effect and the null draws are exchangeable under the null hypothesis; with k
+    draws the smallest possible p is 1/(k+1), so fewer than `min_null` draws is refused.
+    """
+    null = np.asarray(null, dtype=float).ravel()
+    if null.size < min_null:
+        raise ValueError(f"the null has {null.size} draws; a verdict needs at least min_null={min_null}")
+    c = float(np.median(null)) if center is None else float(center)
+    r = int(np.sum(np.abs(null - c) >= abs(float(effect) - c)))
+    sd = float(null.std(ddof=1))
+    z = (float(effect) - float(null.mean())) / sd if sd > 0 else float("nan")
+    return RankTest(float(effect), (r + 1) / (null.size + 1), z, int(null.size), float(np.mean(null < effect)))
 
 
 # ---------------------------------------------------------------- PCA

@@ -227,3 +227,32 @@ def test_stats_imports_no_torch_or_sklearn():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("k", [100, 1_000, 10_000])
+@pytest.mark.parametrize("law", ["normal", "t3"])
+def test_rank_test_holds_its_level_with_exchangeable_draws(k, law):
+    """An effect drawn from the same law as its null is called distinguishable at most 5% of the time."""
+    from course_utils.stats import LEVEL, rank_test
+
+    rng = np.random.default_rng(k)
+    n_sim = 2_000 if k <= 1_000 else 400
+    draw = (lambda size: rng.standard_normal(size)) if law == "normal" else (lambda size: rng.standard_t(3, size))
+    rejections = [rank_test(x[0], x[1:]).distinguishable for x in draw((n_sim, k + 1))]
+    rate, se = np.mean(rejections), np.sqrt(LEVEL * (1 - LEVEL) / n_sim)
+    assert rate <= LEVEL + 3 * se, f"false-positive rate {rate:.3f} with k={k} ({law})"
+    assert rate >= LEVEL - 4 * se  # and the test is not trivially conservative (it can reject at all)
+
+
+def test_rank_test_p_is_exact_and_small_nulls_are_refused():
+    from course_utils.stats import rank_test
+
+    null = np.arange(-50, 50) + 0.5  # 100 draws symmetric about 0
+    t = rank_test(49.0, null)  # |null| >= 49 for the two end draws: r = 2 -> p = 3 / 101
+    assert t.p == pytest.approx(3 / 101) and t.k == 100 and t.distinguishable
+    t = rank_test(47.0, null)  # six draws at least as extreme: p = 7 / 101 > 0.05
+    assert t.p == pytest.approx(7 / 101) and not t.distinguishable
+    assert rank_test(1e6, null).p == pytest.approx(1 / 101) and rank_test(1e6, null).distinguishable
+    assert rank_test(-1e6, null).z < 0  # two-sided: a large negative effect is as extreme
+    with pytest.raises(ValueError, match="at least min_null=100"):
+        rank_test(1.0, np.r_[null[:5], -null[:5]])  # 10 draws, mirrored or not, cannot hold 5%
