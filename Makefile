@@ -38,13 +38,16 @@ lint: setup
 course: setup
 	$(BIN)/python -m course_utils.run_course $(if $(MODEL),--model "$(MODEL)") $(if $(filter 1,$(FAST)),--fast)
 
+# Two test processes (pytest-xdist), one thread each: on 2 cores this beats one process with two threads, because
+# much of the suite (notebook kernels, papermill, tokenising) is Python-bound. Each process keeps one notebook kernel.
+TEST_WORKERS ?= 2
 test: setup lint
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest tests
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal tests
 
 # Library, data and packaging tests only (no notebooks, no browser, no slow re-derivations): a quick loop while coding.
 test-fast: setup
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not notebooks and not slow" \
-		--ignore=tests/test_browser.py tests
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) \
+		--dist worksteal -m "not notebooks and not slow" --ignore=tests/test_browser.py tests
 
 notebooks: setup
 	$(BIN)/python scripts/make_notebooks.py

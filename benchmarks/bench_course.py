@@ -1,19 +1,23 @@
-"""Benchmark the main job: `make course` from a cold cache, then warm, then interrupted and resumed.
+"""Benchmark the main job in the course's speed units: `make course` cold, warm and FAST, per notebook, peak memory.
 
-    .venv/bin/python benchmarks/bench_course.py [--fast] [--no-interrupt] [--interrupt-after SECONDS]
+    .venv/bin/python benchmarks/bench_course.py [--flops] [--skip-full] [--out docs/timings.md]
 
-Each run uses its own build folder under a temporary directory (your build/ is not touched). Prints the
-wall time and peak memory (all processes of the run, notebook kernels included) of each run, the slowest
-notebooks, and whether the warm and the interrupted-then-resumed runs wrote exactly the same
-results.json as the cold run. Asserts nothing (targets: cold < 15 min, warm < 5 min, peak < 3 GB).
+The speed unit (benchmarks/speed_unit.py) is measured first, on the same machine, so every time is given in
+seconds and in units (machines differ up to 3x from day to day; units do not). Each run uses its own build and
+cache folders under a temporary directory (your build/ is not touched). With --flops, one more cold run counts
+the floating-point operations of every notebook kernel (torch's FlopCounterMode; that run's time is not
+reported) and the table gives the run's FLOPs and its ratio to the floor: the time the same FLOPs would take at
+the bare forward pass's rate. Writes the table to --out (docs/timings.md: the README and the instructor guide
+quote it) and the raw figures beside it as JSON. Asserts nothing.
+Targets (issue 19): cold <= 55 units, 08 under 35% of it, warm <= 8 units, FAST cold <= 10 units, peak <= 2.0 GB.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +27,8 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from speed_unit import speed_unit  # noqa: E402
 
 
 def tree_rss(proc: psutil.Process) -> int:
@@ -36,29 +42,24 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_course(cache: Path, build: Path, fast: bool, stop_after: float | None = None) -> dict:
-    """One `python -m course_utils.run_course` with its own cache and build folders; wall time, peak memory, exit code."""
-    env = dict(os.environ, COURSE_CACHE_DIR=str(cache), COURSE_BUILD_DIR=str(build))
+def run_course(cache: Path, build: Path, fast: bool, env_extra: dict | None = None) -> dict:
+    """One `python -m course_utils.run_course` with its own cache and build folders: wall time, peak memory, timings."""
+    env = dict(os.environ, COURSE_CACHE_DIR=str(cache), COURSE_BUILD_DIR=str(build), **(env_extra or {}))
     cmd = [sys.executable, "-m", "course_utils.run_course"] + (["--fast"] if fast else [])
     t0, peak = time.perf_counter(), 0
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ps = psutil.Process(proc.pid)
-    interrupted = False
     while proc.poll() is None:
         peak = max(peak, tree_rss(ps))
-        if stop_after is not None and time.perf_counter() - t0 > stop_after:
-            os.killpg(proc.pid, signal.SIGKILL)  # as abrupt as a laptop lid or a killed terminal
-            interrupted = True
-            proc.wait()
-            break
         time.sleep(0.25)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    timings = build / "timings.json"
     return {
         "seconds": time.perf_counter() - t0,
         "peak_gb": peak / 2**30,
         "rc": proc.returncode,
-        "interrupted": interrupted,
         "stderr_tail": err[-2000:],
+        "notebooks": json.loads(timings.read_text()) if timings.exists() else [],
     }
 
 
@@ -70,51 +71,109 @@ def results(build: Path) -> dict:
 
 def differences(a: dict, b: dict) -> list[str]:
     """The section.key entries whose values differ between two results.json files."""
-    keys = {(s, k) for r in (a, b) for s in r for k in r[s]}
+    keys = {(s, k) for r in (a, b) for s in r for k in r[s] if s != "run"}
     return sorted(f"{s}.{k}" for s, k in keys if a.get(s, {}).get(k) != b.get(s, {}).get(k))
 
 
-def show(label: str, r: dict) -> None:
-    """One line per run."""
-    state = "interrupted" if r["interrupted"] else ("ok" if r["rc"] == 0 else f"FAILED rc={r['rc']}")
-    print(f"{label:<34} {r['seconds']:7.0f} s  ({r['seconds'] / 60:4.1f} min)   peak {r['peak_gb']:.2f} GB   {state}")
-    if r["rc"] not in (0, None) and not r["interrupted"]:
-        print(r["stderr_tail"])
+def unit_flops() -> float:
+    """FLOPs of one speed unit (the same forward passes, counted by torch's FlopCounterMode)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from course_utils import load_model
+    from course_utils.data import load_stories
+    from course_utils.models import tokenize
+
+    model = load_model(device="cpu")
+    texts = load_stories().text.tolist()[:64]
+    with torch.no_grad(), FlopCounterMode(display=False) as mode:
+        for i in range(0, 64, 16):
+            model._module(**tokenize(model, texts[i : i + 16]), output_hidden_states=True)
+    return float(mode.get_total_flops())
+
+
+def table(unit: float, figures: dict) -> str:
+    """The Markdown table of the run (seconds and units)."""
+
+    def cell(sec: float) -> str:
+        return f"{sec:,.0f} s = {sec / unit:.1f} units"
+
+    lines = [
+        f"Measured by `benchmarks/bench_course.py` on {figures['date']} ({os.cpu_count()} CPUs, bundled model). "
+        f"Speed unit on that machine: **{unit:.1f} s** (a bare transformers forward pass with all hidden states over "
+        "the first 64 course stories, batch 16, best of 2). Times scale with your machine: multiply the units by "
+        "your own unit (`python benchmarks/speed_unit.py`).",
+        "",
+        "| run | time | peak memory | target |",
+        "|---|---|---|---|",
+    ]
+    for key, label, target in (
+        ("cold", "`make course`, cold cache", "<= 55 units"),
+        ("warm", "`make course`, warm cache", "<= 8 units"),
+        ("fast", "`make course FAST=1`, cold cache", "<= 10 units"),
+    ):
+        r = figures.get(key)
+        if r:
+            lines.append(f"| {label} | {cell(r['seconds'])} | {r['peak_gb']:.2f} GB | {target} |")
+    for key, label in (("fast", "FAST"), ("cold", "full, cold")):
+        r = figures.get(key)
+        if not r or not r["notebooks"]:
+            continue
+        total = sum(t["seconds"] for t in r["notebooks"])
+        lines += ["", f"Per notebook ({label}):", "", "| notebook | time | share |", "|---|---|---|"]
+        lines += [f"| {t['notebook']} | {cell(t['seconds'])} | {t['seconds'] / total:.0%} |" for t in r["notebooks"]]
+    if figures.get("flops"):
+        f = figures["flops"]
+        lines += [
+            "",
+            f"FLOPs of a full cold run: {f['total'] / 1e12:,.1f} TFLOP; at the bare forward pass's rate "
+            f"({f['rate'] / 1e9:,.1f} GFLOP/s) they would take {cell(f['floor_seconds'])}: the cold run takes "
+            f"**{figures['cold']['seconds'] / f['floor_seconds']:.2f}x** that floor."
+            if figures.get("cold")
+            else "",
+        ]
+    if figures.get("warm_differs") is not None:
+        diff = figures["warm_differs"]
+        lines += ["", "Warm results.json equals the cold one: " + ("yes" if not diff else "NO, " + ", ".join(diff))]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    """Cold, warm, interrupted + resumed; print the figures."""
+    """Unit, cold, warm, FAST (and the FLOP count); print and write the table."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--fast", action="store_true", help="the FAST parameters (as the tests use)")
-    parser.add_argument("--no-interrupt", action="store_true", help="skip the interrupted-and-resumed run")
-    parser.add_argument("--interrupt-after", type=float, help="seconds before the kill (default: half the cold run)")
+    parser.add_argument("--flops", action="store_true", help="one more cold run that counts FLOPs (slower)")
+    parser.add_argument("--skip-full", action="store_true", help="only the unit and the FAST run")
+    parser.add_argument("--out", default=str(REPO / "docs" / "timings.md"), help="where the Markdown table goes")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_course_"))
-    print(f"working in {tmp} ({os.cpu_count()} CPUs); mode: {'FAST' if args.fast else 'full'}\n")
-    cold = run_course(tmp / "cache", tmp / "cold", args.fast)
-    show("make course, cold cache", cold)
-    timings = json.loads((tmp / "cold" / "timings.json").read_text()) if (tmp / "cold" / "timings.json").exists() else []
-    warm = run_course(tmp / "cache", tmp / "warm", args.fast)
-    show("make course, warm cache", warm)
-    diff = differences(results(tmp / "cold"), results(tmp / "warm"))
-    print(f"{'warm results.json == cold':<34} {'identical' if not diff else 'DIFFERENT: ' + ', '.join(diff)}")
-    if not args.no_interrupt:
-        after = args.interrupt_after or cold["seconds"] / 2
-        killed = run_course(tmp / "cache2", tmp / "resumed", args.fast, stop_after=after)
-        show(f"fresh cache, killed after {after:.0f} s", killed)
-        resumed = run_course(tmp / "cache2", tmp / "resumed", args.fast)
-        show("  ... rerun (resumes from cache)", resumed)
-        diff = differences(results(tmp / "cold"), results(tmp / "resumed"))
-        print(f"{'resumed results.json == cold':<34} {'identical' if not diff else 'DIFFERENT: ' + ', '.join(diff)}")
-        print(
-            "  (the part recomputed after the kill is a second cold computation, so this also checks that"
-            " two cold computations agree)"
-        )
-    if timings:
-        print("\ncold run, per notebook:")
-        for t in sorted(timings, key=lambda t: -t["seconds"]):
-            print(f"  {t['notebook']:<32} {t['seconds']:6.0f} s  {t['status']}")
-    print(f"\ntargets: cold < 900 s, warm < 300 s, peak < 3 GB; files left in {tmp}")
+    unit = speed_unit()
+    print(f"speed unit: {unit:.2f} s ({os.cpu_count()} CPUs); working in {tmp}", flush=True)
+    figures: dict = {"unit_seconds": unit, "date": datetime.date.today().isoformat()}
+    if not args.skip_full:
+        figures["cold"] = run_course(tmp / "cache", tmp / "cold", fast=False)
+        print(f"cold: {figures['cold']['seconds']:.0f} s = {figures['cold']['seconds'] / unit:.1f} units", flush=True)
+        figures["warm"] = run_course(tmp / "cache", tmp / "warm", fast=False)
+        print(f"warm: {figures['warm']['seconds']:.0f} s = {figures['warm']['seconds'] / unit:.1f} units", flush=True)
+        figures["warm_differs"] = differences(results(tmp / "cold"), results(tmp / "warm"))
+    figures["fast"] = run_course(tmp / "cache-fast", tmp / "fast", fast=True)
+    print(f"FAST: {figures['fast']['seconds']:.0f} s = {figures['fast']['seconds'] / unit:.1f} units", flush=True)
+    if args.flops and not args.skip_full:
+        counted = tmp / "flops"
+        run_course(tmp / "cache-flops", tmp / "counted", fast=False, env_extra={"COURSE_COUNT_FLOPS": str(counted)})
+        from course_utils.flops import total
+
+        rate = unit_flops() / unit
+        figures["flops"] = {"total": total(counted), "rate": rate, "floor_seconds": total(counted) / rate}
+    for key in ("cold", "warm", "fast"):
+        if key in figures and figures[key]["rc"] != 0:
+            print(f"{key} run FAILED:\n{figures[key]['stderr_tail']}")
+    text = table(unit, figures)
+    print("\n" + text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("# Timings\n\n" + text)
+    out.with_suffix(".json").write_text(json.dumps(figures, indent=1, default=str))
+    print(f"written to {out} and {out.with_suffix('.json')}")
 
 
 if __name__ == "__main__":

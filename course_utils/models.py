@@ -378,6 +378,9 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+_BUNDLED: dict[str, CourseModel] = {}  # the bundled model per device (its weights file never changes in a process)
+
+
 def load_model(
     name: str | None = None,
     *,
@@ -391,6 +394,9 @@ def load_model(
     dtype: default float32 on the CPU; on a GPU float32 up to 2.5B parameters when it fits the free memory, else
     bfloat16 (float16 on GPUs below compute capability 8.0, e.g. a T4), or a clear error (see `gpu_dtype`).
     """
+    from .flops import start_if_asked
+
+    start_if_asked()  # the benchmark's FLOP count (COURSE_COUNT_FLOPS); nothing otherwise
     device = device or default_device()
     if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
         raise ValueError(f"device={device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'")
@@ -398,7 +404,9 @@ def load_model(
     if name is None or name in ("bundled", "smollm2-135m-bundled"):
         if remote:
             raise ValueError("remote=True needs a Hugging Face model id as name (the bundled file is local only)")
-        return _load_bundled(device)
+        if device not in _BUNDLED:  # one copy per process: a second notebook in the same kernel reuses it
+            _BUNDLED[device] = _load_bundled(device)
+        return _BUNDLED[device]
     return _load_hub(name, device, remote, dtype, chat_template)
 
 

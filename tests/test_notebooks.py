@@ -55,10 +55,51 @@ def assert_checks_behave(nb: nbformat.NotebookNode, version: str, stem: str) -> 
         assert all(why == "not filled in yet" for _, why in checks), checks
 
 
-def execute(path: Path, out: Path, cwd: Path) -> nbformat.NotebookNode:
-    """Run one notebook with the small parameters; return the executed copy."""
+@pytest.fixture(scope="session")
+def kernel():
+    """One Jupyter kernel per test process, shared by the notebooks it runs (papermill's `km=`).
+
+    A fresh kernel costs seconds of imports and a model load per notebook; here each notebook still starts from an
+    empty namespace (`%reset -f` before it), so a name defined only by an earlier notebook fails as it would alone,
+    while imported modules and the loaded model are reused (as in a learner's own kernel, notebook after notebook).
+    """
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(ROOT / "solutions"))
+    yield km
+    km.shutdown_kernel(now=True)
+
+
+def _fresh_namespace(km, cwd: Path) -> None:
+    """Empty the kernel's user namespace, close figures and move to `cwd` (a restart if the kernel died)."""
+    if not km.is_alive():
+        km.restart_kernel(now=True)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        code = f"%reset -f\nimport os, matplotlib.pyplot as _plt\n_plt.close('all')\nos.chdir({str(cwd)!r})\ndel os, _plt"
+        reply = kc.execute_interactive(code, timeout=60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        kc.stop_channels()
+
+
+def execute(path: Path, out: Path, cwd: Path, km=None, parameters: dict | None = None) -> nbformat.NotebookNode:
+    """Run one notebook (in the shared kernel `km` when given) with the small parameters; return the executed copy."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(path), str(out), parameters=SMALL, kernel_name="python3", cwd=str(cwd), progress_bar=False)
+    if km is not None:
+        _fresh_namespace(km, cwd)
+    pm.execute_notebook(
+        str(path),
+        str(out),
+        parameters=parameters or SMALL,
+        kernel_name="python3",
+        cwd=str(cwd),
+        progress_bar=False,
+        km=km,
+    )
     return nbformat.read(out, as_version=4)
 
 
@@ -82,9 +123,9 @@ def test_learner_notebooks_are_committed_clean():
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_notebook_runs(path, capsys):
+def test_notebook_runs(path, capsys, kernel):
     t0 = time.perf_counter()
-    nb = execute(path, ARTEFACTS / path.parent.name / path.name, path.parent)
+    nb = execute(path, ARTEFACTS / path.parent.name / path.name, path.parent, kernel)
     with capsys.disabled():
         print(f"\n[notebook] {path.parent.name}/{path.name}: {time.perf_counter() - t0:.1f} s")
     assert_checks_behave(nb, path.parent.name, path.stem)
@@ -104,7 +145,7 @@ def broken_solution(stem: str, find: str, replace: str, check: str, tmp: Path) -
 
 
 @pytest.mark.notebooks
-def test_a_broken_solution_fails_the_notebook_test(tmp_path):
+def test_a_broken_solution_fails_the_notebook_test(tmp_path, kernel):
     # Exercise 4b with the projection added instead of removed: the check falls back and prints a CHECK line.
     path = broken_solution(
         "04_emotion_vectors",
@@ -113,7 +154,7 @@ def test_a_broken_solution_fails_the_notebook_test(tmp_path):
         "check_project_out",
         tmp_path,
     )
-    nb = execute(path, tmp_path / "executed.ipynb", ROOT / "solutions")
+    nb = execute(path, tmp_path / "executed.ipynb", ROOT / "solutions", kernel)
     with pytest.raises(AssertionError, match="failed its check"):
         assert_checks_behave(nb, "solutions", "04_emotion_vectors")
 
@@ -128,20 +169,13 @@ def other_model_folder(tiny_model, tmp_path_factory) -> Path:
 
 
 @pytest.mark.notebooks
-def test_every_notebook_runs_on_another_model(other_model_folder, tmp_path):
+def test_every_notebook_runs_on_another_model(other_model_folder, tmp_path, kernel):
     """The whole course through MODEL_NAME (FAST): no literal layers, vectors built once for the model, verdicts for it."""
     times = []
     for path in sorted((ROOT / "solutions").glob("*.ipynb")):
         t0 = time.perf_counter()
         out = tmp_path / path.name
-        pm.execute_notebook(
-            str(path),
-            str(out),
-            parameters={**SMALL, "MODEL_NAME": str(other_model_folder)},
-            kernel_name="python3",
-            cwd=str(path.parent),
-            progress_bar=False,
-        )
+        execute(path, out, path.parent, kernel, parameters={**SMALL, "MODEL_NAME": str(other_model_folder)})
         times.append(f"{path.stem} {time.perf_counter() - t0:.0f} s")
         text = outputs_text(nbformat.read(out, as_version=4))
         if path.stem == "00_setup":
