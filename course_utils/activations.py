@@ -131,6 +131,20 @@ def _remote_outputs(model: CourseModel, chunk: list[dict], layers: list[int], re
     return [[o.float() for o in saved] for saved in outs]
 
 
+TOKEN_BUDGET = 4096  # at most this many padded tokens (rows x longest row) in one batch: long tails get small batches
+
+
+def token_budget_batches(sorted_lengths: Sequence[int], batch_size: int, budget: int) -> list[list[int]]:
+    """Consecutive index batches of at most `batch_size` rows and `budget` padded tokens (one row always fits)."""
+    batches: list[list[int]] = []
+    for i, n in enumerate(sorted_lengths):
+        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * n <= budget:
+            batches[-1].append(i)  # lengths ascend, so n is the padded length of the grown batch
+        else:
+            batches.append([i])
+    return batches
+
+
 def _run_batches(
     model: CourseModel,
     texts: Sequence[str],
@@ -150,7 +164,8 @@ def _run_batches(
                 f"skip_first={skip_first}: nothing left to average (lower skip_first or lengthen it)"
             )
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = token_budget_batches([lengths[i] for i in order], batch_size, TOKEN_BUDGET)
+    batches = [[order[j] for j in b] for b in batches]
     encs = [tokenize(model, [texts[i] for i in batch]) for batch in batches]
     show = progress if progress is not None else len(batches) > 2
     results: dict[int, torch.Tensor] = {}

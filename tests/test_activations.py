@@ -126,3 +126,14 @@ def test_reducers_on_known_tensors():
 def test_tiny_random_model_works_too(tiny_model, tmp_cache):
     acts = extract_activations(tiny_model, TEXTS, cache=False)
     assert acts.shape == (3, 4, 64) and torch.isfinite(acts).all()
+
+
+def test_token_budget_batches_cap_rows_and_padded_tokens():
+    from course_utils.activations import token_budget_batches
+
+    lengths = [10, 10, 20, 30, 300, 900, 1000]  # ascending, with a long tail
+    batches = token_budget_batches(lengths, batch_size=3, budget=1000)
+    assert [i for b in batches for i in b] == list(range(7))  # every text once, in order
+    assert all(len(b) <= 3 and len(b) * lengths[b[-1]] <= 1000 or len(b) == 1 for b in batches)
+    assert batches == [[0, 1, 2], [3, 4], [5], [6]]  # 2 rows x 300 fit in 1000 tokens; 900 + 1000 would not
+    assert token_budget_batches([5] * 10, batch_size=4, budget=10**6) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
