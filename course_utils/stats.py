@@ -270,6 +270,16 @@ def null_band(null: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def mcnemar(a_correct: ArrayLike, b_correct: ArrayLike) -> tuple[int, int, float]:
+    """Exact McNemar test of two classifiers on the same items: (a right & b wrong, a wrong & b right, two-sided p)."""
+    a, b = np.asarray(a_correct, dtype=bool).ravel(), np.asarray(b_correct, dtype=bool).ravel()
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"a_correct and b_correct must be non-empty and paired (same items); got {a.size} and {b.size}")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    p = 1.0 if only_a + only_b == 0 else float(_st.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    return only_a, only_b, p
+
+
 MIN_NULL = 100  # a verdict's null holds at least this many independent draws (mirrored copies do not count)
 LEVEL = 0.05  # the course's one significance level, fixed before any number
 
