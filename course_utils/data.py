@@ -1,12 +1,33 @@
-"""Load the course's data files as pandas DataFrames, validating every record on the way in."""
+"""Load the course's data files as pandas DataFrames, validating every record on the way in.
+
+The one set of rules for the data (the data card, data/README.md, explains them):
+
+* every JSONL record: its fields present, typed and non-empty, ids unique; a bad record raises DataError naming
+  file, line and field (and, for a field with fixed values, the allowed values);
+* a story (stories.jsonl): ``form, person, register, length, split`` from their allowed values below; its word count
+  inside its length class (with 20% slack); a ``long`` narration/diary/letter/address has two paragraphs; a
+  dialogue has quoted speech or speaker turns; a text_message is one short message a line (at most 50 words, no
+  letter salutation); an address speaks to "you"; and **no forbidden word or phrase of its own emotion**
+  (emotions.csv: whole words, any case; ``at_ease`` is the phrase "at ease", "grief-stricken" also matches "grief
+  stricken"). Another emotion's words are allowed in a story (everyday words such as *content*, *safe*, *kind*
+  are emotion names among the 171);
+* the other text files (neutral dialogues, scenarios, activities): no forbidden word of the 12 core emotions,
+  and no name of any of the 171 emotions except those in NAME_ALLOWED (everyday senses: "kind of", "content",
+  "safe", ...), see `emotion_word_problems`;
+* the corpus as a whole (`check_corpus`, run by the tests and by `scripts/make_story_plan.py --merge`): every
+  story matches its row of story_plan.jsonl and no two stories are near-duplicates (word 5-gram Jaccard above
+  JACCARD_MAX).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +35,34 @@ import pandas as pd
 
 from .paths import data_dir
 
-SPLITS = ("train", "test")
-PERSONS = ("first", "third")
+SPLITS = ("train", "test", "style_test")  # style_test: the held-out forms (every dialogue and text_message)
+FORMS = ("narration", "dialogue", "diary", "text_message", "letter", "address")
+STYLE_TEST_FORMS = ("dialogue", "text_message")
+PERSONS = ("first", "second", "third", "third_plural")
+REGISTERS = ("plain", "formal", "casual", "child")
+LENGTHS = ("sentence", "short", "paragraph", "long")
+LENGTH_WORDS = {"sentence": (15, 35), "short": (35, 70), "paragraph": (70, 120), "long": (130, 190)}
+LENGTH_SLACK = 0.2  # a story's word count may miss its class by this share
+JACCARD_MAX = 0.3  # near-duplicate: word 5-gram Jaccard similarity above this
+# Emotion names allowed in the non-story files in their everyday sense (data/README.md): "example content",
+# "light-dependent", "the past tense", "worn out pads", "stuck in an elevator", "case-sensitive", "what kind of",
+# "safe to delete", "a patient", "an alert".
+NAME_ALLOWED = ("content", "dependent", "tense", "worn out", "stuck", "sensitive", "kind", "safe", "patient", "alert")
+# A story's fields with fixed values: field -> allowed values.
+STORY_CHOICES = {"form": FORMS, "person": PERSONS, "register": REGISTERS, "length": LENGTHS, "split": SPLITS}
 # Every JSONL file: its required fields and each field's type.
 SCHEMAS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "stories": {"id": str, "emotion": str, "topic": str, "person": str, "split": str, "text": str},
+    "stories": {
+        "id": str,
+        "emotion": str,
+        "topic": str,
+        "person": str,
+        "form": str,
+        "register": str,
+        "length": str,
+        "split": str,
+        "text": str,
+    },
     "neutral_dialogues": {"id": str, "topic": str, "messages": list},
     "implicit": {"id": str, "emotion": str, "text": str},
     "dose": {"id": str, "template": str, "values": list, "emotion": str, "direction": str},
@@ -28,7 +72,10 @@ SCHEMAS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "activities": {"id": str, "activity": str, "pleasant": bool, "social": bool, "effortful": bool},
 }
 SCENARIOS = ("implicit", "dose", "speakers", "failures", "cheat_scenarios")
-WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+TOKEN = re.compile(r"[A-Za-z]+")
+YOU = {"you", "your", "yours", "yourself", "yourselves"}
+SPEECH = re.compile(r"[\"“”‘]|^\s*[A-Z][A-Za-z .'-]{0,30}:\s*\S|^\s*[—–-]\s*\S", re.MULTILINE)
+SALUTATION = re.compile(r"(?im)^\s*(dear\b|yours (sincerely|faithfully|truly)\b)")
 
 
 class DataError(ValueError):
@@ -70,10 +117,7 @@ def check_record(
         if name in fields and known is not None and record[name] not in known:
             raise _fail(path, line, name, f"unknown emotion {record[name]!r} (not in emotions.csv)")
     if schema == "stories":
-        if record["split"] not in SPLITS:
-            raise _fail(path, line, "split", f"{record['split']!r} is not one of {SPLITS}")
-        if record["person"] not in PERSONS:
-            raise _fail(path, line, "person", f"{record['person']!r} is not one of {PERSONS}")
+        _check_story(record, path, line, known)
     if schema in ("neutral_dialogues", "failures"):
         for i, m in enumerate(record["messages"]):
             if (
@@ -96,14 +140,56 @@ def check_record(
         text = record["activity"]
         if text != text.strip() or text[0].isupper() or text.endswith((".", "!", "?")):
             raise _fail(path, line, "activity", f"{text!r}: write a lower-case verb phrase without end punctuation")
-        hits = forbidden_hits(text)
-        if hits:
-            raise _fail(
-                path, line, "activity", f"names the emotion word {hits[0][0]!r} ({hits[0][1]}): describe the activity only"
-            )
+        problems = emotion_word_problems(text)
+        if problems:
+            raise _fail(path, line, "activity", f"names the emotion word {problems[0]}: describe the activity only")
     if schema == "cheat_scenarios" and not all(isinstance(f, str) and f.strip() for f in record["failures"]):
         raise _fail(path, line, "failures", "must be a list of non-empty strings")
     return record
+
+
+def length_bounds(length: str) -> tuple[int, int]:
+    """Allowed word counts of a length class, slack included (e.g. sentence 15-35 words -> 12-42)."""
+    lo, hi = LENGTH_WORDS[length]
+    return round(lo * (1 - LENGTH_SLACK)), round(hi * (1 + LENGTH_SLACK))
+
+
+def _check_story(record: dict[str, Any], path: Path | str, line: int | None, known: set[str] | None) -> None:
+    """The story rules (module docstring): allowed attribute values, length, form, no word of its own emotion."""
+    for name, allowed in STORY_CHOICES.items():
+        if record[name] not in allowed:
+            raise _fail(path, line, name, f"{record[name]!r} is not allowed; use one of {', '.join(allowed)}")
+    text, form, length = record["text"], record["form"], record["length"]
+    if (record["split"] == "style_test") != (form in STYLE_TEST_FORMS):
+        raise _fail(
+            path,
+            line,
+            "split",
+            f"{record['split']!r} for a {form}: the forms {', '.join(STYLE_TEST_FORMS)} and only they are 'style_test'",
+        )
+    words = len(text.split())
+    lo, hi = length_bounds(length)
+    if not lo <= words <= hi:
+        plan_lo, plan_hi = LENGTH_WORDS[length]
+        raise _fail(path, line, "text", f"{words} words; a '{length}' story has {plan_lo}-{plan_hi} (at most {lo}-{hi})")
+    paragraphs = [p for p in text.split("\n") if p.strip()]
+    if length == "long" and form not in STYLE_TEST_FORMS and len(paragraphs) < 2:
+        raise _fail(path, line, "text", "a 'long' story has two paragraphs (a line break between them)")
+    if form == "dialogue" and not SPEECH.search(text):
+        raise _fail(path, line, "text", "a dialogue needs quoted speech or speaker turns ('Name: ...' lines)")
+    if form == "text_message":
+        if SALUTATION.search(text):
+            raise _fail(path, line, "text", "a text_message has no letter salutation ('Dear ...', 'Yours ...')")
+        longest = max(len(p.split()) for p in paragraphs)
+        if longest > 50:
+            raise _fail(path, line, "text", f"a message of {longest} words: one short message a line (at most 50)")
+    if form == "address" and not {t.lower() for t in TOKEN.findall(text)} & YOU:
+        raise _fail(path, line, "text", "an address speaks to 'you'")
+    if known is not None and record["emotion"] in known:
+        own = forbidden_hits(text, emotions=[record["emotion"]])
+        if own:
+            words_found = ", ".join(dict.fromkeys(w for w, _ in own))
+            raise _fail(path, line, "text", f"forbidden word(s) of its own emotion '{record['emotion']}': {words_found}")
 
 
 def read_jsonl(path: Path, schema: str, emotions: Iterable[str] | None = None) -> pd.DataFrame:
@@ -181,9 +267,17 @@ def _check_choice(name: str, value: Any, allowed: Iterable[Any]) -> None:
 
 
 def load_stories(
-    split: str | None = None, emotions: Iterable[str] | str | None = None, per_emotion: int | None = None
+    split: str | None = None,
+    emotions: Iterable[str] | str | None = None,
+    per_emotion: int | None = None,
+    form: Iterable[str] | str | None = None,
 ) -> pd.DataFrame:
-    """The emotion stories (id, emotion, topic, person, split, text); filter by split, emotions ('core'), count."""
+    """The emotion stories (id, emotion, topic, person, form, register, length, split, text), validated.
+
+    split: 'train', 'test' (held out, same forms as train) or 'style_test' (held-out forms: every dialogue and
+    text_message), None for all. emotions: 'core', a name or a list. form: a form or a list of forms.
+    per_emotion: keep the first n stories of each emotion in each split (a small balanced subset).
+    """
     known = emotion_names()
     df = read_jsonl(data_dir() / "stories.jsonl", "stories", emotions=known)
     if split is not None:
@@ -197,11 +291,31 @@ def load_stories(
         if unknown:
             raise ValueError(f"emotions: {unknown} not in data/emotions.csv; allowed: 'core' or any of {known}")
         df = df[df.emotion.isin(emotions)]
+    if form is not None:
+        forms = [form] if isinstance(form, str) else list(form)
+        for f in forms:
+            _check_choice("form", f, FORMS)
+        df = df[df.form.isin(forms)]
     if per_emotion is not None:
         if not isinstance(per_emotion, int) or per_emotion < 1:
             raise ValueError(f"per_emotion={per_emotion!r} must be a positive int or None")
         df = df.groupby(["emotion", "split"], sort=False).head(per_emotion)
     return df.reset_index(drop=True)
+
+
+def load_plan() -> pd.DataFrame:
+    """The story plan (story_plan.jsonl): one row per story, every field of a story but its text."""
+    fields = [f for f in SCHEMAS["stories"] if f != "text"]
+    path = data_dir() / "story_plan.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (is COURSE_DATA_DIR right?)")
+    with path.open(encoding="utf-8") as f:
+        return pd.DataFrame.from_records([json.loads(line) for line in f], columns=fields)
+
+
+def load_topics() -> pd.DataFrame:
+    """The shared story topics (id, description)."""
+    return pd.read_csv(data_dir() / "topics.csv")
 
 
 def load_neutral() -> pd.DataFrame:
@@ -220,22 +334,124 @@ def load_activities() -> pd.DataFrame:
     return read_jsonl(data_dir() / "activities.jsonl", "activities")
 
 
-# emotions.csv path -> (the cached table it was built from, forbidden word -> emotion).
-_FORBIDDEN: dict[Path, tuple[pd.DataFrame, dict[str, str]]] = {}
+# emotions.csv path -> (the cached table it was built from, its lookup tables: see _lookup).
+_FORBIDDEN: dict[Path, tuple[pd.DataFrame, dict[str, Any]]] = {}
+_Entries = dict[str, list[tuple[tuple[str, ...], str]]]  # first token -> [(entry tokens, label), ...]
 
 
-def _forbidden_table() -> dict[str, str]:
-    """Forbidden word -> emotion, built once per loaded emotions.csv (rebuilt after _load_emotions_cached is cleared)."""
+def _entry_tokens(entry: str) -> tuple[str, ...]:
+    """A forbidden entry as lower-case tokens: 'at_ease' -> ('at', 'ease'), 'grief-stricken' -> ('grief', 'stricken')."""
+    return tuple(t.lower() for t in TOKEN.findall(entry.replace("_", " ")))
+
+
+def _lookup() -> dict[str, Any]:
+    """Lookup tables built once per loaded emotions.csv (rebuilt after _load_emotions_cached is cleared).
+
+    'by_emotion': emotion -> its forbidden entries; 'names': the emotion names themselves. A word forbidden for
+    several emotions (synonym groups) is in each of their tables.
+    """
     path = data_dir() / "emotions.csv"
     emotions = _load_emotions_cached(path)
     cached = _FORBIDDEN.get(path)
     if cached is None or cached[0] is not emotions:
-        cached = (emotions, {w: e for e, words in zip(emotions.emotion, emotions.forbidden) for w in words})
+        by_emotion: dict[str, _Entries] = {}
+        names: _Entries = {}
+        for e, entries in zip(emotions.emotion, emotions.forbidden):
+            table = by_emotion.setdefault(e, {})
+            for tokens in dict.fromkeys(_entry_tokens(x) for x in entries):
+                if tokens:
+                    table.setdefault(tokens[0], []).append((tokens, e))
+            name = _entry_tokens(e)
+            names.setdefault(name[0], []).append((name, e))
+        cached = (emotions, {"by_emotion": by_emotion, "names": names, "order": list(emotions.emotion)})
         _FORBIDDEN[path] = cached
     return cached[1]
 
 
-def forbidden_hits(text: str) -> list[tuple[str, str]]:
-    """(word, emotion) pairs for every forbidden emotion word in the text (whole words, any case)."""
-    table = _forbidden_table()
-    return [(w, table[w.lower()]) for w in WORD.findall(text) if w.lower() in table]
+def _matches(text: str, tables: Iterable[_Entries]) -> list[tuple[str, str]]:
+    """(text as written, label) for every entry of the tables found in the text as whole words in a row, in text order."""
+    spans = [(m.group().lower(), m.start(), m.end()) for m in TOKEN.finditer(text)]
+    words = [w for w, _, _ in spans]
+    tables = list(tables)
+    out = []
+    for i, w in enumerate(words):
+        for table in tables:
+            for tokens, label in table.get(w, ()):
+                if tuple(words[i : i + len(tokens)]) == tokens:
+                    out.append((text[spans[i][1] : spans[i + len(tokens) - 1][2]], label))
+    return out
+
+
+def forbidden_hits(text: str, emotions: Iterable[str] | str | None = None) -> list[tuple[str, str]]:
+    """(word, emotion) for every forbidden word or phrase of an emotion in the text (whole words, any case).
+
+    A word forbidden for several emotions gives one pair per emotion (emotions.csv order); a phrase ('at_ease',
+    'grief-stricken') is reported as written in the text. `emotions` ('core', a name or a list) restricts the
+    check to those emotions' lists (a story is checked against its own emotion only).
+    """
+    lookup = _lookup()
+    if emotions is None:
+        keep = lookup["order"]
+    elif emotions == "core":
+        keep = emotion_names(core_only=True)
+    else:
+        keep = [emotions] if isinstance(emotions, str) else list(emotions)
+    return _matches(text, (lookup["by_emotion"][e] for e in keep if e in lookup["by_emotion"]))
+
+
+def emotion_names_in(text: str) -> list[str]:
+    """The emotion names (of emotions.csv, e.g. 'content', 'at ease') that the text contains as whole words."""
+    return list(dict.fromkeys(e for _, e in _matches(text, [_lookup()["names"]])))
+
+
+def emotion_word_problems(text: str) -> list[str]:
+    """Why a non-story text breaks the emotion-word rule: core forbidden words, or emotion names not allowed.
+
+    The rule for neutral dialogues, scenarios and activities: no forbidden word of the 12 core emotions, and no
+    name of any of the 171 emotions except NAME_ALLOWED (everyday senses). Empty list: the text is clean.
+    """
+    out = [f"{w!r} ({e})" for w, e in forbidden_hits(text, emotions="core")]
+    out += [f"{e!r} (an emotion name)" for e in emotion_names_in(text) if e not in NAME_ALLOWED]
+    return list(dict.fromkeys(out))
+
+
+def near_duplicates(texts: Iterable[str], above: float = JACCARD_MAX) -> list[tuple[int, int, float]]:
+    """(i, j, Jaccard) for every pair of texts whose word 5-gram sets (lower-cased, split on whitespace) overlap above `above`.
+
+    Sparse: only pairs that share a 5-gram are compared, so 2,628 stories take about a second.
+    """
+    grams = []
+    index: dict[tuple[str, ...], list[int]] = {}
+    for i, text in enumerate(texts):
+        w = text.lower().split()
+        g = {tuple(w[k : k + 5]) for k in range(len(w) - 4)}
+        grams.append(g)
+        for x in g:
+            index.setdefault(x, []).append(i)
+    shared: Counter[tuple[int, int]] = Counter()
+    for docs in index.values():
+        shared.update(combinations(docs, 2))
+    pairs = [(i, j, n / (len(grams[i]) + len(grams[j]) - n)) for (i, j), n in shared.items()]
+    return sorted((p for p in pairs if p[2] > above), key=lambda p: -p[2])
+
+
+def check_corpus(stories: pd.DataFrame | None = None) -> None:
+    """The corpus-level rules: every story matches its plan row (all planned stories written, none extra), no
+    near-duplicates. Raises DataError listing the problems (the record-level rules run on every load)."""
+    stories = load_stories() if stories is None else stories
+    plan = load_plan().set_index("id")
+    problems = []
+    missing, extra = sorted(set(plan.index) - set(stories.id)), sorted(set(stories.id) - set(plan.index))
+    if missing:
+        problems.append(f"{len(missing)} planned stories missing, e.g. {missing[:5]}")
+    if extra:
+        problems.append(f"{len(extra)} stories not in story_plan.jsonl, e.g. {extra[:5]}")
+    both = stories.set_index("id").loc[[i for i in stories.id if i in plan.index]]
+    for name in plan.columns:
+        differ = both.index[both[name].to_numpy() != plan.loc[both.index, name].to_numpy()]
+        problems += [f"{i}: field '{name}' is {both.at[i, name]!r}, the plan says {plan.at[i, name]!r}" for i in differ]
+    ids = stories.id.tolist()
+    for i, j, x in near_duplicates(stories.text):
+        problems.append(f"near-duplicates {ids[i]} and {ids[j]}: 5-gram Jaccard {x:.2f} > {JACCARD_MAX}")
+    if problems:
+        raise DataError(f"{data_dir() / 'stories.jsonl'}: {len(problems)} problems: " + "; ".join(problems[:20]))

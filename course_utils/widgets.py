@@ -23,8 +23,12 @@ def emotion_explorer(vectors: Any, tokens: dict[str, list[str]], coords: pd.Data
         toks = ", ".join(html.escape(repr(t)) for t in tokens.get(name, []))
         out.value = (
             f"<b>{html.escape(name)}</b> · PC1 {row.pc1:+.2f}, PC2 {row.pc2:+.2f}"
-            f" · human valence {row.valence:.2f}, arousal {row.arousal:.2f}"
-            f"<br>nearest:<ul>{nearest}</ul>farthest:<ul>{farthest}</ul>top tokens: {toks}"
+            + (
+                f" · human valence {row.valence:.2f}, arousal {row.arousal:.2f}"
+                if row.valence == row.valence and row.arousal == row.arousal  # NaN: a word the NRC lexicon lacks
+                else " · no human valence/arousal rating (not in the NRC lexicon)"
+            )
+            + f"<br>nearest:<ul>{nearest}</ul>farthest:<ul>{farthest}</ul>top tokens: {toks}"
         )
 
     pick.observe(lambda change: show(change["new"]), names="value")

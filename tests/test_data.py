@@ -7,10 +7,8 @@ import os
 import shutil
 from itertools import combinations
 
-import numpy as np
+import pandas as pd
 import pytest
-from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer
 
 from course_utils import data
 from course_utils.data import DataError
@@ -26,114 +24,153 @@ def emotions():
     return data.load_emotions()
 
 
+CORE = {"happy", "sad", "afraid", "angry", "calm", "desperate", "loving", "guilty", "proud", "nervous", "surprised", "inspired"}
+
+
 def test_emotions_table(emotions):
-    assert len(emotions) >= 60
-    core = set(emotions.loc[emotions.core, "emotion"])
-    assert core == {
-        "happy",
-        "sad",
-        "afraid",
-        "angry",
-        "calm",
-        "desperate",
-        "loving",
-        "guilty",
-        "proud",
-        "nervous",
-        "surprised",
-        "inspired",
-    }
-    assert 8 <= emotions.family.nunique() <= 12
+    assert len(emotions) == 171 and emotions.emotion.is_unique
+    assert set(emotions.loc[emotions.core, "emotion"]) == CORE
+    assert emotions.family.nunique() == 14
     rated = emotions.dropna(subset=["valence", "arousal"])
-    assert len(rated) >= 50
+    assert len(rated) == 156, f"{len(rated)} of {len(emotions)} emotions are rated (NRC VAD)"
+    assert set(emotions.emotion) - set(rated.emotion) >= {"at ease", "on edge", "worn out", "grief-stricken"}
+    assert CORE <= set(rated.emotion), "every core emotion has human ratings"
     assert rated[["valence", "arousal", "dominance"]].apply(lambda c: c.between(0, 1)).all().all()
     quadrants = {(v > 0.5, a > 0.5) for v, a in zip(rated.valence, rated.arousal)}
     assert len(quadrants) == 4, "all four valence/arousal quadrants must be covered"
     for row in emotions.itertuples():
-        assert row.emotion in row.forbidden
+        assert row.emotion.replace(" ", "_") in row.forbidden, row.emotion
 
 
 def test_emotions_are_in_the_paper_vocabulary(emotions):
-    """Every emotion word is one the paper used (the shared reference sits beside the checkout)."""
+    """The emotion words are exactly the paper's 171 (the shared reference sits beside the checkout)."""
     path = data.data_dir().parent.parent / "shared" / "reference" / "paper_emotion_words.txt"
     if not path.is_file():
         message = f"paper vocabulary {path} not found (the shared reference folder sits beside the checkout)"
         if os.environ.get("CI"):
             pytest.fail(message + "; CI must have it")
         pytest.skip(message)
-    paper = set(path.read_text(encoding="utf-8").split("\n"))
-    missing = sorted(set(emotions.emotion) - paper)
-    assert not missing, f"emotions not in {path.name}: {missing}"
+    paper = {w.strip() for w in path.read_text(encoding="utf-8").split("\n") if w.strip()}
+    assert set(emotions.emotion) == paper, sorted(set(emotions.emotion) ^ paper)
 
 
-def test_story_counts_and_split(stories, emotions):
-    assert len(stories) >= 1300
-    counts = stories.groupby("emotion").size()
-    for row in emotions.itertuples():
-        assert counts.get(row.emotion, 0) >= (50 if row.core else 15), row.emotion
-        own = stories[stories.emotion == row.emotion]
-        assert (own.split == "test").mean() >= 0.2, row.emotion
-    assert set(stories.person) == {"first", "third"}
-    assert stories.topic.nunique() >= 60
+def test_story_counts_per_emotion(stories, emotions):
+    counts = stories.groupby("emotion").size().reindex(emotions.emotion, fill_value=0)
+    core = emotions.set_index("emotion").core
+    assert (counts[core] == 60).all(), counts[core][counts[core] != 60].to_dict()
+    assert (counts[~core] == 12).all(), counts[~core][counts[~core] != 12].to_dict()
+    assert len(stories) == 2628
+    # sorted by emotion (emotions.csv order), then id
+    order = {e: k for k, e in enumerate(emotions.emotion)}
+    keys = list(zip(stories.emotion.map(order), stories.id))
+    assert keys == sorted(keys)
+
+
+def test_split_sizes(stories):
+    assert stories.split.value_counts().to_dict() == {"train": 1403, "style_test": 876, "test": 349}
+    # the style-shifted split holds out whole forms: every dialogue and text_message, nothing else
+    style = stories.split == "style_test"
+    assert (
+        set(stories.form[style]) == {"dialogue", "text_message"}
+        and not stories.form[~style].isin(["dialogue", "text_message"]).any()
+    )
+    # the in-style test split is 20% of every emotion's in-style stories, and every emotion is in every split
+    in_style = stories[~style]
+    share = (in_style.split == "test").groupby(in_style.emotion).mean()
+    assert share.between(0.125, 0.25).all() and (in_style.split == "test").mean() == pytest.approx(0.2, abs=0.005)
+    assert (stories.groupby("emotion").split.nunique() == 3).all()
 
 
 def test_split_is_stable(stories):
-    # The split is fixed in the file by story number: number j of each emotion is test when j % 5 == 4.
-    for row in stories.itertuples():
-        j = int(row.id.rsplit("-", 1)[1])
-        assert row.split == ("test" if j % 5 == 4 else "train"), row.id
+    """The split is fixed by the plan: story i of emotion k's in-style stories is test when (i + k) % 5 == 4."""
+    order = {e: k for k, e in enumerate(data.emotion_names())}
+    for emotion, group in stories[stories.split != "style_test"].groupby("emotion"):
+        k = order[emotion]
+        expected = ["test" if (i + k) % 5 == 4 else "train" for i in range(len(group))]
+        assert group.sort_values("id").split.tolist() == expected, emotion
 
 
-def test_story_length_and_single_paragraph(stories):
+@pytest.mark.parametrize("attribute", ["form", "person", "register", "length"])
+def test_no_attribute_predicts_the_emotion(stories, attribute):
+    """Every emotion has the same counts of each value per 12 stories (so a value says nothing about the emotion)."""
+    counts = pd.crosstab(stories.emotion, stories[attribute])
+    per12 = counts.div(counts.sum(axis=1) / 12, axis=0)
+    assert (per12 == per12.iloc[0]).all().all(), per12[(per12 != per12.iloc[0]).any(axis=1)].head()
+
+
+def test_topics_are_shared(stories):
+    assert stories.topic.nunique() >= 30
+    assert set(stories.topic) <= set(data.load_topics().id)
+    assert stories.groupby("topic").emotion.nunique().min() >= 30, "every topic appears under many emotions"
+    assert (stories.groupby("emotion").topic.nunique() == stories.groupby("emotion").size().clip(upper=47)).all()
+
+
+def test_stories_follow_the_plan_and_length_classes(stories):
+    data.check_corpus(stories)  # every planned story, fields as planned, no near-duplicates
     words = stories.text.str.split().str.len()
-    assert words.between(60, 120).all(), stories.loc[~words.between(60, 120), "id"].tolist()[:5]
-    assert not stories.text.str.contains("\n").any()
+    for length, (lo, hi) in data.LENGTH_WORDS.items():
+        w = words[stories.length == length]
+        assert w.between(*data.length_bounds(length)).all() and lo * 0.9 <= w.median() <= hi, length
 
 
-def test_no_forbidden_words_anywhere():
-    hits = data.forbidden_hits
+def test_no_own_word_leaks(stories):
+    """No story contains a forbidden word or phrase of its own emotion (whole words, any case)."""
+    leaks = [(r.id, h) for r in stories.itertuples() for h in data.forbidden_hits(r.text, emotions=r.emotion)]
+    assert leaks == [], f"{len(leaks)} own-emotion words, e.g. {leaks[:10]}"
 
+
+def test_forbidden_hits_words_of_several_emotions_and_phrases():
+    hits = data.forbidden_hits("She was so happy and calm.")
+    assert ("happy", "happy") in hits and ("happy", "joyful") in hits  # a synonym group shares its words
+    assert {e for w, e in hits if w == "calm"} == {"calm", "serene", "peaceful"}
+    assert data.forbidden_hits("She was so happy and calm.", emotions="calm") == [("calm", "calm")]
+    assert data.forbidden_hits("At Ease, at last", emotions="at ease") == [("At Ease", "at ease"), ("Ease", "at ease")]
+    assert data.forbidden_hits("grief stricken; Grief-Stricken", emotions="grief-stricken")[::2] == [
+        ("grief stricken", "grief-stricken"),
+        ("Grief-Stricken", "grief-stricken"),
+    ]
+    assert data.forbidden_hits("at the edge of town", emotions="on edge") == []  # a phrase needs its words in a row
+    assert data.forbidden_hits("unhappy", emotions="happy") == [("unhappy", "happy")]  # whole words only:
+    assert data.forbidden_hits("happyish", emotions="happy") == []
+    assert data.emotion_names_in("what kind of day, worn out, at ease") == ["kind", "worn out", "at ease"]
+
+
+def test_other_files_free_of_emotion_words():
+    """Neutral dialogues and scenarios: no core emotion's forbidden word, no emotion name outside NAME_ALLOWED."""
     bad = []
-    for row in data.load_stories().itertuples():
-        bad += [(row.id, h) for h in hits(row.text)]
     for row in data.load_neutral().itertuples():
-        bad += [(row.id, h) for m in row.messages for h in hits(m["content"])]
+        bad += [(row.id, h) for m in row.messages for h in data.emotion_word_problems(m["content"])]
     for name in ("implicit", "speakers"):
         for row in data.load_scenarios(name).itertuples():
-            bad += [(row.id, h) for h in hits(row.text)]
+            bad += [(row.id, h) for h in data.emotion_word_problems(row.text)]
+    for row in data.load_scenarios("dose").itertuples():
+        bad += [(row.id, h) for h in data.emotion_word_problems(row.template)]
+    for row in data.load_scenarios("failures").itertuples():
+        bad += [(row.id, h) for m in row.messages for h in data.emotion_word_problems(m["content"])]
     for row in data.load_scenarios("cheat_scenarios").itertuples():
         for field in (row.task, row.tests, row.honest, row.cheat, *row.failures):
-            bad += [(row.id, h) for h in hits(field)]
-    assert bad == [], f"{len(bad)} forbidden emotion words, e.g. {bad[:10]}"
-    assert data.forbidden_hits("She was so happy and calm.") == [("happy", "happy"), ("calm", "calm")]
-
-
-def _worst_5gram_jaccard(texts) -> tuple[float, int, int]:
-    """Highest Jaccard similarity of word 5-gram sets (lower-cased, split on whitespace) over all pairs, and the pair."""
-    grams = CountVectorizer(
-        tokenizer=str.split, token_pattern=None, lowercase=True, ngram_range=(5, 5), binary=True
-    ).fit_transform(list(texts))
-    size = np.asarray(grams.sum(1)).ravel()
-    inter = sparse.triu(grams @ grams.T, k=1).tocoo()  # shared 5-grams of every pair that shares any
-    if inter.nnz == 0:
-        return 0.0, -1, -1
-    jaccard = inter.data / (size[inter.row] + size[inter.col] - inter.data)
-    best = int(np.argmax(jaccard))
-    return float(jaccard[best]), int(inter.row[best]), int(inter.col[best])
+            bad += [(row.id, h) for h in data.emotion_word_problems(field)]
+    assert bad == [], f"{len(bad)} emotion words, e.g. {bad[:10]}"
+    assert data.emotion_word_problems("a kind of safe test") == []
+    problems = data.emotion_word_problems("she was scared and grumpy")
+    assert problems == ["'scared' (afraid)", "'scared' (an emotion name)", "'grumpy' (an emotion name)"]
 
 
 def test_near_duplicate_measure_matches_sets():
     texts = ["a b c d e f g", "A b c d e f h", "x y z w v u t", "a b c d e"]
-    worst, i, j = _worst_5gram_jaccard(texts)
+    pairs = data.near_duplicates(texts, above=0.0)
     grams = [{tuple(w[k : k + 5]) for k in range(len(w) - 4)} for w in (t.lower().split() for t in texts)]
-    expected = max(len(a & b) / len(a | b) for a, b in combinations(grams, 2))
-    assert worst == pytest.approx(expected) and worst == pytest.approx(2 / 4) and (i, j) == (0, 1)
+    for i, j in combinations(range(4), 2):
+        expected = len(grams[i] & grams[j]) / len(grams[i] | grams[j])
+        found = [x for a, b, x in pairs if (a, b) == (i, j)]
+        assert found == ([pytest.approx(expected)] if expected > 0 else []), (i, j)
+    assert pairs[0] == (0, 1, pytest.approx(2 / 4))
+    assert [p[:2] for p in data.near_duplicates(texts)] == [(0, 1), (0, 3), (1, 3)]  # above 0.3: 1/2, 1/3, 1/3
 
 
 def test_no_near_duplicate_stories(stories):
-    """Word 5-gram Jaccard similarity between any two stories stays below 0.5."""
-    worst, i, j = _worst_5gram_jaccard(stories.text)
-    assert worst < 0.5, (worst, stories.id.iloc[i], stories.id.iloc[j])
+    """Word 5-gram Jaccard similarity between any two stories stays at or below JACCARD_MAX (0.3)."""
+    assert data.near_duplicates(stories.text) == []
 
 
 def test_neutral_dialogues():
@@ -164,8 +201,10 @@ def test_scenario_sets(emotions):
 
 
 def test_argument_errors():
-    with pytest.raises(ValueError, match=r"split='dev' is not allowed"):
+    with pytest.raises(ValueError, match=r"split='dev' is not allowed; use one of \['train', 'test', 'style_test', None\]"):
         data.load_stories(split="dev")
+    with pytest.raises(ValueError, match=r"form='poem' is not allowed; use one of \['narration', 'dialogue'"):
+        data.load_stories(form="poem")
     with pytest.raises(ValueError, match=r"not in data/emotions.csv"):
         data.load_stories(emotions=["hangry"])
     with pytest.raises(ValueError, match=r"name='blackmail' is not allowed"):
@@ -187,6 +226,15 @@ def _replace_line(path, n, new):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def test_load_stories_filters(stories):
+    style = data.load_stories(split="style_test", emotions="core")
+    assert len(style) == 12 * 20 and set(style.form) == {"dialogue", "text_message"}
+    letters = data.load_stories(form=["letter", "diary"], emotions="happy")
+    assert len(letters) == 20 and set(letters.form) == {"letter", "diary"}
+    small = data.load_stories(emotions="core", per_emotion=2)  # FAST: the first 2 of each emotion in each split
+    assert small.groupby(["emotion", "split"]).size().eq(2).all() and len(small) == 12 * 3 * 2
+
+
 def test_corrupted_files_name_file_line_and_field(data_copy):
     path = data_copy / "stories.jsonl"
     record = json.loads(path.read_text().splitlines()[6])
@@ -202,9 +250,65 @@ def test_corrupted_files_name_file_line_and_field(data_copy):
     _replace_line(path, 7, json.dumps({**record, "emotion": "hangry"}))
     with pytest.raises(DataError, match=r"line 7, field 'emotion': unknown emotion 'hangry'"):
         data.load_stories()
-    _replace_line(path, 7, json.dumps({**record, "split": "dev"}))
-    with pytest.raises(DataError, match=r"line 7, field 'split'"):
-        data.load_stories()
+
+
+SHORT_NARRATION = {
+    "id": "happy-000",
+    "emotion": "happy",
+    "topic": "bus_stop",
+    "person": "third",
+    "form": "narration",
+    "register": "plain",
+    "length": "sentence",
+    "split": "train",
+    "text": "When the bus finally pulled in, Marta was still grinning at the photo of her new niece on her phone screen.",
+}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"split": "dev"}, r"field 'split': 'dev' is not allowed; use one of train, test, style_test"),
+        ({"form": "poem"}, r"field 'form': 'poem' is not allowed; use one of narration, dialogue, diary, text_message, letter"),
+        ({"person": "fourth"}, r"field 'person': 'fourth' is not allowed; use one of first, second, third, third_plural"),
+        ({"register": "slang"}, r"field 'register': 'slang' is not allowed; use one of plain, formal, casual, child"),
+        ({"length": "epic"}, r"field 'length': 'epic' is not allowed; use one of sentence, short, paragraph, long"),
+        ({"split": "style_test"}, r"field 'split': 'style_test' for a narration: the forms dialogue, text_message"),
+        ({"form": "dialogue", "split": "style_test"}, r"field 'text': a dialogue needs quoted speech or speaker turns"),
+        ({"form": "address"}, r"field 'text': an address speaks to 'you'"),
+        ({"length": "paragraph"}, r"field 'text': 21 words; a 'paragraph' story has 70-120 \(at most 56-144\)"),
+        ({"text": "Dear Sam,\nI am so glad the bus came at last and that the whole family could come too today."}, None),
+        (
+            {"text": SHORT_NARRATION["text"] + " She was happy."},
+            r"field 'text': forbidden word\(s\) of its own emotion 'happy': happy$",
+        ),
+        ({"text": SHORT_NARRATION["text"] + " Pure joy."}, r"field 'text': forbidden word\(s\) of its own emotion 'happy': joy"),
+        (
+            {"emotion": "at ease", "text": SHORT_NARRATION["text"] + " At ease."},
+            r"field 'text': .*own emotion 'at ease': At ease",
+        ),
+        ({"text": SHORT_NARRATION["text"] + " She felt calm."}, None),  # another emotion's word is allowed
+        ({"id": 7}, r"field 'id': expected str, got int"),
+        ({"colour": "red"}, r"field 'colour': unexpected field"),
+    ],
+)
+def test_bad_story_records_are_named(change, message):
+    record = {**SHORT_NARRATION, **change}
+    if message is None:
+        assert data.check_record(record, "stories", path="stories.jsonl", line=3, emotions=data.emotion_names()) is record
+        return
+    with pytest.raises(DataError, match=r"stories.jsonl, line 3, " + message):
+        data.check_record(record, "stories", path="stories.jsonl", line=3, emotions=data.emotion_names())
+
+
+def test_check_corpus_names_plan_and_duplicate_problems(stories):
+    bad = stories.copy()
+    bad.loc[0, "topic"] = "moon_landing"
+    bad.loc[5, "text"] = bad.loc[4, "text"] + " Then she left."
+    with pytest.raises(DataError, match=r"3 problems: .*happy-000: field 'topic' is 'moon_landing', the plan says"):
+        data.check_corpus(bad.drop(index=10))
+    with pytest.raises(DataError, match=r"near-duplicates happy-004 and happy-005"):
+        data.check_corpus(bad)
 
 
 def test_corrupted_emotions_csv(data_copy):
@@ -240,7 +344,7 @@ def test_activities_are_balanced_and_free_of_emotion_words():
     # 8 cells of pleasant x social x effortful, equally filled, and every prefix of 8 rows holds one of each
     assert acts.groupby(["pleasant", "social", "effortful"]).size().eq(len(acts) // 8).all()
     assert acts.head(8).groupby(["pleasant", "social", "effortful"]).size().eq(1).all()
-    assert not any(data.forbidden_hits(t) for t in acts.activity)
+    assert not any(data.emotion_word_problems(t) for t in acts.activity)
 
 
 @pytest.mark.parametrize(

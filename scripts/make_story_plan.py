@@ -1,6 +1,11 @@
-"""Build data/voices/plan.jsonl: one row per story to be written for the "many voices" corpus (issue 23).
+"""Build data/story_plan.jsonl: one row per story of the corpus "in many voices" (issue 23); merge written stories.
 
-    python scripts/make_voices_plan.py            # reads data/voices/emotions.csv and topics.csv
+    python scripts/make_story_plan.py                          # reads data/emotions.csv and data/topics.csv
+    python scripts/make_story_plan.py --merge FILE [FILE ...]  # plan rows + text -> data/stories.jsonl, validated
+
+The stories were written from this plan by six writers (a plan row plus a ``text`` field each); ``--merge`` checks
+every written record against its plan row, sorts them (emotions.csv order, then id) and writes data/stories.jsonl,
+then validates the result with course_utils.data (the one set of rules, see its docstring).
 
 Fields: ``id, emotion, topic, person, form, register, length, split``. Deterministic (no randomness): the same
 inputs always give the same file. Emotions come in emotions.csv order (index k); each gets ``N = 60`` stories if
@@ -21,8 +26,8 @@ its count) says anything about the emotion:
   templates PERSONS[(g // 4) % 6] (a person for each of the 12 slots), and every template gives 4 first,
   3 second, 3 third, 2 third_plural; over the 6 templates: narration 3/0/5/4 (first/second/third/plural),
   dialogue 3/0/6/3, diary 8/0/3/1, letter 4/3/2/3, text_message 6/3/2/1, address 0/12/0/0 (per 12 slots).
-* topic = TOPICS[(7k + 5j) % T] (T = 48, coprime with 5 and 7): an emotion's stories have all different topics
-  (a core emotion covers all 48, 12 of them twice), and every topic appears under many emotions.
+* topic = TOPICS[(7k + 5j) % T] (T = 47 topics, coprime with 5 and 7): an emotion's stories have all different
+  topics (a core emotion covers all 47, 13 of them twice), and every topic appears under many emotions.
 * split: every story of the forms dialogue and text_message is ``style_test`` (the held-out, style-shifted forms).
   The other stories (narration, diary, letter, address) are numbered i = 0, 1, ... in id order within their
   emotion; story i is ``test`` when (i + k) % 5 == 4, else ``train``: exactly 8 of 40 (20%) for a core emotion,
@@ -31,16 +36,18 @@ its count) says anything about the emotion:
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
-FORMS = ("narration", "dialogue", "diary", "text_message", "letter", "address")
-REGISTERS = ("plain", "formal", "casual", "child")
-PERSON_NAMES = ("first", "second", "third", "third_plural")
+from course_utils import data
+from course_utils.data import FORMS, REGISTERS, STYLE_TEST_FORMS
+
 LENGTHS = ("sentence", "short", "paragraph", "sentence", "short", "long") + ("sentence", "short", "paragraph") * 2
-IN_STYLE = ("narration", "diary", "letter", "address")
+IN_STYLE = tuple(f for f in FORMS if f not in STYLE_TEST_FORMS)  # narration, diary, letter, address
 N_CORE, N_OTHER = 60, 12
 
 # Person templates: form -> (person of slot u = form index, person of slot u + 6). 1 first, 2 second, 3 third, P plural.
@@ -110,17 +117,63 @@ def make_plan(emotions: list[tuple[str, bool]], topics: list[str]) -> list[dict[
     return rows
 
 
-def main(root: Path = Path("data/voices")) -> None:
-    """Write plan.jsonl and print its size."""
+def merge(files: list[Path], root: Path) -> int:
+    """Written stories (plan row + text) -> root/stories.jsonl, in emotions.csv order then id; 1 if anything is off."""
+    with (root / "story_plan.jsonl").open(encoding="utf-8") as f:
+        plan = {r["id"]: r for r in map(json.loads, f)}
+    order = {e: k for k, (e, _) in enumerate(read_emotions(root / "emotions.csv"))}
+    written, problems = {}, []
+    for path in files:
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                rec = json.loads(line)
+                rid = rec.get("id")
+                if rid not in plan:
+                    problems.append(f"{path}, line {n}: id {rid!r} is not in the plan")
+                elif rid in written:
+                    problems.append(f"{path}, line {n}: id {rid!r} written twice")
+                elif {k: v for k, v in rec.items() if k != "text"} != plan[rid]:
+                    problems.append(f"{path}, line {n}: fields differ from the plan row {plan[rid]}")
+                else:
+                    written[rid] = {**plan[rid], "text": rec["text"]}
+    missing = sorted(set(plan) - set(written))
+    if missing:
+        problems.append(f"{len(missing)} planned stories not written, e.g. {missing[:5]}")
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        return 1
+    rows = sorted(written.values(), key=lambda r: (order[r["emotion"]], r["id"]))
+    with (root / "stories.jsonl").open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    stories = data.load_stories()
+    data.check_corpus(stories)
+    print(f"wrote {root / 'stories.jsonl'}: {len(stories)} stories, validated")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write story_plan.jsonl and print its size, or merge written stories into stories.jsonl."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--merge", nargs="+", type=Path, metavar="FILE", help="written story files to merge")
+    ap.add_argument("--root", type=Path, default=Path("data"), help="the data folder")
+    args = ap.parse_args(argv)
+    root = args.root
+    if args.merge:
+        return merge(args.merge, root)
     emotions, topics = read_emotions(root / "emotions.csv"), read_topics(root / "topics.csv")
     assert len(topics) % 5 and len(topics) % 7, "the topic count must be coprime with 5 and 7"
     rows = make_plan(emotions, topics)
-    with (root / "plan.jsonl").open("w", encoding="utf-8") as f:
+    with (root / "story_plan.jsonl").open("w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
     splits = Counter(r["split"] for r in rows)
-    print(f"wrote {root / 'plan.jsonl'}: {len(rows)} stories, {len(emotions)} emotions, {len(topics)} topics, {dict(splits)}")
+    print(
+        f"wrote {root / 'story_plan.jsonl'}: {len(rows)} stories, {len(emotions)} emotions, {len(topics)} topics, {dict(splits)}"
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
