@@ -11,21 +11,48 @@ import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from .derivatives import measure_gradients
 from .models import CourseModel, transcript
 from .steering import continuation_logprobs
 
-# Pre-registered wording (fixed before any preference number was looked at).
-QUESTION = "Which would you rather do?\n(A) {a}\n(B) {b}\nAnswer with A or B."
-ANSWERS = ("A", "B")
+# The answer formats a pilot chooses from (07 section 2), each fixed before any preference number was looked at:
+# the user's question, the text the assistant's turn starts with, and how each option is answered.
+FORMATS: dict[str, dict[str, str]] = {
+    "letters": {"question": "Which would you rather do?\n(A) {a}\n(B) {b}\nAnswer with A or B.", "reply": ""},
+    "numbers": {"question": "Which would you rather do?\n1. {a}\n2. {b}\nAnswer with 1 or 2.", "reply": ""},
+    "rather": {"question": "Which would you rather do: {a}, or {b}?", "reply": "I would rather"},
+}
+LABELS = {"letters": ("A", "B"), "numbers": ("1", "2")}  # the one-token answers; "rather" answers with the option text
+QUESTION = FORMATS["letters"]["question"]
+ANSWERS = LABELS["letters"]
 STEER_WHAT = ("a", "b")
 
 
-def choice_prompt(model: CourseModel, first: str, second: str) -> tuple[str, tuple[int, int], tuple[int, int]]:
+def _check_format(fmt: str) -> None:
+    """A clear error for an unknown answer format."""
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt={fmt!r}: use one of {list(FORMATS)}")
+
+
+def choice_prompt(
+    model: CourseModel, first: str, second: str, fmt: str = "letters"
+) -> tuple[str, tuple[int, int], tuple[int, int]]:
     """The chat prompt asking for a choice (first as option A), and the character spans of the two options in it."""
-    prompt = transcript(model, [{"role": "user", "content": QUESTION.format(a=first, b=second)}], add_generation_prompt=True)
-    a_at = prompt.index("(A) " + first) + 4
-    b_at = prompt.index("(B) " + second, a_at) + 4
+    _check_format(fmt)
+    question = FORMATS[fmt]["question"].format(a=first, b=second)
+    prompt = transcript(model, [{"role": "user", "content": question}], add_generation_prompt=True) + FORMATS[fmt]["reply"]
+    q_at = prompt.index(question)
+    a_at = q_at + question.index(first)
+    b_at = q_at + question.index(second, a_at - q_at + len(first))
     return prompt, (a_at, a_at + len(first)), (b_at, b_at + len(second))
+
+
+def answers(fmt: str, first: str, second: str) -> tuple[str, str, str]:
+    """The two continuations scored for a prompt (the first option's answer, the second's) and the reduction."""
+    _check_format(fmt)
+    if fmt in LABELS:
+        return (*LABELS[fmt], "sum")
+    return " " + first, " " + second, "mean"  # the option's own words after "I would rather", per token
 
 
 def pair_design(n_items: int, per_item: int, seed: int = 0) -> np.ndarray:
@@ -55,6 +82,7 @@ def pair_logodds(
     strength: float = 0.0,
     steer: str = "a",
     batch_size: int = 8,
+    fmt: str = "letters",
 ) -> pd.DataFrame:
     """For each pair (a, b), the answer's log-odds log p(A) - log p(B) with a first ('ab') and b first ('ba').
 
@@ -62,28 +90,16 @@ def pair_logodds(
     Columns: a, b, ab, ba, preference = (ab - ba) / 2 (log-odds of choosing a, position cancelled),
     position_bias = (ab + ba) / 2 (log-odds of answering A whatever it is), letter_logprob (log p(A) + p(B)).
     """
-    if steer not in STEER_WHAT:
-        raise ValueError(f"steer={steer!r}: use one of {STEER_WHAT}")
-    pairs = np.asarray(pairs, dtype=int)
-    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
-        raise ValueError(f"pairs must be a non-empty [n, 2] array of item indices, got shape {pairs.shape}")
-    if pairs.min() < 0 or pairs.max() >= len(activities):
-        raise ValueError(f"pairs index items 0..{len(activities) - 1}; got {pairs.min()}..{pairs.max()}")
-    prompts, spans = [], []
-    for a, b in pairs:
-        for first, second, steered_is_first in ((a, b, steer == "a"), (b, a, steer == "b")):
-            p, span_first, span_second = choice_prompt(model, activities[first], activities[second])
-            prompts.append(p)
-            spans.append(span_first if steered_is_first else span_second)
+    prompts, spans, firsts, seconds, reduce = _pair_prompts(model, activities, pairs, steer, fmt)
     n = len(prompts)
     lp = continuation_logprobs(
         model,
         prompts + prompts,
-        [ANSWERS[0]] * n + [ANSWERS[1]] * n,
+        firsts + seconds,
         direction,
         layer=layer,
         strength=strength,
-        reduce="sum",
+        reduce=reduce,
         batch_size=batch_size,
         steer_spans=spans + spans if direction is not None else None,
     ).numpy()
@@ -101,6 +117,58 @@ def pair_logodds(
             "letter_logprob": letters,
         }
     )
+
+
+def _pair_prompts(
+    model: CourseModel, activities: Sequence[str], pairs: np.ndarray, steer: str, fmt: str
+) -> tuple[list[str], list[tuple[int, int]], list[str], list[str], str]:
+    """For each pair in both orders (a first, then b first): prompt, steered span, the two answers, the reduction."""
+    if steer not in STEER_WHAT:
+        raise ValueError(f"steer={steer!r}: use one of {STEER_WHAT}")
+    _check_format(fmt)
+    pairs = np.asarray(pairs, dtype=int)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
+        raise ValueError(f"pairs must be a non-empty [n, 2] array of item indices, got shape {pairs.shape}")
+    if pairs.min() < 0 or pairs.max() >= len(activities):
+        raise ValueError(f"pairs index items 0..{len(activities) - 1}; got {pairs.min()}..{pairs.max()}")
+    prompts, spans, firsts, seconds, reduce = [], [], [], [], "sum"
+    for a, b in pairs:
+        for first, second, steered_is_first in ((a, b, steer == "a"), (b, a, steer == "b")):
+            p, span_first, span_second = choice_prompt(model, activities[first], activities[second], fmt)
+            one, two, reduce = answers(fmt, activities[first], activities[second])
+            prompts.append(p)
+            spans.append(span_first if steered_is_first else span_second)
+            firsts.append(one)
+            seconds.append(two)
+    return prompts, spans, firsts, seconds, reduce
+
+
+def preference_gradients(
+    model: CourseModel, activities: Sequence[str], pairs: np.ndarray, *, layer: int, fmt: str = "letters", steer: str = "a"
+) -> torch.Tensor:
+    """Per pair, the gradient of the steered option's preference w.r.t. a vector added on that option's tokens: [n, d].
+
+    The preference is (ab - ba) / 2 (both orders, as in pair_logodds); `derivatives.slopes(grads, directions, norm)`
+    then gives every direction's slope at strength 0, per pair.
+    """
+    prompts, spans, firsts, seconds, reduce = _pair_prompts(model, activities, pairs, steer, fmt)
+    n = len(prompts)
+    # order ab (even rows) enters with +1/2, order ba with -1/2; in each, first answer minus second answer
+    sign = np.where(np.arange(n) % 2 == 0, 0.5, -0.5)
+    if steer == "b":
+        sign = -sign  # the steered option's preference is minus a's
+    grads = measure_gradients(
+        model,
+        prompts + prompts,
+        firsts + seconds,
+        list(sign) + list(-sign),
+        layer=layer,
+        reduce=reduce,
+        steer_spans=spans + spans,
+    )
+    if len(grads) != n:
+        raise ValueError("two pairs give the same prompt: their gradients would be merged (repeated pairs?)")
+    return grads.reshape(len(pairs), 2, -1).sum(1)
 
 
 def bradley_terry(pairs: np.ndarray, preference: np.ndarray, n_items: int, C: float = 10.0) -> np.ndarray:

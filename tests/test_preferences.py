@@ -79,3 +79,41 @@ def test_positive_control_direction_is_liked_minus_disliked():
     acts = torch.eye(4)
     d = P.positive_control_direction(acts, np.array([3.0, -1.0, 2.0, 0.0]), np.array([0, 1, 2, 3]))
     torch.testing.assert_close(d, torch.tensor([0.5, -0.5, 0.5, -0.5]))
+
+
+@pytest.mark.parametrize("fmt", ["letters", "rather"])
+def test_preference_gradient_is_the_slope_of_the_steered_preference(model, fmt):
+    """N g . d equals the central difference of the steered option's preference (both orders, span-only steering)."""
+    from course_utils.derivatives import slopes
+    from course_utils.preferences import preference_gradients
+    from course_utils.steering import median_token_norm, random_direction
+
+    LAYER = 20
+    acts = ["walk in the park", "clean the oven", "read a novel"]
+    pairs = np.array([[0, 1], [2, 0]])
+    grads = preference_gradients(model, acts, pairs, layer=LAYER, fmt=fmt)
+    assert grads.shape == (2, model.d_model)
+    d, h = random_direction(model.d_model, 3), 1e-2
+    norm = median_token_norm(model, LAYER)
+
+    def pref(s: float) -> np.ndarray:
+        df = P.pair_logodds(model, acts, pairs, d, layer=LAYER, strength=s, fmt=fmt)
+        return df.preference.to_numpy()
+
+    one, half = ((pref(k) - pref(-k)) / (2 * k) for k in (h, h / 2))
+    fd = (4 * half - one) / 3
+    got = slopes(grads, d, norm)[:, 0].numpy()
+    assert np.abs(fd).max() > 1e-3  # the steered preference does move
+    np.testing.assert_allclose(got, fd, atol=3e-3 * max(1.0, np.abs(fd).max()))
+
+
+def test_answer_formats_and_their_errors(model):
+    from course_utils.preferences import FORMATS, answers, choice_prompt
+
+    for fmt in FORMATS:
+        p, sa, sb = choice_prompt(model, "walk in the park", "clean the oven", fmt)
+        assert p[slice(*sa)] == "walk in the park" and p[slice(*sb)] == "clean the oven"
+    assert choice_prompt(model, "x y", "z", "rather")[0].endswith("I would rather")
+    assert answers("rather", "x y", "z") == (" x y", " z", "mean") and answers("numbers", "a", "b") == ("1", "2", "sum")
+    with pytest.raises(ValueError, match="fmt='yesno': use one of"):
+        choice_prompt(model, "a", "b", "yesno")
