@@ -30,9 +30,12 @@ REMOTE = False
 # True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
 # None (the default) follows the COURSE_FAST environment variable: `make lab FAST=1` sets it for a whole room.
 FAST = None
-# Random directions and other emotion vectors used as the steering nulls.
-N_RANDOM = 4
-N_OTHER = 4
+# Random directions in the steering null (their derivatives cost a dot product each) and label permutations.
+N_NULL = 10_000
+N_PERM = 10_000
+# Pilot items (the first N_PILOT activities choose the answer format), and random directions also run exactly.
+N_PILOT = 16
+N_CHECK = 4
 
 # %%
 from course_utils.paths import fast_mode
@@ -41,45 +44,33 @@ FAST = fast_mode(FAST)
 
 # %% [markdown]
 # ## Decided before any number (pre-registration)
-# Everything below was fixed before the first preference number was computed, and is not changed
-# after looking (if it ever is, this cell says so).
-# - **Question** (`preferences.QUESTION`): *"Which would you rather do? (A) ... (B) ... Answer with A
-#   or B."* as the user's message; the measure is log p("A") - log p("B") of the assistant's first
-#   token. Every pair is asked in both orders: **preference** = half the difference (the position
-#   cancels), **position bias** = half the sum.
-# - **Design**: 64 activities of `data/activities.jsonl`, half pleasant by our own labels (written
-#   before any model was run); every activity in 4 pairs: the activities are shuffled and joined into
-#   two cycles (each next to its neighbour, then to the one three places on), one cycle per split
-#   half. Scores: Bradley-Terry, fitted by logistic regression on the soft outcomes.
-# - **Reliability rule**: the preference scores are called *reliable* if the Spearman-Brown corrected
-#   split-half correlation is at least 0.5.
-# - **Readout**: each emotion vector's cosine score on the sentence *"This afternoon I will
-#   <activity>."* (mean over its tokens after the first three, from the vectors' origin: the same
-#   readout as the stories the vectors came from). An emotion **predicts** preference if the 95%
-#   interval of its correlation excludes 0 *and* |r| is above the 95th percentile of random
-#   directions read the same way.
-# - **Steering**: the direction is added at the layer of the vectors, **only on the tokens of one
-#   option**, to the first activity of each pair, in both orders, at strengths +s and -s. The effect
-#   is half the change of that activity's preference from -s to +s. Emotions under test: **happy**
-#   and **angry** (the nearest of our core emotions to the paper's "blissful" and "hostile").
-# - **Strength rule**: the course's fluency rule (`steering.fluency_safe_strength`, as in 06 and 08):
-#   the largest of 1.0, 0.5, 0.25, 0.1 at which the steered prompts still answer with a letter:
-#   log(p(A) + p(B)) drops by at most 0.5 nats on average, for both emotions and signs. It uses no
-#   preference number.
-# - **Positive control**: a "preferred minus dispreferred" direction (mean activation of the top half
-#   minus the bottom half by preference score) built on one half of the activities and tested on
-#   pairs of the other half, with the same strength and measure.
-# - **Steering verdict**: an effect "moves preference" if its interval excludes 0 and it lies outside
-#   the 95% band of the nulls (random directions and other emotion vectors, each with both signs).
-#   With 8 null directions (16 values) that band's edge is close to their largest effect, so the
-#   notebook also prints each effect as a multiple of the band's edge: 1.01 is a hair, 3 is clear.
-#   The expected signs are + for happy and for the positive control, - for angry.
-#
-# *Changed after looking:* the sentence about expected signs, and the printed line saying whether an
-# effect goes the expected way, were added after the first FAST run (16 activities) showed the
-# positive control moving the preference the "wrong" way. The rules deciding "moves" are unchanged.
-# The pair design was also changed after that run, from randomly drawn cycles to the shuffled cycles
-# described above, because the old sampler failed on larger designs (a bug, not a number).
+# Everything below was fixed before the first preference number was computed.
+# - **Items**: the 64 activities of `data/activities.jsonl`, half pleasant by our own labels (written
+#   before any model was run). The first 16 are the **pilot** items, the other 48 the **main** items
+#   (the file is ordered so that any 8 consecutive rows are balanced).
+# - **Pairs**: every item meets 4 others, each pair asked in both orders. **Preference** = half the
+#   difference of the two orders' log-odds (the position cancels), **position bias** = half the sum.
+#   Bradley-Terry turns the pairs into one score per item.
+# - **The pilot chooses the answer format** among three (`preferences.FORMATS`): letters A/B, numbers
+#   1/2, or the option's own words after *"I would rather"*. Rule: among the formats where the order
+#   decides fewer than 90% of the pairs, the one whose scores agree best with our labels (Pearson r);
+#   if none qualifies, letters.
+# - **Validity gate, on the main items, before any reading or steering**: the measure is *valid* if
+#   the order decides fewer than 90% of the pairs **and** its agreement with our labels has a 95%
+#   interval above 0. If it is not valid, the notebook prints no reading or steering verdict.
+# - **Text positive control**: each main activity against itself, framed "..., which will be lovely"
+#   and "..., which will be dreadful": a measure of choice must prefer the lovely framing.
+# - **Reading**: an emotion predicts preference if its r with the scores has rank p <= 0.05 among
+#   1,000 random directions read the same way (cosine from the vectors' origin on *"This afternoon I
+#   will <activity>."*).
+# - **Steering** (on the tokens of one option only, at the vectors' layer): each direction's
+#   derivative of the steered option's preference at strength 0, on pairs of a held-out **test half**
+#   of the main items. The primary statistic: the Spearman correlation, across every emotion vector
+#   with a human valence rating, between its steering derivative and its valence, against 10,000
+#   permutations of the valence labels. Named directions (happy, angry) against 10,000 random
+#   directions; exact effects at ±S beside the derivatives. A **cross-fitted positive control**: the
+#   "preferred minus dispreferred" direction of the **build half**, first read on the test half, then
+#   steered on it.
 
 # %%
 import matplotlib.pyplot as plt
@@ -94,32 +85,29 @@ from course_utils.plots import save_figure, setup_style
 setup_style()
 
 # %%
+from scipy.stats import spearmanr
+
 from course_utils import checks, extract_activations, load_model
 from course_utils.data import load_activities, load_emotions
+from course_utils.derivatives import agreement, random_directions, slopes
 from course_utils.precomputed import course_vectors
-from course_utils.preferences import (
-    bradley_terry,
-    choice_prompt,
-    pair_design,
-    pair_logodds,
-    positive_control_direction,
-    spearman_brown,
-    split_half,
-    steering_effect,
-)
+from course_utils.preferences import FORMATS, bradley_terry, choice_prompt, pair_design, pair_logodds
+from course_utils.preferences import positive_control_direction, preference_gradients, spearman_brown, split_half
+from course_utils.preferences import steering_effect
 from course_utils.report import record
-from course_utils.stats import mean_ci, null_band, pearson_ci, spearman_ci
-from course_utils.steering import fluency_safe_strength, random_direction
+from course_utils.stats import mean_ci, pearson_ci, rank_test, spearman_ci
+from course_utils.steering import fluency_safe_strength, median_token_norm, random_direction
 
 model = load_model(MODEL_NAME, remote=REMOTE)
 vectors = course_vectors(model, fast=FAST)
 LAYER = vectors.layer
 activities = load_activities()
 if FAST:
-    activities, N_RANDOM, N_OTHER = activities.head(16), 1, 1  # the file is ordered so that any 8 rows are balanced
+    activities, N_PILOT, N_CHECK = activities.head(16), 8, 1  # the file is ordered so that any 8 rows are balanced
+TESTED = [e for e in ("happy", "angry") if e in vectors.names]
 names = activities.activity.tolist()
-n = len(names)
-print(f"layer {LAYER}; {n} activities ({activities.pleasant.sum()} pleasant by our labels)")
+print(f"layer {LAYER}; {len(names)} activities ({activities.pleasant.sum()} pleasant by our labels), "
+      f"{N_PILOT} of them for the pilot")
 
 # %% [markdown]
 # ## 1. The question
@@ -169,218 +157,210 @@ def choice_logodds(model, prompt: str) -> float:
 choice_logodds = checks.check_choice_logodds(choice_logodds, model)
 
 # %% [markdown]
-# ## 2. Preferences, in both orders
-# Every activity meets 4 others; each pair is asked with either activity first.
+# ## 2. The pilot: which answer format measures a choice?
+# A 135M model may answer "A" whatever the options are: then the letter's log-odds measures how
+# strongly it says "A", not what it prefers. Three formats, each asked in both orders on the pilot
+# items; the rule fixed above picks one before the main items are touched.
 
 # %%
 PER_ITEM = 4
+pilot, main = activities.iloc[:N_PILOT].reset_index(drop=True), activities.iloc[N_PILOT:].reset_index(drop=True)
+pilot_pairs = pair_design(len(pilot), PER_ITEM, seed=0)
+rows = []
+for fmt in FORMATS:
+    p = pair_logodds(model, pilot.activity.tolist(), pilot_pairs, fmt=fmt)
+    bt_p = bradley_terry(pilot_pairs, p.preference.to_numpy(), len(pilot))
+    rows.append({"format": fmt, "order decides": float(np.mean(np.sign(p.ab) == np.sign(p.ba))),
+                 "position bias": float(p.position_bias.mean()), "r with label": pearson_ci(pilot.pleasant.astype(float), bt_p)[0]})
+formats = pd.DataFrame(rows).set_index("format")
+usable = formats[formats["order decides"] < 0.9]
+FORMAT = usable["r with label"].idxmax() if len(usable) else "letters"
+display(formats.round(2))
+print(f"chosen format: {FORMAT!r} (by the rule fixed above, on the {len(pilot)} pilot items only)")
+
+# %% [markdown]
+# ## 3. The main items, and the validity gate
+
+# %%
+names = main.activity.tolist()
+n = len(names)
 pairs = pair_design(n, PER_ITEM, seed=0)
 if not FAST:
     print(f"{2 * len(pairs)} prompts: about a minute on a 2-core laptop the first time, instant once cached.")
-pref = pair_logodds(model, names, pairs)
-print(f"{len(pairs)} pairs x 2 orders = {2 * len(pairs)} prompts")
-pref.head()
-
-# %% [markdown]
-# How often does the model answer with a letter at all, and how much does it favour "A"?
-
-# %%
-letter_mass = float(np.exp(pref.letter_logprob).mean())
-bias, bias_lo, bias_hi = mean_ci(pref.position_bias)
-print(f"p(A) + p(B) on average: {letter_mass:.2f}")
-print(f"position bias (log-odds of 'A' whatever it is): {bias:+.2f} [{bias_lo:+.2f}, {bias_hi:+.2f}]")
-print(f"pairs where the order decides the answer (ab and ba of the same sign): {np.mean(np.sign(pref.ab) == np.sign(pref.ba)):.0%}")
-
-# %% [markdown]
-# Bradley-Terry scores: one number per activity, such that sigmoid(score_a - score_b) matches the
-# model's both-orders preference as well as possible.
-
-# %%
+pref = pair_logodds(model, names, pairs, fmt=FORMAT)
 bt = bradley_terry(pairs, pref.preference.to_numpy(), n)
-activities = activities.assign(score=bt)
-activities.sort_values("score")[["activity", "pleasant", "score"]].iloc[[0, 1, 2, -3, -2, -1]]
-
-# %% [markdown]
-# ## 3. Is the measure any good?
-# Split-half reliability (two disjoint sets of pairs) and agreement with our a-priori labels.
+main = main.assign(score=bt)
+order_decides = float(np.mean(np.sign(pref.ab) == np.sign(pref.ba)))
+bias, bias_lo, bias_hi = mean_ci(pref.position_bias)
+print(f"{len(pairs)} pairs x 2 orders; the order decides {order_decides:.0%} of pairs; "
+      f"position bias {bias:+.2f} [{bias_lo:+.2f}, {bias_hi:+.2f}] log-odds")
+main.sort_values("score")[["activity", "pleasant", "score"]].iloc[[0, 1, 2, -3, -2, -1]]
 
 # %%
 half1, half2 = split_half(pairs, pref.preference.to_numpy(), n, PER_ITEM)
-r_half, r_half_lo, r_half_hi = pearson_ci(half1, half2)
+r_half = pearson_ci(half1, half2)[0]
 reliability = spearman_brown(r_half)
-r_label, r_label_lo, r_label_hi = pearson_ci(activities.pleasant.astype(float), bt)
-print(f"split-half r = {r_half:.2f} [{r_half_lo:.2f}, {r_half_hi:.2f}] -> Spearman-Brown reliability {reliability:.2f}")
-print(f"correlation with our 'pleasant' label: r = {r_label:+.2f} [{r_label_lo:+.2f}, {r_label_hi:+.2f}]")
-RELIABLE = reliability >= 0.5
-print("VERDICT:", "the preference scores are reliable (>= 0.5)." if RELIABLE else
-      "the preference scores are NOT reliable (< 0.5): read every result below as a test of a noisy measure.")
+r_label, r_label_lo, r_label_hi = pearson_ci(main.pleasant.astype(float), bt)
+r_length = pearson_ci([len(a.split()) for a in names], bt)[0]
+VALID = order_decides < 0.9 and r_label_lo > 0
+print(f"split-half reliability {reliability:.2f}; r with our 'pleasant' label {r_label:+.2f} "
+      f"[{r_label_lo:+.2f}, {r_label_hi:+.2f}]; r with the option's length in words {r_length:+.2f}")
+print("VALIDITY:", "the measure is a choice that follows pleasantness: reading and steering below are tested." if VALID
+      else "NOT VALID: on this model the measure is not a choice that follows pleasantness, so the notebook prints "
+           "no reading or steering verdict below (the numbers are shown, to be read as a test of the method).")
+
+# %% [markdown]
+# **The text positive control.** Each main activity against itself, once framed as lovely, once as
+# dreadful. Whatever the emotions do, a measure of choice must prefer the lovely framing.
+
+# %%
+framed = [f"{a}, which will be lovely" for a in names] + [f"{a}, which will be dreadful" for a in names]
+text_pref = pair_logodds(model, framed, np.array([[i, i + n] for i in range(n)]), fmt=FORMAT).preference
+text_effect, text_lo, text_hi = mean_ci(text_pref)
+TEXT_MOVES = text_lo > 0
+print(f"preference for the lovely framing: {text_effect:+.3f} [{text_lo:+.3f}, {text_hi:+.3f}] -> "
+      + ("the measure moves with the text" if TEXT_MOVES else "the measure does NOT follow even the text"))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
 axes[0].scatter(half1, half2, s=18)
-axes[0].set(title=f"Split halves (r = {r_half:.2f})", xlabel="score from half 1", ylabel="score from half 2")
-sns.stripplot(data=activities, x="pleasant", y="score", ax=axes[1], hue="social", palette="colorblind")
+axes[0].set(title=f"Split halves (reliability {reliability:.2f})", xlabel="score from half 1", ylabel="score from half 2")
+sns.stripplot(data=main, x="pleasant", y="score", ax=axes[1], hue="social", palette="colorblind")
 axes[1].set(title=f"Scores by our label (r = {r_label:+.2f})", xlabel="pleasant (our label)", ylabel="Bradley-Terry score")
 save_figure(fig, "07_reliability")
 plt.show()
 
 # %% [markdown]
 # ## 4. Reading: do emotion scores on an activity predict the preference?
-# Each emotion's cosine score on *"This afternoon I will <activity>."*, correlated with the
-# Bradley-Terry scores across activities. Control: random directions read the same way (cosine from
-# the same origin).
+# Each emotion's cosine score on *"This afternoon I will <activity>."*, correlated with the scores;
+# the null is 1,000 random directions read the same way (the same statistic).
 
 # %%
-sentences = [f"This afternoon I will {a}." for a in names]
-acts = extract_activations(model, sentences, layers=[LAYER])[:, 0]  # [activities, d_model]
-emo_scores = pd.DataFrame(vectors.cosine(acts).numpy(), columns=vectors.names)  # what vectors.score gives: [activities, emotions]
-print(f"emotion scores {tuple(emo_scores.shape)}; activations {tuple(acts.shape)}")
-
-# %%
-rows = [(e, *pearson_ci(emo_scores[e], bt)) for e in vectors.names]
-reading = pd.DataFrame(rows, columns=["emotion", "r", "low", "high"]).set_index("emotion")
-rand = torch.stack([random_direction(model.d_model, 1000 + s) for s in range(200)])  # reading is cheap: 200 of them
-rand_r = np.array([np.corrcoef(col, bt)[0, 1] for col in vectors.cosine_to(acts, rand).T.numpy()])  # same statistic
-r_cut = float(np.quantile(np.abs(rand_r), 0.95))
-reading["predicts"] = (np.sign(reading.low) == np.sign(reading.high)) & (reading.r.abs() > r_cut)
-print(f"random directions: 95th percentile of |r| = {r_cut:.2f}")
+acts = extract_activations(model, [f"This afternoon I will {a}." for a in names], layers=[LAYER])[:, 0]
+emo_scores = pd.DataFrame(vectors.cosine(acts).numpy(), columns=vectors.names)
+rand_r = np.array([np.corrcoef(col, bt)[0, 1] for col in vectors.cosine_to(acts, random_directions(model.d_model, 1000, 7)).T.numpy()])
+reading = pd.DataFrame([(e, *pearson_ci(emo_scores[e], bt)) for e in vectors.names], columns=["emotion", "r", "low", "high"])
+reading["rank p"] = [rank_test(r, rand_r).p for r in reading.r]
+reading = reading.set_index("emotion")
+valence = load_emotions().set_index("emotion").valence.reindex(reading.index)
+rated = valence.notna()
+rho_val, rho_lo, rho_hi = spearman_ci(valence[rated], reading.r[rated])
+n_predict = int((reading["rank p"] <= 0.05).sum())
+print(f"{n_predict} of {len(reading)} emotions beyond 1,000 random directions (rank p <= 0.05; about "
+      f"{0.05 * len(reading):.0f} expected by chance); rho(valence, r) over {int(rated.sum())} rated emotions "
+      f"{rho_val:+.2f} [{rho_lo:+.2f}, {rho_hi:+.2f}]")
+if VALID:
+    print("VERDICT (reading):", "valence organises the readings." if rho_lo > 0 else
+          "valence does not organise the readings in this run (interval includes 0 or is negative).")
 reading.sort_values("r").iloc[[0, 1, 2, -3, -2, -1]]
 
 # %% [markdown]
-# Across emotions: do positive emotions predict preference and negative ones dispreference? The
-# correlation of each emotion's r with its human valence rating (NRC VAD).
+# ## 5. Steering one option: a derivative for every emotion vector
+# The test half of the main items is steered; the build half gives the positive control. For each pair,
+# one backward pass gives the gradient of the steered option's preference with respect to a vector
+# added on that option's tokens; each direction's slope is then `N × g · d` (as in 08).
 
 # %%
-valence = load_emotions().set_index("emotion").valence.reindex(reading.index)
-rho_val, rho_lo, rho_hi = spearman_ci(valence, reading.r)
-print(f"Spearman rho(valence, r) across {len(reading)} emotions: {rho_val:+.2f} [{rho_lo:+.2f}, {rho_hi:+.2f}]")
-n_predict = int(reading.predicts.sum())
-print(f"VERDICT: {n_predict} of {len(reading)} emotions predict preference beyond random directions;",
-      "valence organises the readings (positive emotions, preferred activities)." if rho_lo > 0 else
-      "valence does not organise the readings in this run (interval includes 0 or is negative).")
-
-# %%
-fig, ax = plt.subplots(figsize=(6, 4))
-ax.axhspan(-r_cut, r_cut, color="grey", alpha=0.2, label="95% of random directions")
-ax.scatter(valence, reading.r, s=16)
-for e in ("happy", "angry", "calm", "sad", "afraid"):
-    if e in reading.index:
-        ax.annotate(e, (valence[e], reading.r[e]), fontsize=8)
-ax.set(title="Does an emotion's reading predict preference?", xlabel="valence (NRC)", ylabel="r with preference score")
-ax.legend(loc="upper left")
-save_figure(fig, "07_reading")
-plt.show()
-
-# %% [markdown]
-# ## 5. Steering one option
-# Pairs among one half of the activities (the *test* half); the positive control's direction comes
-# from the other half. First, the strength, by the rule fixed above.
-
-# %%
-rng = np.random.default_rng(1)
-order = rng.permutation(n)
+order = np.random.default_rng(1).permutation(n)
 build_half, test_half = np.sort(order[: n // 2]), np.sort(order[n // 2 :])
-steer_pairs = test_half[pair_design(len(test_half), 2, seed=2)[: len(test_half)]]  # one cycle: each test activity steered once
-base = pair_logodds(model, names, steer_pairs)
-print(f"{len(steer_pairs)} steered pairs; unsteered letter mass {np.exp(base.letter_logprob).mean():.2f}")
+steer_pairs = test_half[pair_design(len(test_half), 2, seed=2)[: len(test_half)]]  # one cycle: each steered once
+norm = median_token_norm(model, LAYER)
+grads = preference_gradients(model, names, steer_pairs, layer=LAYER, fmt=FORMAT)  # [pairs, d_model]
+null_slopes = slopes(grads, random_directions(model.d_model, N_NULL, seed=0), norm).mean(0).numpy()
+effects = pd.Series(slopes(grads, vectors.vectors, norm).mean(0).numpy(), index=vectors.names)
+print(f"{len(steer_pairs)} steered pairs; derivatives of {len(effects)} emotion vectors and {N_NULL:,} random directions")
 
 # %%
-CANDIDATES = [1.0, 0.5, 0.25, 0.1]
-TESTED = [e for e in ("happy", "angry") if e in vectors.names]
-check_pairs = steer_pairs[:8]
-base_letters = base.letter_logprob[:8].mean()
-
-
-def letter_drop(c: float) -> float:
-    """The largest drop of log(p(A) + p(B)) over the tested emotions and both signs."""
-    return max(base_letters - pair_logodds(model, names, check_pairs, vectors[e], layer=LAYER, strength=sgn * c).letter_logprob.mean()
-               for e in TESTED for sgn in (1, -1))
-
-
-STRENGTH = fluency_safe_strength(CANDIDATES, letter_drop, max_drop=0.5)
-print(f"chosen strength: {STRENGTH} (x median token norm at layer {LAYER})")
+rho_steer = spearmanr(effects[rated], valence[rated])[0]
+perm = np.random.default_rng(0)
+perm_null = np.array([spearmanr(effects[rated], perm.permutation(valence[rated].to_numpy()))[0] for _ in range(N_PERM)])
+steer_test = rank_test(rho_steer, perm_null)
+print(f"PRIMARY: Spearman rho(steering derivative, valence) over {int(rated.sum())} emotion vectors = {steer_test}")
 
 # %% [markdown]
-# The effect of one direction: half the change of the steered activity's preference from -s to +s.
-
-# %%
-def effect(direction: torch.Tensor) -> np.ndarray:
-    """Per steered pair, the change in the steered (first) activity's preference, in nats of log-odds."""
-    plus = pair_logodds(model, names, steer_pairs, direction, layer=LAYER, strength=STRENGTH)
-    minus = pair_logodds(model, names, steer_pairs, direction, layer=LAYER, strength=-STRENGTH)
-    return steering_effect(base, plus, minus)
-
-
-tested = {e: effect(vectors[e]) for e in TESTED}
-print({e: f"{v.mean():+.3f}" for e, v in tested.items()})
-
-# %% [markdown]
-# The nulls: random directions, and emotion vectors that are not under test (drawn with a fixed seed).
-# Steering along -d at +s is steering along d at -s, so each null direction also gives its mirror.
-
-# %%
-others = [e for e in vectors.names if e not in TESTED]
-others = [others[i] for i in np.random.default_rng(3).choice(len(others), size=min(N_OTHER, len(others)), replace=False)]
-null_random = [effect(random_direction(model.d_model, s)).mean() for s in range(N_RANDOM)]
-null_other = [effect(vectors[e]).mean() for e in others]
-null = np.array(null_random + null_other)
-null = np.r_[null, -null]  # the mirrored directions
-band = null_band(null)
-print(f"null: {N_RANDOM} random + {len(others)} other emotions ({', '.join(others)}), mirrored; 95% band {band[0]:+.3f} to {band[1]:+.3f}")
-
-# %% [markdown]
-# The positive control: a "preferred minus dispreferred" direction from the build half, steered on
-# the test half. If it moves the preference and the emotions do not, the null is informative; if it
-# does not move either, the measure cannot see an effect of this size.
+# The cross-fitted positive control: the mean activation of the better-liked half of the build items
+# minus the less-liked half. First read on the test items (does it predict their scores?), then steered.
 
 # %%
 control_dir = positive_control_direction(acts, bt, build_half)
-tested["positive control"] = effect(control_dir)
-summary = pd.DataFrame([(k, *mean_ci(v)) for k, v in tested.items()], columns=["direction", "effect", "low", "high"])
-summary["outside_null"] = (summary.effect < band[0]) | (summary.effect > band[1])
-summary["moves"] = summary.outside_null & (np.sign(summary.low) == np.sign(summary.high))
-display(summary)
+control_read = pearson_ci(vectors.cosine_to(acts[test_half], control_dir[None])[:, 0], bt[test_half])
+tests = {e: rank_test(effects[e], null_slopes) for e in TESTED}
+tests["positive control"] = rank_test(float(slopes(grads, control_dir, norm).mean()), null_slopes)
+print(f"positive control read on the test items: r = {control_read[0]:+.2f} [{control_read[1]:+.2f}, {control_read[2]:+.2f}]")
+for name, t in tests.items():
+    print(f"{name}: derivative {t}")
+
+# %% [markdown]
+# Exact effects at ±S beside the derivatives: half the change of the steered option's preference from
+# −S to +S. The strength follows the course's fluency rule: the largest candidate at which the answers'
+# total probability drops by at most 0.5 nats on average, for both emotions and signs.
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 3.5))
-ax.hist(null, bins=12, color="grey", alpha=0.6, label="nulls (random + other emotions, mirrored)")
-for (_, row), colour in zip(summary.iterrows(), sns.color_palette("colorblind")):
-    ax.axvline(row.effect, color=colour, lw=2, label=f"{row.direction} {row.effect:+.3f}")
-ax.set(title=f"Steering one option at strength {STRENGTH}: change in its preference", xlabel="effect (nats of log-odds)",
-       ylabel="count")
-ax.legend(fontsize=8)
+base = pair_logodds(model, names, steer_pairs, fmt=FORMAT)
+
+
+def answer_drop(c: float) -> float:
+    """The largest drop of the two answers' total log-probability over the tested emotions and both signs."""
+    return max(base.letter_logprob.mean() - pair_logodds(model, names, steer_pairs, vectors[e], layer=LAYER,
+               strength=sgn * c, fmt=FORMAT).letter_logprob.mean() for e in TESTED for sgn in (1, -1))
+
+
+STRENGTH = fluency_safe_strength([1.0, 0.5, 0.25, 0.1] if not FAST else [0.5], answer_drop, max_drop=0.5)
+
+
+def effect(direction: torch.Tensor) -> float:
+    """Mean over steered pairs of the exact effect at +-STRENGTH (nats of log-odds per unit strength)."""
+    plus, minus = (pair_logodds(model, names, steer_pairs, direction, layer=LAYER, strength=sgn * STRENGTH, fmt=FORMAT)
+                   for sgn in (1, -1))
+    return float(steering_effect(base, plus, minus).mean() / STRENGTH)
+
+
+named = {"happy": vectors["happy"], "angry": vectors["angry"], "positive control": control_dir}
+named.update({f"random {s}": random_direction(model.d_model, s) for s in range(N_CHECK)})
+pairs_df = pd.DataFrame([(k, float(slopes(grads, d, norm).mean()), effect(d)) for k, d in named.items()],
+                        columns=["direction", "derivative", f"slope at ±{STRENGTH}"])
+agree = agreement(pairs_df.derivative, pairs_df[f"slope at ±{STRENGTH}"])
+display(pairs_df.round(3))
+print(f"derivative vs exact slope: r = {agree['r']:+.2f}, largest error {agree['max_abs_error']:.3f}")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+axes[0].hist(null_slopes, bins=60, color="grey", alpha=0.6, label=f"{N_NULL:,} random directions")
+for (name, t), colour in zip(tests.items(), sns.color_palette("colorblind")):
+    axes[0].axvline(t.effect, color=colour, lw=2, label=f"{name} {t.effect:+.3f}")
+axes[0].set(title="Steering one option: derivative of its preference", xlabel="nats of log-odds per unit strength",
+            ylabel="count")
+axes[0].legend(fontsize=8)
+axes[1].scatter(valence[rated], effects[rated], s=14)
+axes[1].set(title=f"Every emotion vector (rho = {rho_steer:+.2f}, p = {steer_test.p:.3g})", xlabel="valence (NRC)",
+            ylabel="steering derivative")
 save_figure(fig, "07_steering")
 plt.show()
 
 # %%
 EXPECTED_SIGN = {"happy": 1, "angry": -1, "positive control": 1}
-by_name = summary.set_index("direction")
-for name, row in by_name.iterrows():
-    way = "the expected way" if np.sign(row.effect) == EXPECTED_SIGN[name] else "against the expected sign"
-    edge = f"{abs(row.effect) / band[1]:.2f} x the band's edge" if band[1] > 0 else "the null band has zero width"
-    print(f"{name}: {row.effect:+.3f} [{row.low:+.3f}, {row.high:+.3f}], {'moves' if row.moves else 'does not move'}"
-          f" the preference ({way}); |effect| is {edge}")
-control_moves = bool(by_name.moves["positive control"])
-emotion_moves = [e for e in TESTED if by_name.moves[e]]
-if emotion_moves:
-    print(f"VERDICT: steering {', '.join(emotion_moves)} on one option moves the preference for it beyond the nulls.")
-elif control_moves:
-    print("VERDICT: no effect. The positive control moves the preference, so the measure could have shown one:"
-          " the emotion directions tested do not change this model's choices at this strength.")
+if not VALID:
+    print("VERDICT: none. The measure failed its validity gate (section 3), so no steering result is read from it; "
+          "run this notebook on a bigger model, where the same cells decide.")
 else:
-    print("VERDICT: cannot tell. Neither the emotions nor the positive control move the preference beyond the nulls:"
-          " this measure cannot detect an effect of this size here.")
-if not RELIABLE:
-    print("(and the preference scores themselves were not reliable: see section 3)")
+    for name, t in tests.items():
+        sign = "" if np.sign(t.effect) == EXPECTED_SIGN[name] else " (its sign is opposite to the expected one)"
+        print(f"VERDICT {name}: " + ("distinguishable from random directions" if t.distinguishable else
+                                     "not distinguishable from random directions") + sign)
+    print("VERDICT (primary): steering effects " + ("follow" if steer_test.distinguishable and steer_test.effect > 0
+                                                   else "are not shown to follow") + " the emotions' valence "
+          f"(rho {steer_test.effect:+.2f}, permutation p {steer_test.p:.3g})")
 
 # %% [markdown]
 # ## Recap
-# - A preference measured by log-probabilities must be asked in both orders: the position bias above
-#   is larger than most preferences. Bradley-Terry turns pairwise answers into one score per activity.
-# - A measure is checked before it is used: split-half reliability and agreement with labels decide
-#   how much the rest can say.
-# - Reading and steering are different claims, each with its own control: random directions, other
-#   emotion vectors, and a positive control that shows whether the measure can move at all.
+# - A preference measured by log-probabilities must be asked in both orders, and a measure is
+#   validated before it is read or steered: a pilot chose its format, a gate fixed in advance asked
+#   whether it is a choice at all (does the order decide? does it follow pleasantness?), and a text
+#   control asked whether it moves when the options obviously change.
+# - A reliable measure is not yet a valid one: a model that always answers "A" can be very consistent.
+# - Reading and steering are different claims, each with its own null of the same statistic: random
+#   directions read the same way, and random directions' steering derivatives (10,000, for the cost of
+#   one backward pass per pair).
 #
 # **Questions**
 # 1. Why steer only the tokens of one option rather than the whole prompt?
@@ -416,9 +396,11 @@ if not RELIABLE:
 
 # %%
 best = reading.r.abs().idxmax()
-record("07_choices", n_activities=n, n_pairs=len(pairs), letter_mass=letter_mass, position_bias=bias,
-       split_half_r=r_half, reliability=reliability, label_r=r_label, best_reading_emotion=best,
-       best_reading_r=float(reading.r[best]), random_reading_r95=r_cut, valence_rho=rho_val,
-       valence_rho_ci=[rho_lo, rho_hi], n_predicting=n_predict, strength=STRENGTH,
-       **{f"steer_effect_{k.replace(' ', '_')}": float(v.mean()) for k, v in tested.items()},
-       null_effect_band=list(band))
+record("07_choices", n_activities=n, n_pairs=len(pairs), answer_format=FORMAT, order_decides=order_decides,
+       position_bias=bias, reliability=reliability, label_r=r_label, label_r_ci=[r_label_lo, r_label_hi],
+       length_r=r_length, valid=bool(VALID), text_control=text_effect, text_control_ci=[text_lo, text_hi],
+       best_reading_emotion=best, best_reading_r=float(reading.r[best]), n_predicting=n_predict,
+       valence_rho=rho_val, valence_rho_ci=[rho_lo, rho_hi], strength=STRENGTH, n_null=N_NULL,
+       steer_valence_rho=steer_test.effect, steer_valence_p=steer_test.p, agreement_r=agree["r"],
+       **{f"steer_derivative_{k.replace(' ', '_')}": t.effect for k, t in tests.items()},
+       **{f"steer_p_{k.replace(' ', '_')}": t.p for k, t in tests.items()})

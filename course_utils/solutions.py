@@ -16,8 +16,9 @@ import torch  # noqa: F401
 
 def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
     """The residual stream after decoder layer `layer` for one prompt: [n_tokens, d_model]."""
+    envoy = model.layer(layer)  # before the trace: on NDIF the block runs where there is no course code
     with torch.no_grad(), model.trace(prompt, remote=model.remote):
-        out = nnsight.save(model.layer(layer).output)
+        out = nnsight.save(envoy.output)
     return out[0].detach().cpu()
 
 
@@ -91,9 +92,10 @@ import nnsight
 
 def steered_logits(model, prompt: str, delta: torch.Tensor, layer: int) -> torch.Tensor:
     """Next-token logits [vocab] with delta added after decoder layer `layer` at every position."""
+    envoy = model.layer(layer)  # before the trace: on NDIF the block runs where there is no course code
     with torch.no_grad(), model.trace(prompt, remote=model.remote):
-        out = model.layer(layer).output
-        model.layer(layer).output[:] = out + delta.to(out.device, out.dtype)  # delta lives on the CPU
+        out = envoy.output
+        envoy.output[:] = out + delta.to(out.device, out.dtype)  # delta lives on the CPU
         logits = nnsight.save(model.output.logits[0, -1])
     return logits.float().cpu()
 
