@@ -11,11 +11,14 @@ Tolerances (library vs plain reference in the same dtype):
   padded batch or a packed row sums in another order than a text alone), log-probabilities atol 0.25
   (about 1% of per-token means of ~-25 nats; logits of ~30 have a bf16 ulp of 0.125).
 Run with `-s` to see the measured differences (a summary is printed at the end of the module).
+The models run on COURSE_TEST_DEVICE (default cpu; scripts/gpu_check.sh sets cuda): the library and the plain
+references run there, and every comparison is made on CPU copies, with the same tolerances.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -45,6 +48,7 @@ PROMPTS = ["The train was late again and", "The train was late again and", "She 
 CONTS = [" everyone sighed at the board.", " nobody said a word.", " slowly, then read the first line twice."]
 GEN_PROMPTS = ["Once upon a time", "The weather in the mountains today is cold and"]
 MEASURED: dict[str, float] = {}
+DEVICE = torch.device(os.environ.get("COURSE_TEST_DEVICE", "cpu"))  # where the tiny models and the references run
 
 
 def _measure(name: str, got: torch.Tensor, want: torch.Tensor) -> float:
@@ -143,7 +147,7 @@ def build(model):
 
             hf = AutoModelForCausalLM.from_config(cfg, attn_implementation=cfg._attn_implementation)
             _randomise(hf, gemma=arch == "gemma2")
-            hf = hf.to(TORCH_DTYPE[dtype]).eval()
+            hf = hf.to(DEVICE, TORCH_DTYPE[dtype]).eval()
             m = CourseModel(hf, tokenizer=tok)
             m.course_id = f"tiny-{arch}-{cfg._attn_implementation}-{sorted(over.items())}-{id(tok)}"
             made[key] = m
@@ -176,17 +180,17 @@ def _plain(m: CourseModel, ids: list[int], delta: torch.Tensor | None = None, la
             if delta is not None and i == layer:
                 h = h + delta.to(h.device, h.dtype)
                 out = (h, *out[1:]) if isinstance(out, tuple) else h
-            outs[i] = h[0].detach()
+            outs[i] = h[0].detach().cpu()
             return out
 
         hooks.append(blk.register_forward_hook(hook))
     try:
         with torch.no_grad():
-            res = m._module(input_ids=torch.tensor([ids]), output_hidden_states=True)
+            res = m._module(input_ids=torch.tensor([ids], device=DEVICE), output_hidden_states=True)
     finally:
         for h in hooks:
             h.remove()
-    return res.logits[0].float(), res.hidden_states, outs
+    return res.logits[0].float().cpu(), tuple(h.cpu() for h in res.hidden_states), outs
 
 
 def _plain_logprobs(m: CourseModel, prompts, conts, delta=None, layer=None) -> torch.Tensor:
@@ -336,14 +340,17 @@ def _plain_generate(m: CourseModel, prompt: str, n: int, delta=None, layer=None)
 
         def hook(mod, args, out):
             if isinstance(out, tuple):
-                return (out[0] + delta.to(out[0].dtype), *out[1:])
-            return out + delta.to(out.dtype)
+                return (out[0] + delta.to(out[0].device, out[0].dtype), *out[1:])
+            return out + delta.to(out.device, out.dtype)
 
         hooks.append(_decoder_layers(m._module)[layer].register_forward_hook(hook))
     try:
         with torch.no_grad():
             out = m._module.generate(
-                torch.tensor([_ids(m, prompt)]), max_new_tokens=n, do_sample=False, pad_token_id=m.tokenizer.pad_token_id
+                torch.tensor([_ids(m, prompt)], device=DEVICE),
+                max_new_tokens=n,
+                do_sample=False,
+                pad_token_id=m.tokenizer.pad_token_id,
             )
     finally:
         for h in hooks:
@@ -375,7 +382,7 @@ def test_generate(build, arch, dtype):
 
 def _hand_norm(m: CourseModel, x: torch.Tensor, gain: str) -> torch.Tensor:
     norm = m.final_norm
-    w = norm.weight.detach().float()
+    w = norm.weight.detach().float().cpu()
     x = x.float()
     if isinstance(norm, torch.nn.LayerNorm):
         return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + norm.eps) * w
@@ -389,7 +396,7 @@ def test_lens_is_the_hand_formula(build, arch, dtype):
     m = build(arch, dtype)
     v = _delta(m, 4, norm=10.0)
     got = direction_logits(m, v)
-    w_u = m.unembed.weight.detach().float()
+    w_u = m.unembed.weight.detach().float().cpu()
     gain = "1+w" if arch == "gemma2" else "w"
     want = _hand_norm(m, v.to(TORCH_DTYPE[dtype]), gain) @ w_u.T  # norm(0) is 0 for RMSNorm; a LayerNorm's is its bias
     scale = float(want.abs().max())
