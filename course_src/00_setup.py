@@ -113,8 +113,10 @@ print(model)
 
 # %% [markdown]
 # ## 4. Read a layer's output with nnsight
-# Inside `model.trace(...)`, `model.layer(i).output` is the residual stream *after* decoder layer `i`.
-# `nnsight.save(...)` keeps it after the block ends. Note the shape: **`[batch, tokens, d_model]`**.
+# Take the layer first, `layer = model.layer(i)`; inside `model.trace(...)`, `layer.output` is the residual
+# stream *after* decoder layer `i`. `nnsight.save(...)` keeps it after the block ends. (Why before the block:
+# `model.layer` is the course's shortcut and runs on your machine; with `REMOTE = True` the block itself runs on
+# NDIF's server, which has nnsight and torch but no course code. Inside a block, use only envoys and torch.) Note the shape: **`[batch, tokens, d_model]`**.
 # (In transformers 5 this is a plain tensor; older code wrote `output[0]` to unpack a tuple, which
 # now silently takes batch row 0 instead.)
 
@@ -124,8 +126,9 @@ import nnsight
 from course_utils.vectors import default_layer
 
 LAYER = default_layer(model.n_layers)  # two-thirds deep: layer 20 of SmolLM2-135M's 30
+layer = model.layer(LAYER)  # the layer's envoy, taken before the trace
 with torch.no_grad(), model.trace("The lighthouse keeper climbed the stairs.", remote=REMOTE):
-    out = nnsight.save(model.layer(LAYER).output)
+    out = nnsight.save(layer.output)
 print(f"layer {LAYER} output shape [batch, tokens, d_model]:", tuple(out.shape))
 print("norm of each token's residual vector:", out[0].norm(dim=-1).round().tolist())
 
@@ -137,16 +140,16 @@ print("norm of each token's residual vector:", out[0].norm(dim=-1).round().tolis
 
 # %% [markdown]
 # **How nnsight works, in one cell.** Code inside `model.trace(...)` does not run line by line: nnsight
-# records it, then runs the model once when the block ends. So `model.layer(i).output` is a *proxy*
+# records it, then runs the model once when the block ends. So `layer.output` is a *proxy*
 # for a value that does not exist yet; assigning into `.output[:]` *edits* the model's computation at
 # that point; and only values wrapped in `nnsight.save(...)` are kept after the block (everything
 # else is deleted). Read, edit, read again:
 
 # %%
 prompt = "The capital of France is"
-with torch.no_grad(), model.trace(prompt, remote=REMOTE):
-    before = nnsight.save(model.layer(LAYER).output[0, -1].norm())  # read: a proxy until the block ends
-    model.layer(LAYER).output[:] = model.layer(LAYER).output * 0.5  # edit: halve the stream after LAYER
+with torch.no_grad(), model.trace(prompt, remote=REMOTE):  # `layer` is still model.layer(LAYER), from above
+    before = nnsight.save(layer.output[0, -1].norm())  # read: a proxy until the block ends
+    layer.output[:] = layer.output * 0.5  # edit: halve the stream after LAYER
     top = nnsight.save(model.output.logits[0, -1].argmax())  # read what the edited model predicts
 print(f"last token's norm before the edit: {float(before):.1f}; prediction after halving: {model.tokenizer.decode(top)!r}")
 
@@ -160,8 +163,9 @@ print(f"last token's norm before the edit: {float(before):.1f}; prediction after
 # <details><summary>Hint 1 (a nudge)</summary>You have already done this once, in section 4: open a trace,
 # read one layer's output, save it so that it outlives the with block. What is left is the
 # shape: the trace ran a batch of one prompt, and the exercise wants no batch axis.</details>
-# <details><summary>Hint 2 (the approach)</summary>1. Open <code>with torch.no_grad(), model.trace(prompt,
-# remote=model.remote):</code>. 2. Inside it, keep <code>model.layer(layer).output</code> with
+# <details><summary>Hint 2 (the approach)</summary>1. Before the trace, take the layer's envoy,
+# <code>envoy = model.layer(layer)</code>, then open <code>with torch.no_grad(), model.trace(prompt,
+# remote=model.remote):</code>. 2. Inside it, keep <code>envoy.output</code> with
 # <code>nnsight.save(...)</code>; it is <code>[1, n_tokens, d_model]</code>. 3. After the block, index the batch
 # axis away with <code>[0]</code> (the correct use of <code>[0]</code>: on the saved tensor, after the trace) and
 # return it with <code>.detach().cpu()</code>.</details>
@@ -170,8 +174,9 @@ print(f"last token's norm before the edit: {float(before):.1f}; prediction after
 def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
     """The residual stream after decoder layer `layer` for one prompt: [n_tokens, d_model]."""
     # BEGIN SOLUTION
+    envoy = model.layer(layer)  # before the trace: on NDIF the block runs where there is no course code
     with torch.no_grad(), model.trace(prompt, remote=model.remote):
-        out = nnsight.save(model.layer(layer).output)
+        out = nnsight.save(envoy.output)
     return out[0].detach().cpu()
     # END SOLUTION
 
@@ -203,7 +208,8 @@ print("norm of the story's mean vector at each layer:", acts[0].norm(dim=-1).rou
 # %% [markdown]
 # ## Recap
 # - The model is a stack of decoder layers updating a residual stream of width `d_model`.
-# - nnsight reads any layer's output inside a `trace`; outputs are `[batch, tokens, d_model]`.
+# - nnsight reads any layer's output inside a `trace` (take `layer = model.layer(i)` before the block);
+#   outputs are `[batch, tokens, d_model]`.
 # - The first token is an outlier with a huge norm; averages leave it out.
 # - `extract_activations` turns texts into `[n_texts, n_layers, d_model]`, cached for later notebooks.
 #

@@ -48,13 +48,15 @@ print(f"{model.n_layers} layers, d_model = {model.d_model}")
 # ## 1. One story, every layer, every token
 # Inside one trace we read every layer's output. Each is `[batch, tokens, d_model]`. We only need each
 # token's norm, so we reduce *inside* the trace and save just that: `[tokens]` per layer instead of
-# `[tokens, d_model]` (on NDIF, only what you save travels back over the network).
+# `[tokens, d_model]` (on NDIF, only what you save travels back over the network). As in notebook 00, the
+# layers' envoys are taken before the block: inside it, only envoys and torch (NDIF has no course code).
 
 # %%
 story = load_stories(emotions="afraid").iloc[0].text
+decoder_layers = [model.layer(i) for i in range(model.n_layers)]  # envoys, before the trace
 with torch.no_grad(), model.trace(story, remote=REMOTE):
-    shape = nnsight.save(model.layer(0).output.shape)
-    per_layer = nnsight.save([model.layer(i).output[0].float().norm(dim=-1).cpu() for i in range(model.n_layers)])
+    shape = nnsight.save(decoder_layers[0].output.shape)
+    per_layer = nnsight.save([layer.output[0].float().norm(dim=-1).cpu() for layer in decoder_layers])
 print("one layer's output [batch, tokens, d_model]:", tuple(shape))
 norms = torch.stack(per_layer)  # [layers, tokens]
 print("norms [layers, tokens]:", tuple(norms.shape))
@@ -133,8 +135,9 @@ masked_mean = checks.check_masked_mean(masked_mean)
 LAYER = default_layer(model.n_layers)
 texts = load_stories(emotions="calm").text.tolist()[:3]
 enc = tokenize(model, texts)
+layer = model.layer(LAYER)
 with torch.no_grad(), model.trace(enc, remote=REMOTE):
-    h = nnsight.save(model.layer(LAYER).output)
+    h = nnsight.save(layer.output)
 mine = masked_mean(h.cpu().float(), enc["attention_mask"], 3)
 library = extract_activations(model, texts, layers=[LAYER], skip_first=3)[:, 0]
 if checks.is_reference(masked_mean):
@@ -187,7 +190,8 @@ plt.show()
 
 # %% [markdown]
 # ## Recap
-# - `model.layer(i).output` is `[batch, tokens, d_model]`: the residual stream after layer `i`.
+# - `layer = model.layer(i)` (before the trace); inside it `layer.output` is `[batch, tokens, d_model]`: the
+#   residual stream after layer `i`.
 # - The first token is a ~100x outlier from the middle layers on: never average it in.
 # - Pads are on the left; the attention mask keeps them out of every average.
 # - The corpus is now in the cache: `[n_texts, n_layers, d_model]`.

@@ -45,19 +45,22 @@ from course_utils.plots import save_figure, setup_style
 setup_style()
 
 # %%
-from course_utils import build_emotion_vectors, checks, extract_activations, load_model
+from course_utils import build_emotion_vectors, checks, load_model
 from course_utils.data import forbidden_hits, load_emotions, load_stories
 from course_utils.geometry import rsa, similarity_matrix, tfidf_centroids
-from course_utils.lens import top_tokens
+from course_utils.lens import top_tokens_of_each
 from course_utils.paths import build_dir
 from course_utils.report import record
 from course_utils.stats import accuracy_ci, corr_ci, mean_diff_ci, pca, permutation_null
 from course_utils.steering import random_direction
-from course_utils.vectors import EmotionVectors, default_layer, neutral_components, neutral_texts, story_activations
+from course_utils.vectors import EmotionVectors, default_layer, layer_activations, neutral_components, neutral_texts
+from course_utils.vectors import story_activations
 from course_utils.widgets import emotion_explorer
 
 model = load_model(MODEL_NAME, remote=REMOTE)
 LAYER = default_layer(model.n_layers)
+CHECK_LAYERS = list(range(2, model.n_layers, 9 if FAST else 4))  # section 5 compares the geometry across these
+LAYERS = sorted({LAYER, 0, *CHECK_LAYERS})  # every layer this notebook reads (on NDIF only these travel back)
 SUBSET = dict(per_emotion=4, emotions="core") if FAST else {}
 NEUTRAL_LIMIT = 20 if FAST else None
 emotions = load_emotions().set_index("emotion")
@@ -65,10 +68,14 @@ print(f"layer {LAYER} (two-thirds deep, fixed in advance)")
 
 # %%
 stories = load_stories(**SUBSET)
-acts = story_activations(model, stories)
+# [n, len(LAYERS), d_model]: locally cut from notebook 02's cache of every layer; on NDIF one request for LAYERS
+acts = story_activations(model, stories, layers=LAYERS)[:, LAYERS.index(LAYER)]
+# This notebook's held-out stories are the in-style test split; the style-shifted split (held-out forms) is set aside.
+in_style = (stories.split != "style_test").values
+stories, acts = stories[in_style].reset_index(drop=True), acts[torch.from_numpy(in_style)]
 train = (stories.split == "train").values
 names = [n for n in emotions.index if n in set(stories.emotion)]
-print("story activations [n, n_layers, d_model]:", tuple(acts.shape), f"· {len(names)} emotions")
+print(f"story activations at layer {LAYER} [n, d_model]:", tuple(acts.shape), f"· {len(names)} emotions")
 
 # %% [markdown]
 # ### Exercise 4a · Mean per emotion, minus the mean over emotions
@@ -100,7 +107,7 @@ def emotion_vectors(acts: torch.Tensor, labels, names: list[str]) -> torch.Tenso
 
 # %%
 emotion_vectors = checks.check_emotion_vectors(emotion_vectors)
-raw = emotion_vectors(acts[train, LAYER], stories.emotion[train].values, names)
+raw = emotion_vectors(acts[train], stories.emotion[train].values, names)
 print("raw emotion vectors [n_emotions, d_model]:", tuple(raw.shape))
 
 # %% [markdown]
@@ -132,7 +139,7 @@ def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor
 
 # %%
 project_out = checks.check_project_out(project_out)
-neutral = extract_activations(model, neutral_texts(model, NEUTRAL_LIMIT))[:, LAYER]
+neutral = layer_activations(model, neutral_texts(model, NEUTRAL_LIMIT), LAYERS)[:, LAYERS.index(LAYER)]
 pcs = neutral_components(neutral)
 denoised = project_out(raw, pcs)
 print(f"neutral activations {tuple(neutral.shape)} -> {pcs.shape[0]} components explain 50% of their variance")
@@ -161,7 +168,7 @@ print("saved to", path, "· reloads equal:", torch.equal(EmotionVectors.load(pat
 # geometry: 200 shuffles give a null distribution).
 
 # %%
-test_acts = acts[~train, LAYER]
+test_acts = acts[~train]
 truth = stories.emotion[~train].values
 nearest = vectors.cosine(test_acts).argmax(1).numpy()
 pred = np.array(vectors.names)[nearest]
@@ -219,23 +226,26 @@ for c in range(k):
 # %%
 proj, explained, _ = pca(vectors.vectors, n_components=5)  # scores of each emotion on PC1-5, share of variance
 val, aro = emotions.loc[names, "valence"].values, emotions.loc[names, "arousal"].values
+rated = ~np.isnan(val) & ~np.isnan(aro)  # the NRC lexicon lacks some words (e.g. "at ease"): they are left out
+print(f"human valence/arousal ratings: {rated.sum()} of the {len(names)} emotions (correlations use these)")
 
 
 def oriented_corr_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """Pearson r with the PC oriented to make it positive, and a 95% bootstrap interval over emotions."""
+    """Pearson r with the PC oriented to make it positive, and a 95% bootstrap interval over the rated emotions."""
+    a, b = np.asarray(a)[~np.isnan(b)], np.asarray(b)[~np.isnan(b)]  # skip the emotions without a rating
     sign = np.sign(pearsonr(a, b)[0]) or 1.0
     return corr_ci(sign * a, b, n_resamples=2000, seed=1)
 
 
 pcs_table = pd.DataFrame({"variance explained": explained[:5],
-                          "r with valence": [pearsonr(proj[:, i], val)[0] for i in range(5)],
-                          "r with arousal": [pearsonr(proj[:, i], aro)[0] for i in range(5)]},
+                          "r with valence": [pearsonr(proj[rated, i], val[rated])[0] for i in range(5)],
+                          "r with arousal": [pearsonr(proj[rated, i], aro[rated])[0] for i in range(5)]},
                          index=[f"PC{i + 1}" for i in range(5)]).round(3)
 display(pcs_table)
 r_val, r_aro = oriented_corr_ci(proj[:, 0], val), oriented_corr_ci(proj[:, 1], aro)
 table = pd.DataFrame({
     "paper (frontier model)": ["26%", "0.81", "15%", "0.66"],
-    f"this course ({len(names)} emotions, layer {LAYER})": [
+    f"this course ({len(names)} emotions, {rated.sum()} rated, layer {LAYER})": [
         f"{explained[0]:.0%}", f"{r_val[0]:.2f} [{r_val[1]:.2f}, {r_val[2]:.2f}]",
         f"{explained[1]:.0%}", f"{r_aro[0]:.2f} [{r_aro[1]:.2f}, {r_aro[2]:.2f}]"]},
     index=["PC1 variance explained", "|r(PC1, valence)|", "PC2 variance explained", "|r(PC2, arousal)|"])
@@ -311,9 +321,10 @@ print(f"words-only PC1 ({explained_w[0]:.0%} of variance): |r| with valence {r_v
 
 # %% [markdown]
 # What *is* PC1, if it is not valence? Look at the emotions at its two ends. In our runs on
-# SmolLM2-135M they split emotions told mostly through thoughts and social situations (regret,
-# resentment, guilt, jealousy) from emotions told through the body and immediate danger (panic,
-# terror, exhaustion), which is as much about *how the stories are written* as about the emotions.
+# SmolLM2-135M with an earlier, single-voice corpus, they split emotions told mostly through thoughts
+# and social situations (regret, resentment, guilt, jealousy) from emotions told through the body and
+# immediate danger (panic, terror, exhaustion), which is as much about *how the stories were written*
+# as about the emotions.
 # Check whether that holds in your run:
 
 # %%
@@ -333,10 +344,11 @@ for n, row in coords.iterrows():
     axes[0].annotate(n, (row.pc1, row.pc2), fontsize=7, xytext=(2, 2), textcoords="offset points")
 axes[0].set(title=f"Emotion vectors on PC1/PC2 (layer {LAYER})", xlabel=f"PC1 ({explained[0]:.0%} of variance)",
             ylabel=f"PC2 ({explained[1]:.0%})")
-sns.scatterplot(data=coords, x="valence", y=f"pc{best_val + 1}", hue="family", s=60, ax=axes[1])
-for n, row in coords.iterrows():
+sns.scatterplot(data=coords[rated], x="valence", y=f"pc{best_val + 1}", hue="family", s=60, ax=axes[1])
+for n, row in coords[rated].iterrows():
     axes[1].annotate(n, (row.valence, row[f"pc{best_val + 1}"]), fontsize=7, xytext=(2, 2), textcoords="offset points")
-axes[1].set(title=f"PC{best_val + 1} against human valence: r = {pcs_table.iloc[best_val]['r with valence']:.2f}",
+axes[1].set(title=f"PC{best_val + 1} against human valence ({rated.sum()} rated emotions): "
+                  f"r = {pcs_table.iloc[best_val]['r with valence']:.2f}",
             xlabel="valence (NRC VAD)", ylabel=f"PC{best_val + 1} score")
 axes[1].legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="x-small")
 save_figure(fig, "04_pca_valence")
@@ -347,9 +359,14 @@ plt.show()
 # Multiply a vector by the model's output head (after the final norm's gain) and list the tokens
 # whose logits it raises most. The paper saw emotion words at the top (desperate → "desperate",
 # "urgent"; calm → "relax"). A small model's lens is noisier; look for words in the right spirit.
+# `top_tokens_of_each` reads many directions in one call (on NDIF one request, and only token ids come
+# back), so the 60 random directions of the control below go in the same call.
 
 # %%
-lens = {n: top_tokens(model, vectors[n], k=8) for n in names}
+norm_v = float(vectors.vectors.norm(dim=-1).mean())
+random_dirs = torch.stack([norm_v * random_direction(model.d_model, 500 + s) for s in range(60)])
+tops = top_tokens_of_each(model, torch.cat([vectors.vectors, random_dirs]), k=20)  # each direction's top 20
+lens = {n: tops[vectors.names.index(n)][:8] for n in names}
 for n in [n for n in names if emotions.loc[n, "core"]]:
     print(f"{n:>10}: {lens[n]}")
 
@@ -359,14 +376,13 @@ for n in [n for n in names if emotions.loc[n, "core"]]:
 # word or inflection of `data/emotions.csv`), for the emotion vectors and for 60 random directions.
 
 # %%
-def emotion_word_count(vector: torch.Tensor, k: int = 20) -> int:
-    """How many of the vector's top-k lens tokens are emotion words of the course's list."""
-    return sum(bool(forbidden_hits(t)) for t in top_tokens(model, vector, k=k))
+def emotion_word_count(tokens: list[str]) -> int:
+    """How many of a direction's top lens tokens are emotion words of the course's list."""
+    return sum(bool(forbidden_hits(t)) for t in tokens)
 
 
-counts = np.array([emotion_word_count(vectors[n]) for n in names])
-norm_v = float(vectors.vectors.norm(dim=-1).mean())
-rand_counts = np.array([emotion_word_count(norm_v * random_direction(model.d_model, 500 + s)) for s in range(60)])
+counts = np.array([emotion_word_count(tops[vectors.names.index(n)]) for n in names])
+rand_counts = np.array([emotion_word_count(t) for t in tops[len(vectors.names):]])  # the 60 random directions
 lens_diff = mean_diff_ci(counts, rand_counts)
 print(f"emotion words among the top 20: emotion vectors {counts.mean():.2f} per vector, random directions "
       f"{rand_counts.mean():.2f}; difference {lens_diff[0]:+.2f} [{lens_diff[1]:+.2f}, {lens_diff[2]:+.2f}]")
@@ -378,7 +394,7 @@ print(f"emotion words among the top 20: emotion vectors {counts.mean():.2f} per 
 # same geometry is present at both layers.
 
 # %%
-check_layers = list(range(2, model.n_layers, 4 if not FAST else 9))
+check_layers = CHECK_LAYERS  # chosen in the first cell, so that their activations came in the same request
 sims = {}
 for layer in check_layers:
     u = build_emotion_vectors(model, layer=layer, neutral_limit=NEUTRAL_LIMIT, **SUBSET).unit()

@@ -91,8 +91,10 @@ for s in [0.05, 0.1, 0.5, 1.0]:
 # <details><summary>Hint 1 (a nudge)</summary>Inside an nnsight trace you can write a module's output as well
 # as read it: replace the layer's output by itself plus the delta, and every later layer computes
 # from the edited stream. Then read the logits at the one position that predicts the next token.</details>
-# <details><summary>Hint 2 (the approach)</summary>1. Open <code>with torch.no_grad(), model.trace(prompt,
-# remote=model.remote):</code>. 2. Assign in place, <code>model.layer(layer).output[:] = ... + delta</code>:
+# <details><summary>Hint 2 (the approach)</summary>1. Before the trace take the layer's envoy,
+# <code>envoy = model.layer(layer)</code> (as in notebook 00: inside a block only envoys and torch, which is what
+# NDIF can run), then open <code>with torch.no_grad(), model.trace(prompt, remote=model.remote):</code>.
+# 2. Assign in place, <code>envoy.output[:] = ... + delta</code>:
 # broadcasting adds the <code>[d_model]</code> vector at every batch row and position. <code>delta</code> lives
 # on the CPU, so first move it to the output's device and dtype with <code>.to(...)</code>. 3. Keep
 # <code>model.output.logits[0, -1]</code> with <code>nnsight.save</code>, and return it as
@@ -105,9 +107,10 @@ import nnsight
 def steered_logits(model, prompt: str, delta: torch.Tensor, layer: int) -> torch.Tensor:
     """Next-token logits [vocab] with delta added after decoder layer `layer` at every position."""
     # BEGIN SOLUTION
+    envoy = model.layer(layer)  # before the trace: on NDIF the block runs where there is no course code
     with torch.no_grad(), model.trace(prompt, remote=model.remote):
-        out = model.layer(layer).output
-        model.layer(layer).output[:] = out + delta.to(out.device, out.dtype)  # delta lives on the CPU
+        out = envoy.output
+        envoy.output[:] = out + delta.to(out.device, out.dtype)  # delta lives on the CPU
         logits = nnsight.save(model.output.logits[0, -1])
     return logits.float().cpu()
     # END SOLUTION

@@ -281,7 +281,7 @@ def check_residual_after(
     if is_reference(fn):
         return _verdict(fn, residual_after, RERUN, "residual_after")
     layer = model.n_layers // 3 if layer is None else layer
-    got, problem = _run(fn, model, prompt, layer, explain=_not_saved_hint("out = nnsight.save(model.layer(layer).output)"))
+    got, problem = _run(fn, model, prompt, layer, explain=_not_saved_hint("out = nnsight.save(envoy.output)"))
     if problem is None:
         problem = _residual_problem(got, residual_after, model, prompt, layer)
     return _verdict(fn, residual_after, problem, "residual_after")
@@ -779,8 +779,9 @@ def check_project_out(fn: Callable) -> Callable:
 
 def _steer(model: Any, prompt: str, delta: torch.Tensor, layer: int, positions: Any = slice(None)) -> torch.Tensor:
     """Next-token logits [vocab] with delta added after `layer` at `positions` only (the mistakes' answers)."""
+    envoy = model.layer(layer)  # resolved here: a block sent to NDIF may hold only envoys and torch
     with torch.no_grad(), model.trace(prompt, remote=model.remote):
-        h = model.layer(layer).output
+        h = envoy.output
         h[:, positions] = h[:, positions] + delta.to(h.device, h.dtype)
         logits = nnsight.save(model.output.logits[0, -1])
     return logits.float().cpu()

@@ -14,7 +14,8 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from .activations import extract_activations
+from .activations import _cache_key, extract_activations
+from .cache import cache_path, write
 from .data import emotion_names, load_neutral, load_stories
 from .models import CourseModel, transcript
 
@@ -133,9 +134,54 @@ class EmotionVectors:
         return cls(info["names"], int(info["layer"]), tensors["vectors"], tensors.get("origin"), info.get("meta", {}))
 
 
-def story_activations(model: CourseModel, stories: pd.DataFrame, **kwargs: Any) -> torch.Tensor:
-    """Mean activations of stories at every layer [n, n_layers, d] (the one cache all notebooks share)."""
-    return extract_activations(model, stories.text.tolist(), layers=None, reduce="mean", **kwargs)
+def layer_activations(
+    model: CourseModel,
+    texts: Sequence[str],
+    layers: Sequence[int] | None = None,
+    *,
+    skip_first: int = 3,
+    cache: bool = True,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """Mean activations of `texts` at `layers`, [n, len(layers), d] (None: every layer, [n, n_layers, d]).
+
+    Locally every layer is extracted (the one cache file all notebooks share) and the asked layers are cut from it.
+    On a remote (NDIF) model only the asked layers travel: those not cached yet go in one extraction (one request
+    per SESSION_BATCHES batches), each stored as its own cache file, the one `extract_activations(model, texts,
+    layers=[layer])` reads, so a later call for any of them asks nothing (and where every layer is cached already,
+    as after notebook 02, that file is read).
+    """
+    texts = list(texts)
+    if layers is None or not model.remote:
+        acts = extract_activations(model, texts, layers=None, reduce="mean", skip_first=skip_first, cache=cache, **kwargs)
+        return acts if layers is None else acts[:, [int(layer) for layer in layers]]
+    layers = [int(layer) for layer in layers]
+    every = _cache_key(model, texts, list(range(model.n_layers)), "mean", skip_first)
+    if cache and cache_path(every, "activations").exists():  # notebook 02 fetched every layer already: read that
+        acts = extract_activations(model, texts, layers=None, reduce="mean", skip_first=skip_first, **kwargs)
+        return acts[:, layers]
+    keys = {layer: _cache_key(model, texts, [layer], "mean", skip_first) for layer in layers}
+    # in model order: inside a trace a layer's output can only be read before the model has run past it
+    missing = sorted(layer for layer in keys if not (cache and cache_path(keys[layer], "activations").exists()))
+    fetched: dict[int, torch.Tensor] = {}
+    if missing:
+        acts = extract_activations(model, texts, layers=missing, reduce="mean", skip_first=skip_first, cache=False, **kwargs)
+        for j, layer in enumerate(missing):
+            fetched[layer] = acts[:, j : j + 1].contiguous()
+            if cache:
+                write(cache_path(keys[layer], "activations"), keys[layer], {"acts": fetched[layer]})
+    one = dict(reduce="mean", skip_first=skip_first, cache=True, **kwargs)
+    return torch.cat(
+        [fetched[l] if l in fetched else extract_activations(model, texts, layers=[l], **one) for l in layers], dim=1
+    )
+
+
+def story_activations(
+    model: CourseModel, stories: pd.DataFrame, layers: Sequence[int] | None = None, **kwargs: Any
+) -> torch.Tensor:
+    """Mean activations of stories at every layer [n, n_layers, d] (the one cache all notebooks share); with `layers`,
+    [n, len(layers), d] at those layers only (on a remote model only they are requested: see layer_activations)."""
+    return layer_activations(model, stories.text.tolist(), layers, **kwargs)
 
 
 def _story_means(
@@ -152,13 +198,14 @@ def _story_means(
     chosen = (everything.split == split).to_numpy() if split else np.ones(len(everything), bool)
     stories = everything[chosen]
     names = [n for n in emotion_names() if n in set(stories.emotion)]
-    acts = story_activations(model, everything, cache=cache)[torch.tensor(chosen), layer]
+    acts = story_activations(model, everything, layers=[layer], cache=cache)[torch.tensor(chosen), 0]
     return names, emotion_means(acts, stories.emotion, names), len(stories)
 
 
 def _neutral_acts(model: CourseModel, layer: int, limit: int | None = None, cache: bool = True) -> torch.Tensor:
-    """Mean activations of the neutral dialogues at `layer` [n, d] (all layers are extracted: one shared cache file)."""
-    return extract_activations(model, neutral_texts(model, limit), layers=None, reduce="mean", cache=cache)[:, layer]
+    """Mean activations of the neutral dialogues at `layer` [n, d] (locally all layers are extracted: one shared cache
+    file; a remote model requests this layer only)."""
+    return layer_activations(model, neutral_texts(model, limit), [layer], cache=cache)[:, 0]
 
 
 def build_emotion_vectors(
@@ -186,3 +233,35 @@ def build_emotion_vectors(
         vectors = project_out(vectors, pcs)
         meta["neutral_components"] = int(pcs.shape[0])
     return EmotionVectors(names, layer, vectors, means.mean(0), meta)
+
+
+def label_shuffled_vectors(
+    model: CourseModel,
+    layer: int,
+    n_shuffles: int,
+    *,
+    seed: int = 0,
+    emotions: Sequence[str] | str | None = None,
+    per_emotion: int | None = None,
+    neutral_limit: int | None = None,
+) -> tuple[list[str], torch.Tensor]:
+    """Emotion vectors rebuilt exactly as build_emotion_vectors does, but from train stories whose labels were shuffled
+    (seeded): (names, [n_shuffles, n_emotions, d]). Vectors made the same way with no emotion in them: the null of a
+    causal test of the real vectors."""
+    if n_shuffles < 1:
+        raise ValueError(f"n_shuffles={n_shuffles}: draw at least one")
+    everything = load_stories(emotions=emotions, per_emotion=per_emotion)
+    chosen = (everything.split == "train").to_numpy()
+    labels = everything.emotion[chosen].to_numpy()
+    names = [n for n in emotion_names() if n in set(labels)]
+    acts = story_activations(model, everything, layers=[layer])[torch.tensor(chosen), 0]
+    pcs = neutral_components(_neutral_acts(model, layer, neutral_limit))
+    codes = torch.as_tensor(pd.Categorical(labels, categories=names).codes, dtype=torch.long)
+    counts = torch.bincount(codes, minlength=len(names)).float()[:, None]
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_shuffles):  # emotion_means of the shuffled labels, as one index_add
+        shuffled = codes[torch.as_tensor(rng.permutation(len(codes)))]
+        means = torch.zeros(len(names), acts.shape[1]).index_add_(0, shuffled, acts.float()) / counts
+        out.append(project_out(center(means), pcs))
+    return names, torch.stack(out)

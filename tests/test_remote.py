@@ -273,3 +273,164 @@ def test_remote_sampling_is_seeded_where_the_model_runs(remote_pair, monkeypatch
     kw = dict(max_new_tokens=6, do_sample=True, temperature=1.5, seed=11, cache=False)
     first = steering.generate(remote, GEN_PROMPTS, **kw)
     assert steering.generate(remote, GEN_PROMPTS, **kw) == first == steering.generate(local, GEN_PROMPTS, **kw)
+
+
+# ------------------------------------------------- issue 21: the layers a remote run fetches, and its request budget
+
+
+@pytest.fixture()
+def fetched_layers(monkeypatch):
+    """The layers each remote extraction request asks for (one entry per request, SESSION_BATCHES batches each)."""
+    import course_utils.activations as activations
+
+    asked: list[list[int]] = []
+    remote_outputs = activations._remote_outputs
+
+    def recording(model, chunk, layers, reduce, skip_first):
+        asked.append(list(layers))
+        return remote_outputs(model, chunk, layers, reduce, skip_first)
+
+    monkeypatch.setattr(activations, "_remote_outputs", recording)
+    return asked
+
+
+def test_vector_helpers_fetch_only_the_layers_used(remote_pair, tmp_cache, fetched_layers, requests):
+    """Remote: emotion vectors at one layer request that layer only, the notebook's prefetch of several layers is one
+    request, and later calls at any of them are cache hits. Local: one all-layer cache file, keyed as before."""
+    from course_utils.activations import _cache_key
+    from course_utils.cache import cache_path
+    from course_utils.data import load_stories
+    from course_utils.vectors import build_emotion_vectors, layer_activations, neutral_texts, story_activations
+
+    local, remote = remote_pair
+    kw = dict(emotions=["happy", "sad", "afraid"], per_emotion=2, neutral_limit=6)
+    vr = build_emotion_vectors(remote, layer=2, **kw)
+    assert fetched_layers == [[2], [2]]  # the stories, then the neutral dialogues: layer 2 only, not all four
+    stories = load_stories(emotions=kw["emotions"], per_emotion=2)
+    fetched_layers.clear()
+    both = story_activations(remote, stories, layers=[3, 0, 2])
+    assert fetched_layers == [[0, 3]]  # one request for the layers not cached yet, in model order
+    again = layer_activations(remote, neutral_texts(remote, 6), [0, 3])
+    assert fetched_layers == [[0, 3], [0, 3]] and again.shape == (6, 2, local.d_model)
+    build_emotion_vectors(remote, layer=3, **kw)
+    build_emotion_vectors(remote, layer=0, **kw)
+    assert len(fetched_layers) == 2  # both from the per-layer cache files
+    everything = story_activations(local, stories)  # local: every layer, one cache file, keyed as before
+    torch.testing.assert_close(both, everything[:, [3, 0, 2]], atol=1e-5, rtol=0)
+    texts = stories.text.tolist()
+    assert cache_path(_cache_key(local, texts, list(range(local.n_layers)), "mean", 3), "activations").exists()
+    vl = build_emotion_vectors(local, layer=2, **kw)
+    torch.testing.assert_close(vr.vectors, vl.vectors, atol=1e-4, rtol=0)
+    assert not cache_path(_cache_key(local, texts, [2], "mean", 3), "activations").exists()  # no per-layer file locally
+    assert cache_path(_cache_key(remote, texts, [2], "mean", 3), "activations").exists()  # remote: one file per layer
+    fetched_layers.clear()
+    calm = load_stories(emotions=["calm"], per_emotion=2)
+    story_activations(remote, calm)  # every layer, as notebooks 02 and 03 ask
+    torch.testing.assert_close(story_activations(remote, calm, layers=[3, 1]), story_activations(local, calm)[:, [3, 1]])
+    assert fetched_layers == [list(range(local.n_layers))]  # the layers asked after it came from that file
+
+
+def _code_cells(name: str) -> list[str]:
+    """The code cells of course_src/<name>.py (jupytext percent format), in order."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "course_src" / f"{name}.py").read_text(encoding="utf-8")
+    cells = [c for c in text.split("\n# %%")[1:] if not c.startswith(" [markdown]")]
+    return [c.split("\n", 1)[1] if "\n" in c else "" for c in cells]
+
+
+def _run_notebook(name: str, model, monkeypatch) -> dict:
+    """Every code cell of course_src/<name>.py as written, FAST, with `model` as the notebook's model (REMOTE set to
+    its remote flag); figures are neither saved nor shown. Returns the notebook's namespace."""
+    import linecache
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import course_utils
+    import course_utils.models as models
+    import course_utils.plots as plots
+
+    monkeypatch.setattr(course_utils, "load_model", lambda name=None, remote=False, **kw: model)
+    monkeypatch.setattr(models, "check_remote", lambda m: "check_remote: not run offline")  # it asks NDIF's server
+    monkeypatch.setattr(plots, "save_figure", lambda fig, name: None)
+    monkeypatch.setattr(plt, "show", lambda *a, **k: plt.close("all"))
+    namespace: dict = {"__name__": f"notebook_{name}"}
+    try:
+        for i, cell in enumerate(_code_cells(name)):
+            where = f"<{name} cell {i}>"
+            linecache.cache[where] = (len(cell), None, cell.splitlines(True), where)  # nnsight reads a block's source
+            exec(compile(cell, where, "exec"), namespace)
+            if "REMOTE" in namespace and "FAST" in namespace and "model" not in namespace:  # the parameters cell
+                namespace.update(FAST=True, REMOTE=model.remote)
+    finally:
+        plt.close("all")
+    assert namespace["model"] is model
+    return namespace
+
+
+def test_fast_04_makes_a_handful_of_requests(remote_pair, tmp_cache, tmp_build, requests, simulated, monkeypatch):
+    """Notebook 04 in FAST mode, every code cell as written, on a remote model: its extractions (stories and neutral
+    dialogues at all the layers it reads) and its logit lens (every emotion vector and 60 random directions) come
+    to a handful of NDIF requests, none naming course code (the strict run checks each)."""
+    namespace = _run_notebook("04_emotion_vectors", remote_pair[1], monkeypatch)
+    assert len(namespace["LAYERS"]) >= 2
+    assert len(simulated) == len(requests) <= 4, f"{len(requests)} requests"
+    print(f"FAST 04 on a remote model: {len(requests)} requests, {sum(map(len, requests))} bytes sent")
+
+
+@pytest.mark.parametrize("name", ["00_setup", "02_extracting_activations"])
+def test_the_notebooks_own_traces_run_on_ndif(name, remote_pair, tmp_cache, tmp_build, requests, simulated, monkeypatch):
+    """Notebooks 00 and 02 write traces in their cells (reading and editing a layer): run as written on a remote
+    model, every block holds only envoys resolved before it and torch (the strict run fails a block that calls
+    model.layer(i) inside), and every request really went through the simulated server."""
+    _run_notebook(name, remote_pair[1], monkeypatch)
+    assert len(simulated) == len(requests) >= 3
+    print(f"FAST {name} on a remote model: {len(requests)} requests, {sum(map(len, requests))} bytes sent")
+
+
+def test_every_exercise_answer_runs_on_ndif(remote_pair, requests, capsys):
+    """Each exercise's reference answer (course_utils.solutions, generated from the notebooks) that runs the model,
+    on a remote model under the strict run, equals its local result; the checks built on them (their references and
+    their diagnoses of a wrong answer) send only torch and envoys too."""
+    import inspect
+
+    import nnsight
+
+    from course_utils import checks, solutions
+    from course_utils.cheating import load_scenarios
+
+    local, remote = remote_pair
+    scenario = load_scenarios("cheat_scenarios").iloc[0].to_dict()
+    args = {
+        "residual_after": ("The lighthouse keeper climbed the stairs.", 2),
+        "steered_logits": ("The weather today is", _delta(local, 14), 1),
+        "choice_logodds": ("Pick one. (A) a walk (B) a bath. Answer:",),
+        "cheat_logodds": (scenario,),
+    }
+    answers = {
+        name: fn
+        for name, fn in vars(solutions).items()
+        if inspect.isfunction(fn)
+        and fn.__module__ == solutions.__name__
+        and next(iter(inspect.signature(fn).parameters)) == "model"
+    }
+    assert set(answers) == set(args), f"give the new model-running answers arguments here: {set(answers) ^ set(args)}"
+    for name, fn in answers.items():
+        before = len(requests)
+        want, got = fn(local, *args[name]), fn(remote, *args[name])
+        assert len(requests) > before, f"{name} sent no request"
+        torch.testing.assert_close(torch.as_tensor(got), torch.as_tensor(want), atol=1e-4, rtol=0, msg=name)
+    assert checks.check_residual_after(solutions.residual_after, remote) is solutions.residual_after
+
+    def subtracted(model, prompt, delta, layer):  # a learner's wrong answer, written the remote-safe way
+        envoy = model.layer(layer)
+        with torch.no_grad(), model.trace(prompt, remote=model.remote):
+            envoy.output[:] = envoy.output - delta.to(envoy.output.device)
+            logits = nnsight.save(model.output.logits[0, -1])
+        return logits.float().cpu()
+
+    assert checks.is_reference(checks.check_steered_logits(subtracted, remote))
+    assert "you subtracted the vector" in capsys.readouterr().out  # diagnosed with checks._steer, run remotely
