@@ -26,6 +26,8 @@ REMOTE = False
 # True gives the smallest run (tests, weak laptops) and loads precomputed emotion vectors, so you can start here.
 # None (the default) follows the COURSE_FAST environment variable: `make lab FAST=1` sets it for a whole room.
 FAST = None
+# Label-shuffled rebuilds of the vectors: the null of the "He feels" test.
+N_SHUFFLE = 200
 
 # %%
 from course_utils.paths import fast_mode
@@ -41,15 +43,18 @@ import torch
 
 from course_utils import chat, checks, load_model
 from course_utils.data import emotion_names, load_neutral, load_stories
-from course_utils.models import word_token_id
 from course_utils.plots import save_figure, setup_style
 from course_utils.precomputed import course_vectors
 from course_utils.report import record
-from course_utils.stats import permutation_null
+from course_utils.derivatives import measure_gradients
+from course_utils.paths import data_dir
+from course_utils.stats import rank_test
+from course_utils.vectors import build_emotion_vectors, label_shuffled_vectors
 from course_utils.steering import (
     fluency_safe_strength,
     generate,
     median_token_norm,
+    continuation_logprobs,
     perplexity,
     random_direction,
     steering_vector,
@@ -63,6 +68,8 @@ model = load_model(MODEL_NAME, remote=REMOTE)
 # FAST loads the committed vectors of the bundled model (a few seconds); otherwise they are built as in notebook 04.
 vectors = course_vectors(model, fast=FAST)
 LAYER = vectors.layer
+# FAST: the "He feels" test compares vectors and their label-shuffled rebuilds made from the same small subset.
+SUBSET = dict(emotions="core", per_emotion=4, neutral_limit=20) if FAST else {}
 CORE = emotion_names(core_only=True)
 norm = median_token_norm(model, LAYER)
 print(f"layer {LAYER}: median token norm {norm:.1f} (first tokens excluded)")
@@ -121,81 +128,73 @@ steered_logits = checks.check_steered_logits(steered_logits, model)
 
 # %% [markdown]
 # ## 2. Does steering change what the model says a character feels?
-# A neutral scene, then *"How does he feel? He feels"*. For each core emotion vector we steer at a
-# sanity-check strength and measure how much the log-probability of each of the 12 emotion words (as
-# the next token) changes compared with no steering. If the vectors are causal in the expected way,
-# each vector should raise its own word most: a **diagonal**. Control: the same measure for random
-# directions of the same norm, and a permutation of the rows.
+# A neutral scene, then *"How does he feel? He feels"*: 40 scenes written before any run
+# (`data/feels_scenes.jsonl`). For each core emotion vector we ask how fast the log-probability of each
+# of the 12 emotion words (as the next word) rises when the vector is turned on. If the vectors are
+# causal in the expected way, each vector raises its own word more than the others: a **diagonal**.
+#
+# "How fast" is the derivative at strength 0 (as in 07 and 08): one backward pass per word gives the
+# gradient `g_w` of log p(word) with respect to the added vector, and a vector `v` moves the word at
+# `N × g_w · v / |v|` per unit strength. The statistic is the **diagonal margin**: how much more a vector
+# raises its own word than the other words (each word centred over the vectors first). The controls,
+# all the same statistic:
+# - **Vectors with no emotion in them**: the vectors rebuilt exactly as in 04 from the same stories with
+#   their labels shuffled (200 times). Rule, fixed in advance: the real margin must exceed them with
+#   rank p <= 0.05 (one-sided).
+# - **The direct path**: the same derivatives taken after the last layer instead of the vectors' layer,
+#   i.e. what the vector would do if the layers above it did nothing. If the full margin far exceeds the
+#   direct path's, the layers above carry the effect; if not, the vector mostly says its own word.
 
 # %%
-SANITY = 0.5  # fixed in advance, as the paper's sanity checks
-scenes = ["Tom sat down at the kitchen table and looked at the letter.",
-          "Maya walked into the office on Monday morning.",
-          "Sam stood on the platform as the train pulled in.",
-          "Lena opened the door of the flat and switched on the light.",
-          "Omar read the message on his phone twice.",
-          "Grace put down her bag and looked out of the window."]
-scenes = scenes[:3] if FAST else scenes
-prompts = [f"{s} How does {'he' if s.split()[0] in ('Tom', 'Sam', 'Omar') else 'she'} feel? "
-           f"{'He' if s.split()[0] in ('Tom', 'Sam', 'Omar') else 'She'} feels" for s in scenes]
-word_ids = torch.tensor([word_token_id(model, w) for w in CORE])
+scenes = pd.read_json(data_dir() / "feels_scenes.jsonl", lines=True)
+scenes = scenes.head(8) if FAST else scenes
+prompts = [f"{t} How does {p} feel? {p.capitalize()} feels" for t, p in zip(scenes.text, scenes.pronoun)]
+words = [" " + w for w in CORE]
 
 
-# %%
-def word_logprobs(direction, strength) -> torch.Tensor:
-    """Mean over scenes of the log-probability of each core emotion word as the next token: [12]."""
-    out = []
-    for p in prompts:
-        delta = steering_vector(model, direction, LAYER, strength) if direction is not None else torch.zeros(model.d_model)
-        out.append(torch.log_softmax(steered_logits(model, p, delta, LAYER), -1)[word_ids])
-    return torch.stack(out).mean(0)
+def word_gradients(layer: int) -> torch.Tensor:
+    """[12 words, d_model]: the mean over scenes of the gradient of log p(word) w.r.t. a vector added after `layer`."""
+    return torch.stack([measure_gradients(model, prompts, [w] * len(prompts), [1.0] * len(prompts), layer=layer,
+                                          reduce="sum").mean(0) for w in words])
 
+
+g_words = word_gradients(LAYER)
+print(f"{len(prompts)} scenes; gradients {tuple(g_words.shape)} (words x d_model)")
 
 # %%
-base = word_logprobs(None, 0.0)
-effect = torch.stack([word_logprobs(vectors[e], SANITY) - base for e in CORE])  # [steered emotion, word]
+def margins(vecs: torch.Tensor, grads: torch.Tensor = g_words) -> tuple[torch.Tensor, torch.Tensor]:
+    """For vector sets [..., 12, d]: the centred effect matrices [..., 12, 12] and their diagonal margins [...]."""
+    effect = norm * (vecs / vecs.norm(dim=-1, keepdim=True)) @ grads.T  # [..., vector, word], nats per unit strength
+    relative = effect - effect.mean(-2, keepdim=True)  # each word centred over the vectors
+    diag = relative.diagonal(dim1=-2, dim2=-1)
+    return relative, diag.mean(-1) - (relative.sum(-1) - diag).div(len(CORE) - 1).mean(-1)
 
-# %% [markdown]
-# Nearly every vector lowers nearly every word (the raw panel), so the statistic compares each word's
-# change with its average over the steered vectors: the **centred** matrix (left), which is the one the
-# diagonal is judged on.
+
+test_vectors = build_emotion_vectors(model, layer=LAYER, **SUBSET) if FAST else vectors
+core_vecs = torch.stack([test_vectors[e] for e in CORE])
+relative, margin = margins(core_vecs)
+top1 = float((relative.argmax(1) == torch.arange(len(CORE))).float().mean())
+print(f"diagonal margin {float(margin):+.3f} nats per unit strength; top-1 {top1:.2f} of rows (chance {1 / len(CORE):.2f})")
 
 # %%
-relative = effect - effect.mean(0, keepdim=True)  # how much more a vector raises a word than vectors do on average
-fig, axes = plt.subplots(1, 2, figsize=(15, 6))
-for ax, m, name in ((axes[0], relative, "centred over vectors (the statistic)"), (axes[1], effect, "raw")):
-    sns.heatmap(pd.DataFrame(m.numpy(), index=CORE, columns=CORE), cmap="vlag", center=0, ax=ax)
-    ax.set(title=f"Change in log p(word), {name}", xlabel="emotion word as next token", ylabel="steered vector")
-fig.suptitle(f"Steering each vector at strength {SANITY}, layer {LAYER}")
+fig, ax = plt.subplots(figsize=(8, 6.5))
+sns.heatmap(pd.DataFrame(relative.numpy(), index=CORE, columns=CORE), cmap="vlag", center=0, ax=ax)
+ax.set(title=f"d log p(word) / d strength at 0, centred over vectors (layer {LAYER})", xlabel="emotion word as next word",
+       ylabel="steered vector")
 save_figure(fig, "06_feels_diagonal")
 plt.show()
 
 # %%
-top1 = float((relative.argmax(1) == torch.arange(len(CORE))).float().mean())
-margin = float(relative.diag().mean() - relative.sum(1).sub(relative.diag()).div(len(CORE) - 1).mean())
-relative_np = relative.detach().cpu().numpy()
-
-
-def diagonal_margin(rows: np.ndarray) -> np.ndarray:
-    """The margin above with the rows of `relative` put in the order `rows` ([..., 12] -> [...])."""
-    r = relative_np[rows]
-    diag = np.diagonal(r, axis1=-2, axis2=-1)
-    return diag.mean(-1) - ((r.sum(-1) - diag) / (len(CORE) - 1)).mean(-1)
-
-
-# %%
-shuffled_rows = permutation_null(diagonal_margin, np.arange(len(CORE)), n_resamples=1000, seed=0, vectorized=True)
-null_margin = shuffled_rows.null
-print(f"diagonal top-1: {top1:.2f} of rows (chance {1 / len(CORE):.2f}); diagonal margin {margin:+.3f} nats, "
-      f"permutation null 95th percentile {np.quantile(null_margin, 0.95):+.3f} (p = {shuffled_rows.pvalue:.3f})")
-
-# %% [markdown]
-# Now the random-direction control: the same measure for random directions of the same norm.
-
-# %%
-rand_effects = torch.stack([word_logprobs(random_direction(model.d_model, s), SANITY) - base for s in range(4 if FAST else 12)])
-print(f"size of the effect: emotion vectors move these words by {effect.abs().mean():.3f} nats on average, "
-      f"random directions of the same norm by {rand_effects.abs().mean():.3f}")
+names_s, shuffled = label_shuffled_vectors(model, LAYER, N_SHUFFLE, seed=0, **SUBSET)
+null_margins = margins(shuffled[:, [names_s.index(e) for e in CORE]])[1].numpy()
+feels = rank_test(float(margin), null_margins, alternative="greater")
+direct_margin = float(margins(core_vecs, word_gradients(model.n_layers - 1))[1])
+print(f"real vectors: {feels} among label-shuffled vectors (their 95th percentile {np.quantile(null_margins, 0.95):+.3f})")
+print(f"direct path (the same push after the last layer): margin {direct_margin:+.3f}; "
+      f"full model / direct path = {float(margin) / direct_margin:.1f}x" if direct_margin > 0 else
+      f"direct path (the same push after the last layer): margin {direct_margin:+.3f} (not positive)")
+print("VERDICT:", "the vectors raise their own words beyond label-shuffled vectors (rank p <= 0.05)." if feels.distinguishable
+      else "the diagonal is not distinguishable from vectors built on shuffled labels.")
 
 # %% [markdown]
 # ## 3. Where does text break? Fluency against strength
@@ -240,6 +239,26 @@ safe = fluency_safe_strength([s for s in strengths if s > 0], lambda s: float(np
 print(f"unsteered perplexity {base_ppl:.1f}; fluency-safe strength by the rule above: {safe}")
 
 # %% [markdown]
+# Back to "He feels", now exactly, at the fluency-safe strength: does the derivative's diagonal hold
+# for a push of that size? (Exact runs: one per vector, all 12 words of a scene scored in one row.)
+
+# %%
+def word_logprobs(direction, strength: float) -> torch.Tensor:
+    """[12]: mean over scenes of log p(word) with `direction` steered in at `strength` (None: unsteered)."""
+    lp = continuation_logprobs(model, [p for p in prompts for _ in words], words * len(prompts), direction,
+                               layer=LAYER, strength=strength, reduce="sum")
+    return lp.reshape(len(prompts), len(words)).mean(0)
+
+
+base_words = word_logprobs(None, 0.0)
+exact = torch.stack([word_logprobs(v, safe) for v in core_vecs]) - base_words  # [vector, word] at +safe
+exact_rel = exact - exact.mean(0, keepdim=True)
+exact_margin = float(exact_rel.diagonal().mean() - (exact_rel.sum(1) - exact_rel.diagonal()).div(len(CORE) - 1).mean())
+exact_top1 = float((exact_rel.argmax(1) == torch.arange(len(CORE))).float().mean())
+print(f"at strength {safe}: margin {exact_margin:+.3f} nats ({exact_margin / safe:+.3f} per unit strength; the "
+      f"derivative said {float(margin):+.3f}), top-1 {exact_top1:.2f}")
+
+# %% [markdown]
 # ## 4. What steered text looks like
 # Greedy replies to one prompt, steered with "desperate", "calm" and a random direction, at
 # increasing strengths. Judge the tone yourself, and note where the text falls apart.
@@ -265,10 +284,14 @@ steering_panel(model, vectors)
 # %% [markdown]
 # ## Recap
 # - Steering = adding `strength x median norm x unit vector` to one layer, everywhere, at every step.
-# - The "He feels ..." test asks whether each vector raises its own word more than others do; the
-#   permutation null and random directions say whether the diagonal is more than chance.
-# - Past a certain strength, any direction (emotion or random) destroys fluency; experiments must
-#   stay below it, and that strength was fixed here, before notebook 08 looks at cheating.
+# - The "He feels ..." test asks whether each vector raises its own word more than the others do; its
+#   null is the same vectors rebuilt from shuffled labels, and the direct path says how much of the
+#   effect needs the layers above the edit.
+# - A derivative at strength 0 turns one backward pass into the effect of any number of directions;
+#   exact runs at a chosen strength say whether the straight line still holds there.
+# - Past a certain strength, any direction (emotion or random) destroys fluency. Each experiment
+#   picks its strength with the same rule on its own text (here: perplexity of ordinary text within
+#   25%; 07 and 08: at most 0.5 nats per token on the text they measure), before its outcome is seen.
 #
 # **Questions**
 # 1. Why must a steering experiment always include random directions of the same norm?
@@ -286,15 +309,15 @@ steering_panel(model, vectors)
 #    small model, also check that the diagonal beat the permutation null and the random directions in your run
 #    before you read anything into it.</details>
 #
-# **Next:** `08_steering_vs_cheating`.
+# **Next:** `07_emotions_and_choices`.
 
 # %% [markdown]
 # ### For the report
 # The numbers of this run that `make course` collects into `build/report.html`.
 
 # %%
-record("06_steering", sanity_strength=SANITY, feels_top1=top1, feels_margin=margin,
-       feels_margin_p=shuffled_rows.pvalue, feels_mean_abs_effect=float(effect.abs().mean()),
-       feels_random_mean_abs_effect=float(rand_effects.abs().mean()))
+record("06_steering", n_scenes=len(prompts), feels_top1=top1, feels_margin=float(margin), feels_margin_p=feels.p,
+       feels_null_n=feels.k, feels_direct_margin=direct_margin, feels_exact_margin=exact_margin / safe,
+       feels_exact_top1=exact_top1)
 record("06_steering", fluency_safe_strength=safe, perplexity_unsteered=base_ppl,
        perplexity_by_strength=emo.groupby("strength").perplexity.max().round(2).to_dict())

@@ -303,18 +303,30 @@ class RankTest:
         return f"{self.effect:+.4g} (rank p = {self.p:.3g} among {self.k:,} null draws, z = {self.z:+.2f})"
 
 
-def rank_test(effect: float, null: ArrayLike, *, center: float | None = 0.0, min_null: int = MIN_NULL) -> RankTest:
-    """Two-sided exact rank test of `effect` among `null` draws: p = (1 + #{|null - c| >= |effect - c|}) / (k + 1).
+ALTERNATIVES = ("two-sided", "greater")
 
-    `center` c is 0 for nulls symmetric about zero by construction (random directions); None uses the null's median.
-    The test holds its level when the effect and the null draws are exchangeable under the null hypothesis; with k
-    draws the smallest possible p is 1/(k+1), so fewer than `min_null` draws is refused.
+
+def rank_test(
+    effect: float, null: ArrayLike, *, center: float | None = 0.0, alternative: str = "two-sided", min_null: int = MIN_NULL
+) -> RankTest:
+    """Exact rank test of `effect` among `null` draws of the same statistic: p = (1 + r) / (k + 1).
+
+    two-sided: r = #{|null - c| >= |effect - c|}, with `center` c 0 for nulls symmetric about zero by construction
+    (random directions) or None for the null's median; greater (a one-sided hypothesis fixed in advance, e.g. a
+    diagonal margin): r = #{null >= effect}. The test holds its level when the effect and the null draws are
+    exchangeable under the null hypothesis; with k draws the smallest possible p is 1/(k+1), so fewer than
+    `min_null` draws is refused.
     """
     null = np.asarray(null, dtype=float).ravel()
     if null.size < min_null:
         raise ValueError(f"the null has {null.size} draws; a verdict needs at least min_null={min_null}")
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative={alternative!r}: use one of {ALTERNATIVES}")
     c = float(np.median(null)) if center is None else float(center)
-    r = int(np.sum(np.abs(null - c) >= abs(float(effect) - c)))
+    if alternative == "greater":
+        r = int(np.sum(null >= float(effect)))
+    else:
+        r = int(np.sum(np.abs(null - c) >= abs(float(effect) - c)))
     sd = float(null.std(ddof=1))
     z = (float(effect) - float(null.mean())) / sd if sd > 0 else float("nan")
     return RankTest(float(effect), (r + 1) / (null.size + 1), z, int(null.size), float(np.mean(null < effect)))

@@ -256,7 +256,7 @@ def label_shuffled_vectors(
     names = [n for n in emotion_names() if n in set(labels)]
     acts = story_activations(model, everything, layers=[layer])[torch.tensor(chosen), 0]
     pcs = neutral_components(_neutral_acts(model, layer, neutral_limit))
-    codes = torch.as_tensor(pd.Categorical(labels, categories=names).codes, dtype=torch.long)
+    codes = torch.tensor(pd.Categorical(labels, categories=names).codes, dtype=torch.long)
     counts = torch.bincount(codes, minlength=len(names)).float()[:, None]
     rng = np.random.default_rng(seed)
     out = []

@@ -229,16 +229,17 @@ def test_stats_imports_no_torch_or_sklearn():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+@pytest.mark.parametrize("alternative", ["two-sided", "greater"])
 @pytest.mark.parametrize("k", [100, 1_000, 10_000])
 @pytest.mark.parametrize("law", ["normal", "t3"])
-def test_rank_test_holds_its_level_with_exchangeable_draws(k, law):
+def test_rank_test_holds_its_level_with_exchangeable_draws(k, law, alternative):
     """An effect drawn from the same law as its null is called distinguishable at most 5% of the time."""
     from course_utils.stats import LEVEL, rank_test
 
     rng = np.random.default_rng(k)
     n_sim = 2_000 if k <= 1_000 else 400
     draw = (lambda size: rng.standard_normal(size)) if law == "normal" else (lambda size: rng.standard_t(3, size))
-    rejections = [rank_test(x[0], x[1:]).distinguishable for x in draw((n_sim, k + 1))]
+    rejections = [rank_test(x[0], x[1:], alternative=alternative).distinguishable for x in draw((n_sim, k + 1))]
     rate, se = np.mean(rejections), np.sqrt(LEVEL * (1 - LEVEL) / n_sim)
     assert rate <= LEVEL + 3 * se, f"false-positive rate {rate:.3f} with k={k} ({law})"
     assert rate >= LEVEL - 4 * se  # and the test is not trivially conservative (it can reject at all)
@@ -254,5 +255,9 @@ def test_rank_test_p_is_exact_and_small_nulls_are_refused():
     assert t.p == pytest.approx(7 / 101) and not t.distinguishable
     assert rank_test(1e6, null).p == pytest.approx(1 / 101) and rank_test(1e6, null).distinguishable
     assert rank_test(-1e6, null).z < 0  # two-sided: a large negative effect is as extreme
+    assert rank_test(-49.0, null, alternative="greater").p == pytest.approx(100 / 101)  # one-sided: low is not extreme
+    assert rank_test(49.0, null, alternative="greater").p == pytest.approx(2 / 101)
+    with pytest.raises(ValueError, match="alternative='less'"):
+        rank_test(1.0, null, alternative="less")
     with pytest.raises(ValueError, match="at least min_null=100"):
         rank_test(1.0, np.r_[null[:5], -null[:5]])  # 10 draws, mirrored or not, cannot hold 5%

@@ -145,7 +145,7 @@ def test_fast_path_loads_precomputed_only_for_the_bundled_model(model, tiny_mode
     from course_utils.precomputed import course_vectors, load_precomputed
 
     fast = course_vectors(model, fast=True)
-    assert len(fast.names) == 62 and fast.meta["split"] == "train"
+    assert len(fast.names) == 171 and fast.meta["split"] == "train"  # every emotion of data/emotions.csv
     with pytest.raises(ValueError, match="only for the bundled model"):
         load_precomputed(tiny_model, layer=20)
 
@@ -161,3 +161,24 @@ def test_the_control_statistic_is_the_score_statistic():
     torch.testing.assert_close(v.cosine_to(acts, 7 * v.vectors[:1]), v.cosine(acts)[:, :1])  # the norm does not matter
     raw = (acts - v.origin) @ v.unit()[0]  # the old control: a projection, not a cosine
     assert not torch.allclose(raw, v.cosine(acts)[:, 0])
+
+
+def test_label_shuffled_vectors_are_built_like_the_real_ones(model, monkeypatch):
+    """With the identity 'shuffle' the rebuild equals build_emotion_vectors; real shuffles differ and are seeded."""
+    import numpy as np
+
+    import course_utils.vectors as V
+
+    kw = dict(emotions="core", per_emotion=4, neutral_limit=20)
+    real = V.build_emotion_vectors(model, layer=20, **kw)
+    names, shuffled = V.label_shuffled_vectors(model, 20, 3, seed=0, **kw)
+    assert names == real.names and shuffled.shape == (3, len(names), model.d_model)
+    assert torch.equal(shuffled, V.label_shuffled_vectors(model, 20, 3, seed=0, **kw)[1])
+    assert not torch.allclose(shuffled[0], real.vectors, atol=1e-3)
+
+    class Identity:  # a generator whose permutation keeps every label: the rebuild must be the real vectors
+        def permutation(self, n):
+            return np.arange(n)
+
+    monkeypatch.setattr(V.np.random, "default_rng", lambda seed: Identity())
+    torch.testing.assert_close(V.label_shuffled_vectors(model, 20, 1, **kw)[1][0], real.vectors, atol=1e-4, rtol=1e-4)
