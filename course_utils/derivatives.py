@@ -51,11 +51,6 @@ def measure_gradients(
         raise ValueError("prompts, continuations and weights must be non-empty lists of the same length")
     if reduce not in ("mean", "sum"):
         raise ValueError(f"reduce={reduce!r}: use one of ('mean', 'sum')")
-    if model.remote:
-        raise NotImplementedError(
-            "measure_gradients runs on a local model (CPU or GPU); on NDIF use exact evaluations "
-            "(steering.continuation_logprobs at a few strengths) for the directions you need"
-        )
     model.layer(layer)  # validates the index
     spans = None if steer_spans is None else [None if sp is None else tuple(int(x) for x in sp) for sp in steer_spans]
     if spans is not None and len(spans) != len(prompts):
@@ -97,6 +92,18 @@ def _gradients(
     rows.sort(key=lambda r: len(r["prompt"]) + sum(len(c) for _, c in r["items"]))
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     grads = torch.zeros(len(order), model.d_model)
+    if model.remote:  # NDIF: nnsight's own backward, written in torch expressions (no course code travels)
+        batches = []
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            enc, src, tgt, (items, where) = _batch(chunk, pad_id, torch.float32)
+            batches.append((chunk, enc, src, tgt, _token_weights(items, weights, reduce, src.shape), where))
+        for start in range(0, len(batches), SESSION_BATCHES):
+            part = batches[start : start + SESSION_BATCHES]
+            for (chunk, *_), g in zip(part, _remote_gradients(model, [b[1:] for b in part], layer)):
+                for r, row in enumerate(chunk):
+                    grads[row["group"]] += g[r]
+        return grads
     frozen = [p for p in model._module.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)  # gradients w.r.t. the added vector only, never the weights
@@ -149,6 +156,42 @@ def _batch_gradient(
     return grad[:, 0].float().cpu()
 
 
+SESSION_BATCHES = 16  # a remote (NDIF) model computes this many batches' gradients per request
+
+
+def _token_weights(items: list, weights: list[float], reduce: str, shape: torch.Size) -> torch.Tensor:
+    """[b, n_tok] weight of each scored token in the measure: weights[i] (sum) or weights[i] / its length (mean)."""
+    w = torch.zeros(shape)
+    for r, k, L, i in items:
+        w[r, k : k + L] = weights[i] / L if reduce == "mean" else weights[i]
+    return w
+
+
+def _remote_gradients(model: CourseModel, batches: list, layer: int) -> list[torch.Tensor]:
+    """One NDIF request for a chunk of batches: each batch's [b, d] gradient of its weighted log-probabilities with
+    respect to the stream after `layer`, summed over the steered positions, through nnsight's `with loss.backward()`."""
+    edit = model.layer(layer)  # resolved here: NDIF's model has no course methods
+    with model.session(remote=model.remote):
+        outs = list().save()
+        for enc, src, tgt, w, where in batches:
+            T = enc["input_ids"].shape[1]
+            keep = T - int(src.min())
+            idx = (src - (T - keep)).clamp(min=0)
+            mask = torch.ones(enc["input_ids"].shape) if where is None else where.float()
+            with model.trace(enc, logits_to_keep=keep):
+                h = edit.output
+                h.requires_grad_(True)
+                logits = model.output.logits
+                rows_i = torch.arange(logits.shape[0], device=logits.device)[:, None]
+                picked = logits[rows_i, idx.to(logits.device)].float()
+                lp = picked.gather(-1, tgt.to(logits.device).unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, -1)
+                total = (lp * w.to(lp.device)).sum()
+                with total.backward():
+                    g = h.grad
+                    outs.append((g.float() * mask.to(g.device).unsqueeze(-1)).sum(1).cpu())
+    return list(outs)
+
+
 def unit_rows(directions: torch.Tensor) -> torch.Tensor:
     """Each row scaled to unit length, [k, d] float32 (a single [d] vector becomes [1, d])."""
     d = torch.as_tensor(directions).detach().float().cpu()
@@ -187,4 +230,4 @@ def agreement(derivative: Sequence[float], exact: Sequence[float]) -> dict[str, 
     return {"r": r, "max_abs_error": float(np.max(np.abs(a - b))), "n": int(len(a))}
 
 
-CODE_VERSION = code_version(_gradients, _batch_gradient)  # part of every cache key
+CODE_VERSION = code_version(_gradients, _batch_gradient, _token_weights, _remote_gradients)  # part of every cache key

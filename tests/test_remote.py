@@ -434,3 +434,23 @@ def test_every_exercise_answer_runs_on_ndif(remote_pair, requests, capsys):
 
     assert checks.is_reference(checks.check_steered_logits(subtracted, remote))
     assert "you subtracted the vector" in capsys.readouterr().out  # diagnosed with checks._steer, run remotely
+
+
+def test_remote_gradients_match_local_and_send_no_course_code(remote_pair, requests):
+    """measure_gradients on NDIF (nnsight's backward inside the request) equals the local prefix-replay gradients."""
+    from course_utils.derivatives import measure_gradients
+
+    local, remote = remote_pair
+    weights = [1.0, -1.0, 0.5]
+    want = measure_gradients(local, PROMPTS, CONTS, weights, layer=1, cache=False)
+    got = measure_gradients(remote, PROMPTS, CONTS, weights, layer=1, cache=False)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    span = (SPAN_PROMPTS[0].index("a cold"), len(SPAN_PROMPTS[0]))
+    kw = dict(layer=2, steer_spans=[span, span], cache=False)
+    torch.testing.assert_close(
+        measure_gradients(remote, SPAN_PROMPTS, SPAN_CONTS, [1.0, -1.0], **kw),
+        measure_gradients(local, SPAN_PROMPTS, SPAN_CONTS, [1.0, -1.0], **kw),
+        atol=1e-4,
+        rtol=1e-4,
+    )
+    assert requests and all(payload_problems(b) == [] for b in requests)
