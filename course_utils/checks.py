@@ -492,7 +492,13 @@ def _accuracy_problem(
     if math.isnan(g):
         return "got NaN: was the test split empty?"
     if g > 1:
-        if abs(g / 100 - want) <= tol:
+        count = float(g).is_integer() and abs(g - want * n_test) < 0.5  # exactly the number of correct predictions
+        if count and n_test == 100:  # with exactly 100 test items the two mistakes give the same number
+            return (
+                f"{g:.0f} looks like a percentage, or the number of correct predictions out of {n_test}: return a "
+                "fraction between 0 and 1 (the .mean() of the comparison)"
+            )
+        if abs(g / 100 - want) <= tol and not count:
             return f"{g:.1f} looks like a percentage: return a fraction between 0 and 1 (the notebook formats it)"
         if float(g).is_integer() and abs(g / n_test - want) <= tol:
             return (

@@ -19,7 +19,6 @@ Only numpy, scipy and pandas are imported at module level (scikit-learn inside `
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -284,8 +283,7 @@ MIN_NULL = 100  # a verdict's null holds at least this many independent draws (m
 LEVEL = 0.05  # the course's one significance level, fixed before any number
 
 
-@dataclass(frozen=True)
-class RankTest:
+class RankTest(NamedTuple):
     """An effect placed among null draws of the same statistic: exact rank p-value and z-score."""
 
     effect: float
