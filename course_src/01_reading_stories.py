@@ -10,7 +10,8 @@
 # emotion has to beat this baseline.
 #
 # **Learning goals**
-# 1. Know the corpus: 62 emotions in 10 families, shared premises, a fixed train/test split.
+# 1. Know the corpus: the paper's emotion words in families, stories in many voices (forms, persons,
+#    registers, lengths) on shared topics, and fixed splits, one of them in held-out forms.
 # 2. See why the emotion word never appears, and check it yourself.
 # 3. Read the model's next-token predictions after a story.
 # 4. Build the bag-of-words baseline, with its uncertainty.
@@ -32,6 +33,7 @@ FAST = fast_mode(FAST)
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 import torch
 
@@ -46,56 +48,74 @@ setup_style()
 
 # %% [markdown]
 # ## 1. The emotions
-# `data/emotions.csv` lists the 62 emotion words of the course (taken from the paper's 171), our
-# 10 families, which 12 are "core" (most exercises use those), and human ratings of each word's
-# **valence** (pleasant vs unpleasant) and **arousal** (calm vs activated) from the NRC VAD lexicon
-# (Mohammad, 2018). We will compare the model's geometry with these ratings in notebook 04.
+# `data/emotions.csv` lists the paper's emotion words, our families, which 12 are "core" (most
+# exercises use those), and human ratings of each word's **valence** (pleasant vs unpleasant) and
+# **arousal** (calm vs activated) from the NRC VAD lexicon (Mohammad, 2018). The lexicon does not
+# rate every word (multi-word items such as "at ease" are missing): those cells are blank, and every
+# analysis against the ratings says how many emotions it uses. We will compare the model's geometry
+# with these ratings in notebook 04.
 
 # %%
 emotions = load_emotions()
-print(emotions.shape)
+rated = emotions.dropna(subset=["valence", "arousal"])  # words the NRC lexicon lacks have no rating
+print(f"{len(emotions)} emotions in {emotions.family.nunique()} families, {emotions.core.sum()} core; "
+      f"{len(rated)} rated by people (not rated: {', '.join(sorted(set(emotions.emotion) - set(rated.emotion)))})")
 emotions.head(8)
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 6))
-sns.scatterplot(data=emotions, x="valence", y="arousal", hue="family", style="core", s=70, ax=ax)
-for row in emotions[emotions.core].itertuples():
+sns.scatterplot(data=rated, x="valence", y="arousal", hue="family", style="core", s=70, ax=ax)
+for row in rated[rated.core].itertuples():
     ax.annotate(row.emotion, (row.valence, row.arousal), xytext=(4, 3), textcoords="offset points", fontsize=9)
-ax.set(title="The course's 62 emotion words, rated by people (NRC VAD)", xlabel="valence (human rating, 0-1)",
-       ylabel="arousal (human rating, 0-1)")
+ax.set(title=f"The {len(rated)} rated emotion words of {len(emotions)}, rated by people (NRC VAD)",
+       xlabel="valence (human rating, 0-1)", ylabel="arousal (human rating, 0-1)")
 ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="small")
 save_figure(fig, "01_emotions_valence_arousal")
 plt.show()
 
 # %% [markdown]
 # ## 2. The stories
-# 50 stories for each core emotion and 15 for each other one. Every premise (a delayed train, a
-# dentist visit, a garage sale...) is used by many emotions, so the *topic* of a story says little
-# about its emotion. Story *j* of each emotion is in the test split when `j % 5 == 4`: 20%, fixed.
+# The stories are written "in many voices": each has a **form** (narration, dialogue, diary, text
+# message, letter, or an address to "you"), a grammatical **person**, a **register** (plain, formal,
+# casual, a child's voice) and a **length** (one sentence to two paragraphs). Every emotion has the
+# same counts of each, and every topic (a bus stop, a kitchen repair, a school play...) is used by
+# many emotions, so neither the form nor the topic of a story gives its emotion away. The core
+# emotions have more stories than the others. The splits are fixed in the file:
+# - `train`: what vectors and probes are fitted on;
+# - `test`: held-out stories in the same forms as train (narration, diary, letter, address);
+# - `style_test`: every dialogue and text message, forms never seen in training (each form had its
+#   own writer, so these are new voices too).
 
 # %%
 stories = load_stories()
-print(stories.shape)
-print(stories.split.value_counts().to_dict())
-stories.groupby("emotion").size().sort_values().head(3), stories.groupby("emotion").size().sort_values().tail(3)
+per_emotion = stories.groupby("emotion").size()
+print(f"{len(stories)} stories: {per_emotion[emotions.emotion[emotions.core]].iloc[0]} for each core emotion, "
+      f"{per_emotion.min()} for each other one; {stories.topic.nunique()} shared topics")
+print("splits:", stories.split.value_counts().to_dict())
+same = all((pd.crosstab(stories.emotion, stories[a]).div(per_emotion / 12, axis=0).nunique() == 1).all()
+           for a in ["form", "person", "register", "length"])
+print(f"every emotion has the same form, person, register and length counts per 12 stories: {same}")
+pd.crosstab(stories.form, stories.split, margins=True)
 
 # %%
 for emotion in ["desperate", "calm", "proud"]:
     row = stories[stories.emotion == emotion].iloc[0]
-    print(f"--- {emotion} ({row.person} person, premise: {row.topic})\n{row.text}\n")
+    print(f"--- {emotion} ({row.form}, {row.person} person, {row.register}, {row.length}; topic: {row.topic})\n{row.text}\n")
 
 # %% [markdown]
 # ### Why the emotion word never appears
 # If a story said "she felt desperate", a model (or a probe) could pick up the *word* rather than
 # the *situation*. So the stories convey emotion only through actions, bodies, dialogue and
-# circumstances, and every file is checked against a list of forbidden words (the emotion word, its
-# inflections and direct synonyms) for **all** 62 emotions. Try it:
+# circumstances, and every story is checked against its emotion's list of forbidden words (the
+# emotion word, its inflections and direct synonyms; a word can be forbidden for several emotions).
+# With this many emotions, everyday words such as "kind", "safe" or "content" are emotion names too,
+# so a story is checked against its **own** emotion's list. Try it:
 
 # %%
 print(forbidden_hits("Her hands shook as she read the letter again."))
 print(forbidden_hits("She was terrified, and her fear grew."))
-hits = sum(len(forbidden_hits(t)) for t in stories.text)
-print(f"forbidden emotion words in all {len(stories)} stories: {hits}")
+hits = sum(len(forbidden_hits(row.text, emotions=row.emotion)) for row in stories.itertuples())
+print(f"forbidden words of their own emotion in all {len(stories)} stories: {hits}")
 
 # %% [markdown]
 # ## 3. What the model reads: tokens, and what it predicts next
@@ -184,7 +204,7 @@ def bow_accuracy(train, test) -> float:
 bow_accuracy = checks.check_bow_accuracy(bow_accuracy)
 
 # %% [markdown]
-# Now the baseline for the 12 core emotions and for all 62, with a 95% Wilson interval over test
+# Now the baseline for the 12 core emotions and for all of them, with a 95% Wilson interval over test
 # stories. The classifier's settings were fixed in advance, never tuned on the test split.
 
 # %%
@@ -200,7 +220,7 @@ for subset in ["core", None]:
 
 # %% [markdown]
 # Which words does the baseline lean on? If they were emotion words, the stories would be leaking
-# the label. They are not: they are bodies and actions (trembling, slammed, kissed...), which is
+# the label. They are not: they are bodies and actions (clenched, slammed, begging, grinning...), which is
 # exactly how the stories are meant to carry emotion. That is why the baseline is high, and why a
 # probe on the model's activations must beat it by a clear margin to show something beyond words.
 
@@ -214,7 +234,8 @@ for i, emotion in enumerate(clf[1].classes_):
 
 # %% [markdown]
 # ## Recap
-# - 62 emotions, 1,350 stories, shared premises, a fixed 80/20 split; no story names its emotion.
+# - The paper's emotion words, stories in many voices on shared topics, fixed splits (one of them in
+#   forms never trained on); no story names its own emotion.
 # - The model's direct answer ("The character feels ...") is a weak signal in a model this small.
 # - A bag-of-words classifier already does well on the core 12: that is the bar for the probes.
 #

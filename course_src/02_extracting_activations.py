@@ -150,13 +150,14 @@ print("reference" if checks.is_reference(masked_mean) else "yours", "[batch, d_m
 # `extract_activations` does all of this in batches (sorted by length to waste little on padding),
 # for every layer, and stores the result in `build/cache/activations/` keyed by the model, the exact
 # texts and the settings. Every later notebook asks for the same thing and gets it from the cache.
-# On a 2-core laptop the full corpus takes a few minutes the first time and well under a second after.
+# On a 2-core laptop the full corpus takes up to half an hour the first time and well under a second after.
 
 # %%
 stories = load_stories(per_emotion=4 if FAST else None, emotions="core" if FAST else None)
 if not FAST:
-    print(f"Reading all {len(stories)} stories at every layer: about 4 minutes on a 2-core laptop the first time"
-          " (a progress bar follows), under a second once cached. In a workshop, start this cell early.")
+    print(f"Reading all {len(stories)} stories at every layer: up to half an hour on a 2-core laptop the first time"
+          " (28 minutes on a busy 2-core machine; a progress bar follows), under a second once cached."
+          " In a workshop, start this cell early.")
 acts = story_activations(model, stories)
 print(f"stories: {len(stories)} -> activations [n_texts, n_layers, d_model] = {tuple(acts.shape)}")
 

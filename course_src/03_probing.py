@@ -57,9 +57,10 @@ print(f"a-priori layer for detailed analysis: {LAYER}; layers swept: {LAYERS}")
 stories = load_stories(per_emotion=4 if FAST else None, emotions="core" if FAST else None)
 acts = story_activations(model, stories)
 is_train = (stories.split == "train").values
+is_test = (stories.split == "test").values  # in-style held-out stories; style_test (held-out forms) is not used here
 core_names = load_emotions().query("core").emotion.tolist()
 is_core = stories.emotion.isin(core_names).values
-print("activations [n_texts, n_layers, d_model]:", tuple(acts.shape), f"· train {is_train.sum()} / test {(~is_train).sum()}")
+print("activations [n_texts, n_layers, d_model]:", tuple(acts.shape), f"· train {is_train.sum()} / test {is_test.sum()}")
 
 # %% [markdown]
 # ### Exercise 3 · A probe on one layer
@@ -94,7 +95,7 @@ def probe_accuracy(X_train, y_train, X_test, y_test) -> float:
 
 
 # %%
-sel_tr, sel_te = is_train & is_core, ~is_train & is_core
+sel_tr, sel_te = is_train & is_core, is_test & is_core
 probe_accuracy = checks.check_probe_accuracy(probe_accuracy, acts[sel_tr, LAYER], stories.emotion[sel_tr].values,
                                              acts[sel_te, LAYER], stories.emotion[sel_te].values)
 print(f"core-12 probe at layer {LAYER}: {probe_accuracy(acts[sel_tr, LAYER], stories.emotion[sel_tr].values, acts[sel_te, LAYER], stories.emotion[sel_te].values):.3f}")
@@ -107,7 +108,7 @@ print(f"core-12 probe at layer {LAYER}: {probe_accuracy(acts[sel_tr, LAYER], sto
 # %%
 def sweep(selection: np.ndarray, label: str) -> tuple[pd.DataFrame, float, float]:
     """Probe and shuffled-label control at each layer, plus the bag-of-words accuracy on the same split."""
-    tr, te = is_train & selection, ~is_train & selection
+    tr, te = is_train & selection, is_test & selection
     y_tr, y_te = stories.emotion[tr].values, stories.emotion[te].values
     real = probe_by_layer(acts[tr], y_tr, acts[te], y_te, layers=LAYERS).assign(condition=f"probe ({label})")
     shuffled = probe_by_layer(acts[tr], y_tr, acts[te], y_te, layers=LAYERS, shuffle_seed=0).assign(
@@ -139,20 +140,23 @@ print(f"bag-of-words on the same split: {core_bow:.3f}; shuffled-label probe at 
 
 # %% [markdown]
 # ## 3. All emotions
-# Sixty-two classes with only 12 training stories for most of them is much harder: expect lower
-# numbers, and look at the gap to the controls rather than the raw accuracy.
+# Every emotion as its own class, with only a handful of training stories for most of them, is much
+# harder: expect lower numbers, and look at the gap to the controls rather than the raw accuracy.
 
 # %%
+n_all = stories.emotion.nunique()
+print(f"{n_all} classes; training stories per emotion: {stories[is_train].groupby('emotion').size().min()} "
+      f"to {stories[is_train].groupby('emotion').size().max()}")
 if not FAST:
-    all_df, all_bow, all_chance = sweep(np.ones(len(stories), bool), "all 62")
-    fig = layer_curves(all_df, "All 62 emotions: probe accuracy by layer", chance=all_chance, baseline=all_bow)
+    all_df, all_bow, all_chance = sweep(np.ones(len(stories), bool), f"all {n_all}")
+    fig = layer_curves(all_df, f"All {n_all} emotions: probe accuracy by layer", chance=all_chance, baseline=all_bow)
     save_figure(fig, "03_probe_by_layer_all")
     plt.show()
     real_all = all_df[all_df.condition.str.startswith("probe (")].set_index("layer")
-    print(f"all 62 at layer {LAYER}: {real_all.loc[LAYER].accuracy:.3f}; best {real_all.accuracy.max():.3f} "
+    print(f"all {n_all} at layer {LAYER}: {real_all.loc[LAYER].accuracy:.3f}; best {real_all.accuracy.max():.3f} "
           f"(layer {real_all.accuracy.idxmax()}); bag-of-words {all_bow:.3f}; chance {all_chance:.3f}")
 else:
-    print("FAST mode: the 62-emotion sweep is skipped (run with FAST = False)")
+    print("FAST mode: the all-emotion sweep is skipped (run with FAST = False)")
 
 # %% [markdown]
 # ## 4. Which emotions get confused?
@@ -160,7 +164,7 @@ else:
 # the probe's guess.
 
 # %%
-tr, te = is_train & is_core, ~is_train & is_core
+tr, te = is_train & is_core, is_test & is_core
 probe = fit_probe(acts[tr, LAYER].numpy(), stories.emotion[tr].values)
 pred = probe.predict(acts[te, LAYER].numpy())
 truth = stories.emotion[te].values
@@ -179,6 +183,7 @@ plt.show()
 
 # %%
 valence = load_emotions().set_index("emotion").valence
+assert valence[core_names].notna().all(), "every core emotion has a human valence rating"
 wrong = pred != truth
 same_side = (valence[pred[wrong]].values > 0.5) == (valence[truth[wrong]].values > 0.5)
 expected = np.mean([np.mean([(valence[o] > 0.5) == (valence[t] > 0.5) for o in core_names if o != t]) for t in truth[wrong]]) \
@@ -222,7 +227,7 @@ record("03_probing", core_layer=LAYER, core_acc_at_layer=at_layer.accuracy,
        core_best_acc=real_core.accuracy.max(), core_bow=core_bow,
        core_shuffled_at_layer=core_df[core_df.condition.str.startswith("probe, sh")].set_index("layer").loc[LAYER].accuracy,
        core_acc_by_layer=real_core.accuracy.round(4).to_dict())
-if not FAST:  # the 62-emotion sweep of section 3 ran
+if not FAST:  # the all-emotion sweep of section 3 ran
     record("03_probing", all_acc_at_layer=real_all.loc[LAYER].accuracy, all_best_acc=real_all.accuracy.max(),
            all_bow=all_bow, all_ci_at_layer=[real_all.loc[LAYER].ci_low, real_all.loc[LAYER].ci_high])
 record("03_probing", errors_same_valence=share, errors_same_valence_ci=[lo, hi], errors_same_valence_null=expected)

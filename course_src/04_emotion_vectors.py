@@ -72,7 +72,7 @@ stories = load_stories(**SUBSET)
 acts = story_activations(model, stories, layers=LAYERS)[:, LAYERS.index(LAYER)]
 # This notebook's held-out stories are the in-style test split; the style-shifted split (held-out forms) is set aside.
 in_style = (stories.split != "style_test").values
-stories, acts = stories[in_style].reset_index(drop=True), acts[torch.from_numpy(in_style)]
+stories, acts = stories[in_style].reset_index(drop=True), acts[torch.tensor(in_style)]
 train = (stories.split == "train").values
 names = [n for n in emotions.index if n in set(stories.emotion)]
 print(f"story activations at layer {LAYER} [n, d_model]:", tuple(acts.shape), f"· {len(names)} emotions")
