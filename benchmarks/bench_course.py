@@ -28,7 +28,7 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from speed_unit import speed_unit  # noqa: E402
+from speed_unit import speed_unit, unit_texts  # noqa: E402
 
 
 def tree_rss(proc: psutil.Process) -> int:
@@ -81,11 +81,10 @@ def unit_flops() -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     from course_utils import load_model
-    from course_utils.data import load_stories
     from course_utils.models import tokenize
 
     model = load_model(device="cpu")
-    texts = load_stories().text.tolist()[:64]
+    texts = unit_texts()
     with torch.no_grad(), FlopCounterMode(display=False) as mode:
         for i in range(0, 64, 16):
             model._module(**tokenize(model, texts[i : i + 16]), output_hidden_states=True)

@@ -42,11 +42,14 @@ def reader_predictions(
 
 
 def transfer_table(stories: pd.DataFrame, predictions: dict[str, np.ndarray], emotions: Sequence[str]) -> pd.DataFrame:
-    """Accuracy [95% Wilson] per reader on the in-style test and the style-shifted test, the drop between them
-    [95% bootstrap], and McNemar's exact p against bag-of-words on the same stories."""
+    """Accuracy [95% Wilson] per reader (the keys of `predictions`, one of them "bag of words") on the in-style test
+    and the style-shifted test, the drop between them [95% bootstrap], and McNemar's exact p against bag-of-words
+    on the same stories."""
     emotions = list(emotions)
+    if "bag of words" not in predictions:
+        raise ValueError(f"predictions needs a 'bag of words' reader (the lexical baseline); got {list(predictions)}")
     rows = []
-    for reader in READERS:
+    for reader in predictions:
         row: dict = {"reader": reader}
         correct = {}
         for split in EVAL_SPLITS:
