@@ -42,12 +42,11 @@ import seaborn as sns
 import torch
 
 from course_utils import chat, checks, load_model
-from course_utils.data import emotion_names, load_neutral, load_stories
+from course_utils.data import emotion_names, load_feels_scenes, load_neutral, load_stories
 from course_utils.plots import save_figure, setup_style
 from course_utils.precomputed import course_vectors
 from course_utils.report import record
 from course_utils.derivatives import measure_gradients
-from course_utils.paths import data_dir
 from course_utils.stats import rank_test
 from course_utils.vectors import build_emotion_vectors, label_shuffled_vectors
 from course_utils.steering import (
@@ -146,7 +145,7 @@ steered_logits = checks.check_steered_logits(steered_logits, model)
 #   direct path's, the layers above carry the effect; if not, the vector mostly says its own word.
 
 # %%
-scenes = pd.read_json(data_dir() / "feels_scenes.jsonl", lines=True)
+scenes = load_feels_scenes()
 scenes = scenes.head(8) if FAST else scenes
 prompts = [f"{t} How does {p} feel? {p.capitalize()} feels" for t, p in zip(scenes.text, scenes.pronoun)]
 words = [" " + w for w in CORE]

@@ -70,7 +70,9 @@ SCHEMAS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "failures": {"id": str, "task_id": str, "n_failures": int, "messages": list},
     "cheat_scenarios": {"id": str, "task": str, "tests": str, "failures": list, "honest": str, "cheat": str},
     "activities": {"id": str, "activity": str, "pleasant": bool, "social": bool, "effortful": bool},
+    "feels_scenes": {"id": str, "text": str, "pronoun": str},
 }
+PRONOUNS = ("he", "she", "they")
 SCENARIOS = ("implicit", "dose", "speakers", "failures", "cheat_scenarios")
 TOKEN = re.compile(r"[A-Za-z]+")
 YOU = {"you", "your", "yours", "yourself", "yourselves"}
@@ -128,6 +130,8 @@ def check_record(
                 or not m["content"].strip()
             ):
                 raise _fail(path, line, f"messages[{i}]", "needs exactly 'role' (user/assistant) and non-empty 'content'")
+    if schema == "feels_scenes" and record["pronoun"] not in PRONOUNS:
+        raise _fail(path, line, "pronoun", f"{record['pronoun']!r} is not one of {PRONOUNS}")
     if schema == "dose":
         if "{X}" not in record["template"]:
             raise _fail(path, line, "template", "must contain the slot {X}")
@@ -327,6 +331,11 @@ def load_scenarios(name: str) -> pd.DataFrame:
     """One scenario set: 'implicit', 'dose', 'speakers', 'failures' or 'cheat_scenarios'."""
     _check_choice("name", name, SCENARIOS)
     return read_jsonl(data_dir() / f"{name}.jsonl", name, emotions=emotion_names())
+
+
+def load_feels_scenes() -> pd.DataFrame:
+    """Neutral scenes (id, text, pronoun) for notebook 06's "How does he feel? He feels" test; written before any run."""
+    return read_jsonl(data_dir() / "feels_scenes.jsonl", "feels_scenes")
 
 
 def load_activities() -> pd.DataFrame:

@@ -364,3 +364,16 @@ def test_bad_activity_lines_are_named(data_copy, change, message):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=message):
         data.load_activities()
+
+
+def test_feels_scenes_are_neutral_and_validated(data_copy):
+    """06's scenes: at least 40, unique, free of emotion words (they must not prime a word), pronouns named."""
+    scenes = data.load_feels_scenes()
+    assert len(scenes) >= 40 and scenes.text.is_unique and set(scenes.pronoun) <= set(data.PRONOUNS)
+    assert not any(data.emotion_word_problems(t) for t in scenes.text)
+    path = data_copy / "feels_scenes.jsonl"
+    lines = path.read_text().splitlines()
+    lines[2] = json.dumps({**json.loads(lines[2]), "pronoun": "it"})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"line 3, field 'pronoun': 'it' is not one of"):
+        data.load_feels_scenes()
