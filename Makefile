@@ -42,7 +42,7 @@ course: setup
 # much of the suite (notebook kernels, papermill, tokenising) is Python-bound. Each process keeps one notebook kernel.
 TEST_WORKERS ?= 2
 test: setup lint
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal tests
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15 tests
 
 # Library, data and packaging tests only (no notebooks, no browser, no slow re-derivations): a quick loop while coding.
 test-fast: setup

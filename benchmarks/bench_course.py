@@ -143,7 +143,14 @@ def main() -> None:
     parser.add_argument("--flops", action="store_true", help="one more cold run that counts FLOPs (slower)")
     parser.add_argument("--skip-full", action="store_true", help="only the unit and the FAST run")
     parser.add_argument("--out", default=str(REPO / "docs" / "timings.md"), help="where the Markdown table goes")
+    parser.add_argument("--table-from", help="only rewrite the table from the JSON figures of an earlier run")
     args = parser.parse_args()
+    out = Path(args.out)
+    if args.table_from:
+        figures = json.loads(Path(args.table_from).read_text())
+        out.write_text("# Timings\n\n" + table(figures["unit_seconds"], figures))
+        print(out.read_text())
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench_course_"))
     unit = speed_unit()
     print(f"speed unit: {unit:.2f} s ({os.cpu_count()} CPUs); working in {tmp}", flush=True)
@@ -168,7 +175,6 @@ def main() -> None:
             print(f"{key} run FAILED:\n{figures[key]['stderr_tail']}")
     text = table(unit, figures)
     print("\n" + text)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("# Timings\n\n" + text)
     out.with_suffix(".json").write_text(json.dumps(figures, indent=1, default=str))
