@@ -131,6 +131,8 @@ def table(unit: float, figures: dict) -> str:
             if figures.get("cold")
             else "",
         ]
+    if not figures.get("flops"):
+        lines += ["", "FLOPs: not counted in this run (`--flops` adds one more cold run that counts them)."]
     if figures.get("warm_differs") is not None:
         diff = figures["warm_differs"]
         lines += ["", "Warm results.json equals the cold one: " + ("yes" if not diff else "NO, " + ", ".join(diff))]
