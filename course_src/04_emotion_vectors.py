@@ -51,11 +51,17 @@ from course_utils.geometry import rsa, similarity_matrix, tfidf_centroids
 from course_utils.lens import top_tokens_of_each
 from course_utils.paths import build_dir
 from course_utils.report import record
-from course_utils.transfer import reader_predictions, transfer_table
 from course_utils.stats import accuracy_ci, corr_ci, mean_diff_ci, pca, permutation_null
 from course_utils.steering import random_direction
-from course_utils.vectors import EmotionVectors, default_layer, layer_activations, neutral_components, neutral_texts
-from course_utils.vectors import story_activations
+from course_utils.transfer import reader_predictions, transfer_table
+from course_utils.vectors import (
+    EmotionVectors,
+    default_layer,
+    layer_activations,
+    neutral_components,
+    neutral_texts,
+    story_activations,
+)
 from course_utils.widgets import emotion_explorer
 
 model = load_model(MODEL_NAME, remote=REMOTE)

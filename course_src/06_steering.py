@@ -43,21 +43,21 @@ import torch
 
 from course_utils import chat, checks, load_model
 from course_utils.data import emotion_names, load_feels_scenes, load_neutral, load_stories
+from course_utils.derivatives import measure_gradients
 from course_utils.plots import save_figure, setup_style
 from course_utils.precomputed import course_vectors
 from course_utils.report import record
-from course_utils.derivatives import measure_gradients
 from course_utils.stats import rank_test
-from course_utils.vectors import build_emotion_vectors, label_shuffled_vectors
 from course_utils.steering import (
+    continuation_logprobs,
     fluency_safe_strength,
     generate,
     median_token_norm,
-    continuation_logprobs,
     perplexity,
     random_direction,
     steering_vector,
 )
+from course_utils.vectors import build_emotion_vectors, label_shuffled_vectors
 from course_utils.widgets import steering_panel
 
 setup_style()

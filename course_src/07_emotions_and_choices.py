@@ -91,13 +91,23 @@ from course_utils import checks, extract_activations, load_model
 from course_utils.data import load_activities, load_emotions
 from course_utils.derivatives import agreement, random_directions, slopes
 from course_utils.precomputed import course_vectors
-from course_utils.preferences import FORMATS, bradley_terry, choice_prompt, pair_design, pair_logodds
-from course_utils.preferences import positive_control_direction, preference_gradients, spearman_brown, split_half
-from course_utils.preferences import steering_effect
+from course_utils.preferences import (
+    FORMATS,
+    bradley_terry,
+    choice_prompt,
+    pair_design,
+    pair_logodds,
+    positive_control_direction,
+    preference_gradients,
+    spearman_brown,
+    split_half,
+    steering_effect,
+)
 from course_utils.report import record
 from course_utils.stats import mean_ci, pearson_ci, rank_test, spearman_ci
 from course_utils.steering import fluency_safe_strength, median_token_norm, random_direction
 
+# %%
 model = load_model(MODEL_NAME, remote=REMOTE)
 vectors = course_vectors(model, fast=FAST)
 LAYER = vectors.layer

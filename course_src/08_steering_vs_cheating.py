@@ -69,15 +69,22 @@ from course_utils.cheating import (
     slope,
     slope_ci,
 )
-from course_utils.data import load_scenarios
+from course_utils.data import load_emotions, load_scenarios
+
+# %%
+from course_utils.derivatives import agreement, random_directions, slopes
 from course_utils.models import transcript
 from course_utils.precomputed import course_vectors
 from course_utils.report import record
-from course_utils.data import load_emotions
-from course_utils.derivatives import agreement, random_directions, slopes
 from course_utils.stats import mean_ci, rank_test, wilson_ci
-from course_utils.steering import continuation_logprobs, fluency_safe_strength, generate, median_token_norm
-from course_utils.steering import random_direction, random_direction_in_span
+from course_utils.steering import (
+    continuation_logprobs,
+    fluency_safe_strength,
+    generate,
+    median_token_norm,
+    random_direction,
+    random_direction_in_span,
+)
 
 # %%
 model = load_model(MODEL_NAME, remote=REMOTE)
