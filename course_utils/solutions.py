@@ -100,7 +100,7 @@ def steered_logits(model, prompt: str, delta: torch.Tensor, layer: int) -> torch
     return logits.float().cpu()
 
 
-# --- 07_emotions_and_choices.py, cell 9 ---
+# --- 07_emotions_and_choices.py, cell 10 ---
 import nnsight
 from course_utils.models import word_token_id
 
@@ -113,7 +113,7 @@ def choice_logodds(model, prompt: str) -> float:
     return float(logp[word_token_id(model, "A", space=False)] - logp[word_token_id(model, "B", space=False)])
 
 
-# --- 08_steering_vs_cheating.py, cell 16 ---
+# --- 08_steering_vs_cheating.py, cell 17 ---
 from course_utils.cheating import scenario_prompt  # noqa: F811  (the answer's own imports, for solutions.py)
 from course_utils.steering import continuation_logprobs  # noqa: F811
 
@@ -125,7 +125,7 @@ def cheat_logodds(model, scenario: dict) -> float:
     return float(lp[0] - lp[1])
 
 
-# --- 08_steering_vs_cheating.py, cell 30 ---
+# --- 08_steering_vs_cheating.py, cell 31 ---
 
 
 def place_in_null(value: float, null: np.ndarray) -> tuple[float, bool]:
