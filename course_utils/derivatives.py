@@ -23,7 +23,7 @@ from scipy import stats as sps
 
 from .cache import cached, code_version, request_key, texts_sha256
 from .models import CourseModel, model_key
-from .scoring import _batch, _model_dtype, _rows, _unsteered_prefix, packing_problem
+from .scoring import _batch, _model_dtype, _packed_rows, _unsteered_prefix
 
 
 def measure_gradients(
@@ -82,14 +82,10 @@ def _gradients(
 ) -> torch.Tensor:
     """The uncached computation behind measure_gradients."""
     tok = model.tokenizer
-    rows = _rows(tok, prompts, continuations, pack=True, spans=spans)
-    longest = max(len(r["prompt"]) + sum(len(c) for _, c in r["items"]) for r in rows)
-    if packing_problem(model, longest) is not None:
-        rows = _rows(tok, prompts, continuations, pack=False, spans=spans)
+    rows = _packed_rows(model, prompts, continuations, spans)
     order = {p: j for j, p in enumerate(dict.fromkeys(prompts))}  # distinct prompts, in order of first appearance
     for row in rows:
         row["group"] = order[prompts[row["items"][0][0]]]
-    rows.sort(key=lambda r: len(r["prompt"]) + sum(len(c) for _, c in r["items"]))
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     grads = torch.zeros(len(order), model.d_model)
     if model.remote:  # NDIF: nnsight's own backward, written in torch expressions (no course code travels)
@@ -230,4 +226,5 @@ def agreement(derivative: Sequence[float], exact: Sequence[float]) -> dict[str, 
     return {"r": r, "max_abs_error": float(np.max(np.abs(a - b))), "n": int(len(a))}
 
 
-CODE_VERSION = code_version(_gradients, _batch_gradient, _token_weights, _remote_gradients)  # part of every cache key
+# part of every cache key
+CODE_VERSION = code_version(_packed_rows, _gradients, _batch_gradient, _token_weights, _remote_gradients)

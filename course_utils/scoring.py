@@ -77,6 +77,15 @@ def _rows(
     return list(rows.values())
 
 
+def _packed_rows(model: CourseModel, prompts: Sequence[str], continuations: Sequence[str], spans: Sequence | None) -> list[dict]:
+    """The rows to score, shortest first: packed by prompt where packing is safe for this model, else one per item."""
+    rows = _rows(model.tokenizer, prompts, continuations, pack=True, spans=spans)
+    longest = max(len(r["prompt"]) + sum(len(c) for _, c in r["items"]) for r in rows)
+    if packing_problem(model, longest) is not None:
+        rows = _rows(model.tokenizer, prompts, continuations, pack=False, spans=spans)
+    return sorted(rows, key=lambda r: len(r["prompt"]) + sum(len(c) for _, c in r["items"]))
+
+
 def _batch(
     rows: list[dict], pad_id: int, dtype: torch.dtype
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, tuple]:
@@ -216,11 +225,7 @@ def _compute(
 ) -> torch.Tensor:
     """The uncached computation behind continuation_logprobs: [n] float32 log-probabilities on the CPU."""
     tok = model.tokenizer
-    rows = _rows(tok, prompts, continuations, pack=True, spans=steer_spans)
-    longest = max(len(r["prompt"]) + sum(len(c) for _, c in r["items"]) for r in rows)
-    if packing_problem(model, longest) is not None:
-        rows = _rows(tok, prompts, continuations, pack=False, spans=steer_spans)
-    rows.sort(key=lambda r: len(r["prompt"]) + sum(len(c) for _, c in r["items"]))
+    rows = _packed_rows(model, prompts, continuations, steer_spans)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     dtype = _model_dtype(model)
     batches = []
@@ -353,6 +358,7 @@ def _unsteered_prefix(model: CourseModel, enc: dict[str, torch.Tensor], layer: i
 CODE_VERSION = code_version(  # part of every cache key
     _prompt_ids,
     _rows,
+    _packed_rows,
     _batch,
     _compute,
     _added,
