@@ -17,6 +17,7 @@ from .paths import build_dir
 
 RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "run": ("model", "fast", "date"),
+    # Every section may record its verdicts with `record_verdict` (keys "verdict_<finding>").
     "01_reading_stories": (
         "next_token_top1",
         "next_token_top1_ci",
@@ -25,6 +26,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "bow_core_ci",
         "bow_all",
         "bow_all_ci",
+        "verdict_*",
     ),
     "03_probing": (
         "core_layer",
@@ -44,6 +46,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "all_ci_at_layer",
         "style_*",
         "instyle_probe_p_vs_words",
+        "verdict_*",
     ),
     "04_emotion_vectors": (
         "layer",
@@ -78,6 +81,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "lens_emotion_words",
         "lens_random_emotion_words",
         "style_*",
+        "verdict_*",
     ),
     "05_conversation": (
         "implicit_top1",
@@ -93,6 +97,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "loving_sad_minus_neutral",
         "loving_ci",
         "afraid_pills_rho",
+        "verdict_*",
     ),
     "06_steering": (
         "n_scenes",
@@ -106,6 +111,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "fluency_safe_strength",
         "perplexity_unsteered",
         "perplexity_by_strength",
+        "verdict_*",
     ),
     "07_choices": (
         "n_activities",
@@ -132,6 +138,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "agreement_r",
         "steer_derivative_*",
         "steer_p_*",
+        "verdict_*",
     ),
     "08_cheating": (
         "failures_rho_desperate",
@@ -163,6 +170,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "positive_control_ci",
         "positive_control_detects",
         "matched_null_n",
+        "verdict_*",
     ),
 }
 
@@ -190,6 +198,18 @@ def record(section: str, **values: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2, sort_keys=True), encoding="utf-8")
     tmp.replace(path)
+
+
+VERDICTS = ("replicates", "partly replicates", "does not replicate", "cannot be measured on this model")
+
+
+def record_verdict(section: str, finding: str, verdict: str, reason: str) -> None:
+    """Record one finding's verdict (one of VERDICTS) with the one-line reason the notebook printed."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"record_verdict: verdict={verdict!r}; allowed: {list(VERDICTS)}")
+    if not finding.isidentifier():
+        raise ValueError(f"record_verdict: finding={finding!r} must be a short identifier, e.g. 'desperate_cheating'")
+    record(section, **{f"verdict_{finding}": {"verdict": verdict, "reason": reason}})
 
 
 def _plain(value: Any) -> Any:

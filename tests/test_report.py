@@ -52,6 +52,15 @@ def test_record_refuses_unknown_sections_and_keys(tmp_build):
     assert report.read_results()["08_cheating"]["slope_desperate"] == 0.1
 
 
+def test_record_verdict_takes_only_the_four_verdicts(tmp_build):
+    report.record_verdict("08_cheating", "desperate_cheating", "does not replicate", "p = 0.68 among 10,000 random")
+    assert report.read_results()["08_cheating"]["verdict_desperate_cheating"]["verdict"] == "does not replicate"
+    with pytest.raises(ValueError, match="allowed: \\['replicates'"):
+        report.record_verdict("08_cheating", "x", "maybe", "")
+    with pytest.raises(ValueError, match="short identifier"):
+        report.record_verdict("08_cheating", "two words", "replicates", "")
+
+
 def test_a_fast_report_says_so(tmp_build):
     report.record("run", model="m", fast=True, date="2026-12-01")
     text = report.write_report([]).read_text()
