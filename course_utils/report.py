@@ -7,9 +7,13 @@ and a test ties it to the `record(...)` calls in course_src/ and to the comparis
 
 from __future__ import annotations
 
+import argparse
+import base64
 import fnmatch
 import html
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -276,25 +280,427 @@ COMPARISON = [
     ("positive control (cheat - honest) slope, test half", "08_cheating", "positive_control_slope", "{:+.3f}", "n/a"),
     ("positive control: derivative's rank p, test half", "08_cheating", "positive_control_p", "{:.3g}", "n/a"),
     ("desperate: rank p in the structure-matched null", "08_cheating", "matched_p_desperate", "{:.3g}", "n/a"),
+    # Rows that carry an interval the notebooks record (the report shows every interval).
+    ("model's next-token guess of the emotion, top-1 of 12", "01_reading_stories", "next_token_top1", "{:.0%}", "n/a"),
+    ("bag-of-words on the text, core 12", "01_reading_stories", "bow_core", "{:.0%}", "n/a"),
+    ("bag-of-words on the text, all emotions", "01_reading_stories", "bow_all", "{:.0%}", "n/a"),
+    ("probe errors within the same valence", "03_probing", "errors_same_valence", "{:.0%}", "n/a"),
+    ("emotion vectors recognise held-out stories, top-1", "04_emotion_vectors", "cosine_top1", "{:.0%}", "n/a"),
+    ("k-means clusters vs families (adjusted Rand)", "04_emotion_vectors", "kmeans_ari", "{:.2f}", "interpretable clusters"),
+    ("'loving' at assistant start, sad minus neutral user", "05_conversation", "loving_sad_minus_neutral", "{:+.3f}", "rises"),
+    ("fluency-safe steering strength", "06_steering", "fluency_safe_strength", "{}", "n/a"),
+    ("desperate: derivative of cheat_logodds at 0", "08_cheating", "derivative_desperate", "{:+.3f}", "n/a"),
+    ("calm: derivative of cheat_logodds at 0", "08_cheating", "derivative_calm", "{:+.3f}", "n/a"),
 ]
+
+
+# Intervals recorded under a name that is not "<key>_ci".
+CI_KEYS = {"positive_control_slope": "positive_control_ci", "loving_sad_minus_neutral": "loving_ci"}
+
+
+class ReportInputError(ValueError):
+    """A results file the report cannot use; the message names the file and the field."""
+
+
+def _interval(section_values: dict, key: str) -> object:
+    """The recorded interval of `key` (its `<key>_ci`, the `_acc` -> `_ci` name, or CI_KEYS), or None."""
+    for name in (CI_KEYS.get(key), f"{key}_ci", key.replace("_acc", "_ci") if "_acc" in key else None):
+        if name and name in section_values:
+            return section_values[name]
+    return None
+
+
+def _shown(results: dict, section: str, key: str, fmt: str, source: str = "results") -> str | None:
+    """One recorded value formatted for the report, with its interval; None when not recorded."""
+    values = results.get(section, {})
+    value = values.get(key)
+    if value is None:
+        return None
+    try:
+        if isinstance(value, list):
+            return "[" + ", ".join(f"{v:+.3f}" for v in value) + "]"
+        shown = fmt.format(value)
+    except (TypeError, ValueError) as e:
+        raise ReportInputError(f"{source}: field '{section}.{key}' = {value!r} cannot be shown as {fmt!r} ({e})") from e
+    ci = _interval(values, key)
+    if ci is not None:
+        if not (isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci)):
+            raise ReportInputError(f"{source}: the interval of '{section}.{key}' must be [low, high], got {ci!r}")
+        shown += f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return shown
 
 
 def comparison_rows(results: dict) -> list[tuple[str, str, str]]:
     """(measure, this run, paper) for every comparison whose number this run produced."""
     rows = []
     for label, section, key, fmt, paper in COMPARISON:
-        value = results.get(section, {}).get(key)
-        if value is None:
-            continue
-        if isinstance(value, list):
-            shown = "[" + ", ".join(f"{v:+.3f}" for v in value) + "]"
-        else:
-            shown = fmt.format(value)
-        ci = results.get(section, {}).get(f"{key}_ci") or results.get(section, {}).get(key.replace("_acc", "_ci"))
-        if isinstance(ci, list) and len(ci) == 2 and not isinstance(value, list):
-            shown += f" [{ci[0]:.2f}, {ci[1]:.2f}]"
-        rows.append((label, shown, paper))
+        shown = _shown(results, section, key, fmt)
+        if shown is not None:
+            rows.append((label, shown, paper))
     return rows
+
+
+# ---------------------------------------------------------------- findings: what the report's rows are
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One row of the report: a finding of the paper, the numbers that test it here, and its figure."""
+
+    section: str
+    name: str  # its verdict is recorded as `verdict_<name>` with record_verdict(section, name, ...)
+    title: str
+    paper: str  # what the paper found, in one line
+    keys: tuple[str, ...]  # COMPARISON keys shown in the row
+    figure: str | None = None  # a figure name passed to plots.save_figure
+
+
+FINDINGS = [
+    Finding("01_reading_stories", "lexical_bar", "The text alone: how far do the words go?",
+            "a baseline, not a finding: the paper's stories never name the emotion; how much do the words give away?",
+            ("next_token_top1", "bow_core", "bow_all")),
+    Finding("03_probing", "linear_probe", "The emotion of a story is linearly readable from the residual stream",
+            "emotion concepts are represented linearly (the paper reads them with vectors, not a probe table)",
+            ("core_best_acc", "core_acc_at_layer", "core_bow", "all_acc_at_layer", "all_bow", "errors_same_valence"),
+            "03_probe_by_layer_core"),
+    Finding("04_emotion_vectors", "vectors_recognise_stories", "Emotion vectors recognise held-out stories",
+            "the mean-difference vectors pick out the emotion of new text",
+            ("cosine_top1", "style_vectors_style_test", "style_bow_style_test", "kmeans_ari"), "04_clustermap"),
+    Finding("04_emotion_vectors", "valence_axis", "The first principal component is valence",
+            "PC1 explains 26% of the variance and tracks valence (r = 0.81)",
+            ("pc1_variance", "r_pc1_valence", "core_r_pc1_valence", "words_pc1_valence", "rsa_words", "rsa_layer0"),
+            "04_pca_valence"),
+    Finding("04_emotion_vectors", "arousal_axis", "The second principal component is arousal",
+            "PC2 explains 15% of the variance and tracks arousal (r = 0.66)", ("pc2_variance", "r_pc2_arousal"), "04_scree"),
+    Finding("04_emotion_vectors", "logit_lens", "Each vector promotes its own emotion's words (logit lens)",
+            "each vector's top tokens are emotion words on theme", ("lens_emotion_words", "lens_random_emotion_words")),
+    Finding("04_emotion_vectors", "layer_stability", "The geometry is stable across layers",
+            "the structure holds across middle-to-late layers", (), "04_layer_stability"),
+    Finding("05_conversation", "implicit_scenarios", "Implicit scenarios light up the matching vector",
+            "a strong diagonal over 12 emotions at the start of the assistant's turn", ("implicit_top1",),
+            "05_implicit_heatmap"),
+    Finding("05_conversation", "dose_response", "Dose-response: the numbers in a message move the vectors",
+            "more tylenol -> more 'afraid', less 'calm'; similar curves for other templates",
+            ("dose_templates", "dose_matches"), "05_dose_response"),
+    Finding("05_conversation", "speakers", "The user's state and the assistant's state differ",
+            "r = 0.11 between the user-end and assistant-start profiles; 'loving' rises when users share something hard",
+            ("speakers_profile_r", "loving_sad_minus_neutral"), "05_speakers_scatter"),
+    Finding("06_steering", "feels_diagonal", "Steering changes what the model says a character feels",
+            "adding a vector changes the reported feeling ('He feels ...')",
+            ("feels_top1", "feels_margin_p", "feels_direct_margin", "feels_exact_top1"), "06_feels_diagonal"),
+    Finding("06_steering", "fluency", "Too strong a push breaks fluency",
+            "strength is set relative to the layer's norm; sanity checks at 0.5, behaviour at 0.05-0.1",
+            ("fluency_safe_strength",), "06_fluency"),
+    Finding("07_choices", "preference_reading", "Emotion readings on an activity predict the preference",
+            "blissful r = 0.71, hostile r = -0.74 with the model's preferences",
+            ("answer_format", "order_decides", "label_r", "valid", "text_control", "best_reading_r", "valence_rho"),
+            "07_reliability"),
+    Finding("07_choices", "preference_steering", "Steering an emotion moves the preference",
+            "steering positive emotions raises the preference for an option",
+            ("steer_valence_rho", "steer_valence_p"), "07_steering"),
+    Finding("08_cheating", "failures_rise", "'Desperate' rises with each failed attempt",
+            "without steering, the desperate vector's activation grew with each failure", ("failures_rho_desperate",),
+            "08_failures"),
+    Finding("08_cheating", "desperate_cheating", "Steering 'desperate' raises cheating",
+            "cheating about 5% -> about 70% from -0.1 to +0.1",
+            ("slope_desperate", "derivative_desperate", "p_desperate", "matched_p_desperate"), "08_cheating_sweep"),
+    Finding("08_cheating", "calm_cheating", "Steering 'calm' lowers cheating",
+            "cheating about 65% -> about 10% from -0.1 to +0.1", ("slope_calm", "derivative_calm", "p_calm", "agreement_r"),
+            "08_cheating_sweep"),
+    Finding("08_cheating", "positive_control", "The cheating measure can move (positive control)",
+            "not in the paper: a control that shows a null result here is informative",
+            ("positive_control_slope", "positive_control_p"), "08_positive_control"),
+]  # fmt: skip
+
+# One line under every figure the notebooks save (a test ties this to the save_figure calls in course_src/).
+FIGURE_CAPTIONS = {
+    "01_emotions_valence_arousal": "The course's emotion words placed by human valence and arousal ratings (NRC VAD).",
+    "02_first_token_outlier": "Activation norm by token position: the first token's norm dwarfs the rest.",
+    "02_norm_by_layer": "Residual-stream norm by layer, the scale that steering strengths are relative to.",
+    "03_probe_by_layer_core": "Probe accuracy by layer on the 12 core emotions, with the bag-of-words and shuffled-label bars.",
+    "03_probe_by_layer_all": "Probe accuracy by layer on all emotions, with the same bars.",
+    "03_confusion": "Which emotions the probe confuses (rows: true, columns: predicted).",
+    "04_clustermap": "Cosine similarity between emotion vectors, clustered; families sit together when the geometry is real.",
+    "04_scree": "Share of variance per principal component of the emotion vectors.",
+    "04_pca_valence": "Emotion vectors on their first two components, coloured by human valence.",
+    "04_layer_stability": "How similar the emotion geometry is from layer to layer.",
+    "05_implicit_heatmap": "Vector scores for implicit scenarios: a diagonal means the matching emotion scores highest.",
+    "05_dose_response": "Vector scores as the number in a message grows (dose-response templates).",
+    "05_speakers_scatter": "Emotion profile at the user's last token against the assistant's first token.",
+    "06_feels_diagonal": "Change in the reported feeling's log-probability per steered emotion: a diagonal means steering works.",
+    "06_fluency": "Perplexity of steered text against strength: where fluency breaks.",
+    "07_reliability": "The preference measure in both option orders: agreement shows whether it measures a choice.",
+    "07_steering": "Each emotion vector's steering effect on the preference, against random directions.",
+    "08_failures": "Emotion scores across successive failed attempts, before any steering.",
+    "08_failures_null": "The desperate trend against the trends of random directions.",
+    "08_cheating_sweep": "Cheating log-odds against steering strength for four emotions, inside the random-direction band.",
+    "08_positive_control": "The positive control's effect on cheating, against the random and structure-matched nulls.",
+}
+
+PAPER = (
+    "Sofroniew, Kauvar, Saunders, Chen et al. (2026), <a href='https://transformer-circuits.pub/2026/emotions/index.html'>"
+    "Emotion Concepts and their Function in a Large Language Model</a>, Transformer Circuits Thread (arXiv 2604.07729)"
+)
+# The bundled weights (course_utils.models.BUNDLED_FILE; a test keeps the two in step).
+BUNDLED_WEIGHTS = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d232a;max-width:1180px;margin:2em auto;padding:0 1em}
+h1{font-size:1.7em;margin-bottom:.2em} h2{margin-top:2em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.6em 0} th,td{border:1px solid #d0d7de;padding:.3em .6em;vertical-align:top;text-align:left}
+th{background:#f3f5f7} td.num{font-family:ui-monospace,monospace;white-space:nowrap}
+.banner{background:#fff4d6;border:1px solid #e3b341;padding:.6em 1em;border-radius:6px}
+.verdict{display:inline-block;padding:.1em .55em;border-radius:1em;font-weight:600;font-size:.9em;white-space:nowrap}
+.v-replicates{background:#d3f5dc;color:#11532b} .v-partly{background:#fff0bf;color:#6b4b00}
+.v-not{background:#ffd9d6;color:#82130c} .v-cannot{background:#e4e7eb;color:#3b4550}
+.v-none{background:#fff;color:#6a737d;border:1px dashed #9aa5b1}
+.finding{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,430px);gap:1.2em;border-top:1px solid #d0d7de;padding:1em 0}
+.finding h3{margin:.1em 0 .3em} .paper{color:#57606a;margin:.2em 0} .reason{margin:.2em 0 .6em}
+figure{margin:0} figure img{max-width:100%;border:1px solid #e1e4e8} figcaption{font-size:.88em;color:#57606a}
+details{margin:1em 0} summary{cursor:pointer;font-weight:600} pre{background:#f6f8fa;padding:1em;overflow-x:auto;font-size:.85em}
+.muted{color:#6a737d}
+"""
+
+
+# ---------------------------------------------------------------- runs: one results.json each
+
+
+@dataclass
+class Run:
+    """One course run: its recorded numbers, where they came from, and its figures (name -> PNG path)."""
+
+    label: str
+    results: dict
+    source: str
+    figures: dict[str, Path]
+    timings: list[dict]
+
+
+def _check_results(results: object, source: str) -> dict:
+    """Refuse a results file whose fields the report cannot use, naming the file and the field."""
+    if not isinstance(results, dict):
+        raise ReportInputError(f"{source}: expected a JSON object of sections, got {type(results).__name__}")
+    for section, values in results.items():
+        if not isinstance(values, dict):
+            raise ReportInputError(f"{source}: field '{section}' must be an object of recorded values, got {values!r}")
+        for key, value in values.items():
+            if not key.startswith("verdict_"):
+                continue
+            ok = isinstance(value, dict) and value.get("verdict") in VERDICTS and isinstance(value.get("reason"), str)
+            if not ok:
+                raise ReportInputError(
+                    f"{source}: field '{section}.{key}' must be {{'verdict': one of {list(VERDICTS)}, "
+                    f"'reason': text}}, got {value!r}"
+                )
+    run = results.get("run", {})
+    if "fast" in run and not isinstance(run["fast"], bool):
+        raise ReportInputError(f"{source}: field 'run.fast' must be true or false, got {run['fast']!r}")
+    for _, section, key, fmt, _ in COMPARISON:  # every number the report shows must format
+        _shown(results, section, key, fmt, source)
+    return results
+
+
+def _run_label(results: dict) -> str:
+    """'<model>, FAST|full, <date>' from a run's `run` section."""
+    run = results.get("run", {})
+    mode = "FAST" if run.get("fast") else "full"
+    return f"{run.get('model', 'unknown model')}, {mode}, {run.get('date', 'no date')}"
+
+
+def load_run(path: Path | str, label: str | None = None) -> Run:
+    """Read one run's results.json (and the figures/ and timings.json beside it), with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportInputError(
+            f"{path}: no such results file (a run writes it: `make course`, or build/results.json after "
+            "`python -m course_utils.run_course`)"
+        )
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ReportInputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from e
+    _check_results(results, str(path))
+    figures = {p.stem: p for p in sorted((path.parent / "figures").glob("*.png"))}
+    timings_file = path.parent / "timings.json"
+    timings = json.loads(timings_file.read_text(encoding="utf-8")) if timings_file.is_file() else []
+    return Run(label or _run_label(results), results, str(path), figures, timings)
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def _e(text: object) -> str:
+    """HTML-escaped text."""
+    return html.escape(str(text), quote=True)
+
+
+def _verdict_badge(entry: dict | None, reason: bool = True) -> str:
+    """A coloured verdict label (with its reason below unless reason=False), or 'not recorded'."""
+    if not entry:
+        return "<span class='verdict v-none'>not recorded</span>"
+    css = {"replicates": "v-replicates", "partly replicates": "v-partly", "does not replicate": "v-not"}
+    badge = f"<span class='verdict {css.get(entry['verdict'], 'v-cannot')}'>{_e(entry['verdict'])}</span>"
+    return badge + (f"<div class='reason'>{_e(entry['reason'])}</div>" if reason and entry.get("reason") else "")
+
+
+def _image(path: Path, alt: str) -> str:
+    """An <img> whose PNG is embedded as a data: URI, so the page works offline and on its own."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<img src='data:image/png;base64,{data}' alt='{_e(alt)}' loading='lazy'>"
+
+
+def _all_findings(runs: list[Run]) -> list[Finding]:
+    """FINDINGS, plus a row for any verdict a run recorded under a name FINDINGS does not know, in course order."""
+    known = {(f.section, f.name) for f in FINDINGS}
+    extra = []
+    for run in runs:
+        for section, values in run.results.items():
+            for key in values:
+                if key.startswith("verdict_") and (section, key[8:]) not in known:
+                    known.add((section, key[8:]))
+                    extra.append(Finding(section, key[8:], key[8:].replace("_", " "), "", ()))
+    order = {s: i for i, s in enumerate(RESULT_KEYS)}
+    return sorted([*FINDINGS, *extra], key=lambda f: order.get(f.section, len(order)))
+
+
+def _verdict(run: Run, finding: Finding) -> dict | None:
+    """The run's recorded verdict for a finding, or None."""
+    return run.results.get(finding.section, {}).get(f"verdict_{finding.name}")
+
+
+def _numbers_table(runs: list[Run], keys: tuple[str, ...], section: str | None = None) -> str:
+    """Measure | each run | paper for the COMPARISON rows of `keys` (all rows when keys is empty and section None)."""
+    rows = []
+    for label, sec, key, fmt, paper in COMPARISON:
+        if (keys and (key not in keys or sec != section)) or (not keys and section is not None):
+            continue
+        shown = [_shown(r.results, sec, key, fmt, r.source) for r in runs]
+        if all(s is None for s in shown):
+            continue
+        cells = "".join(f"<td class='num'>{_e(s) if s is not None else '<span class=muted>-</span>'}</td>" for s in shown)
+        rows.append(f"<tr><td>{_e(label)}</td>{cells}<td>{_e(paper)}</td></tr>")
+    if not rows:
+        return "<p class='muted'>No number for this finding was recorded in this run.</p>"
+    heads = "".join(f"<th>{_e(r.label)}</th>" for r in runs)
+    return f"<table><tr><th>measure</th>{heads}<th>paper</th></tr>{''.join(rows)}</table>"
+
+
+def _finding_html(runs: list[Run], finding: Finding) -> str:
+    """A finding's block: title, the paper's claim, each run's verdict, its numbers, its figure(s) beside them."""
+    verdicts = "".join(
+        f"<p><b>{_e(r.label)}:</b> {_verdict_badge(_verdict(r, finding))}</p>"
+        if len(runs) > 1
+        else _verdict_badge(_verdict(r, finding))
+        for r in runs
+    )
+    text = (
+        f"<div><h3 id='{_e(finding.section)}-{_e(finding.name)}'>{_e(finding.title)}</h3>"
+        f"<p class='muted'>{_e(finding.section)}</p>"
+        + (f"<p class='paper'><b>Paper:</b> {_e(finding.paper)}</p>" if finding.paper else "")
+        + f"<div>{verdicts}</div>{_numbers_table(runs, finding.keys, finding.section) if finding.keys else ''}</div>"
+    )
+    figures = []
+    for run in runs:
+        if finding.figure and finding.figure in run.figures:
+            who = f" ({_e(run.label)})" if len(runs) > 1 else ""
+            caption = FIGURE_CAPTIONS.get(finding.figure, finding.figure)
+            figures.append(
+                f"<figure>{_image(run.figures[finding.figure], caption)}<figcaption>{_e(caption)}{who}</figcaption></figure>"
+            )
+    return f"<section class='finding'>{text}<div>{''.join(figures)}</div></section>"
+
+
+def _summary_table(runs: list[Run], findings: list[Finding]) -> str:
+    """The verdict column: one line per finding, each run's verdict (the reason is in the finding's block)."""
+    heads = "".join(f"<th>verdict: {_e(r.label)}</th>" for r in runs)
+    rows = "".join(
+        f"<tr><td><a href='#{_e(f.section)}-{_e(f.name)}'>{_e(f.title)}</a></td>"
+        + "".join(f"<td>{_verdict_badge(_verdict(r, f), reason=False)}</td>" for r in runs)
+        + "</tr>"
+        for f in findings
+    )
+    return f"<table class='verdicts'><tr><th>finding</th>{heads}</tr>{rows}</table>"
+
+
+def _header(runs: list[Run]) -> str:
+    """Title, each run's model/mode/date, a FAST warning where it applies, and where the paper's numbers come from."""
+    parts = ["<h1>Functional emotions: lab report</h1>"]
+    for run in runs:
+        info = run.results.get("run", {})
+        weights = (
+            f" (weights {BUNDLED_WEIGHTS}: 4-bit Q4_1, dequantised on load)"
+            if str(info.get("model", "")).startswith("bundled")
+            else ""
+        )
+        mode = "FAST (small subsets)" if info.get("fast") else "full"
+        parts.append(
+            f"<p><b>Model:</b> {_e(info.get('model', 'unknown'))}{_e(weights)} &middot; <b>Mode:</b> {mode} &middot; "
+            f"<b>Date:</b> {_e(info.get('date', 'unknown'))} &middot; <span class='muted'>{_e(run.source)}</span></p>"
+        )
+        if info.get("fast"):
+            who = "" if len(runs) == 1 else f" ({_e(run.label)})"
+            parts.append(
+                f"<p class='banner'><b>This is a FAST run{who}:</b> its numbers come from small subsets of the corpus "
+                "and of the experiments. They show that the pipeline works; they are not comparable with the paper.</p>"
+            )
+    parts.append(
+        "<p>Each finding below has its verdict (decided by the notebook's own rule, recorded with "
+        "<code>report.record_verdict</code>), the numbers that test it with their 95% intervals in brackets, the "
+        f"paper's number beside ours, and the figure that supports it. Paper: {PAPER}, on a frontier model.</p>"
+    )
+    return "".join(parts)
+
+
+def _timings_html(runs: list[Run]) -> str:
+    """Each run's notebooks with their time and status."""
+    out = []
+    for run in runs:
+        if run.timings:
+            rows = "".join(
+                f"<tr><td>{_e(t['notebook'])}</td><td class='num'>{float(t['seconds']):.0f} s</td><td>{_e(t['status'])}</td></tr>"
+                for t in run.timings
+            )
+            out.append(
+                f"<p><b>{_e(run.label)}</b></p><table><tr><th>notebook</th><th>time</th><th>status</th></tr>{rows}</table>"
+            )
+    return "<h2>Notebooks run</h2>" + "".join(out) if out else ""
+
+
+def render(runs: list[Run]) -> str:
+    """The whole report page for one run, or several side by side, as one self-contained HTML string."""
+    if not runs:
+        raise ValueError("render: runs is empty; give at least one results.json")
+    findings = _all_findings(runs)
+    used = {f.figure for f in findings}
+    other_figs = sorted({name for r in runs for name in r.figures} - used)
+    other = "".join(
+        f"<figure>{_image(r.figures[name], FIGURE_CAPTIONS.get(name, name))}<figcaption>{_e(FIGURE_CAPTIONS.get(name, name))}"
+        f"{f' ({_e(r.label)})' if len(runs) > 1 else ''}</figcaption></figure>"
+        for name in other_figs
+        for r in runs
+        if name in r.figures
+    )
+    raw = "".join(
+        f"<details><summary>Raw numbers: {_e(r.label)} ({_e(r.source)})</summary>"
+        f"<pre>{_e(json.dumps(r.results, indent=2))}</pre></details>"
+        for r in runs
+    )
+    body = [
+        _header(runs),
+        "<h2>Verdicts</h2>",
+        _summary_table(runs, findings),
+        "<h2>Findings</h2>",
+        *(_finding_html(runs, f) for f in findings),
+        "<h2>All compared measures</h2>",
+        _numbers_table(runs, ()),
+        "<h2>More figures</h2><div class='more'>" + other + "</div>" if other else "",
+        _timings_html(runs),
+        "<h2>Raw numbers</h2>" + raw,
+    ]
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+        f"<title>Functional emotions: lab report</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
 
 
 def write_report(timings: list[tuple[str, float, str]]) -> Path:
@@ -302,38 +708,44 @@ def write_report(timings: list[tuple[str, float, str]]) -> Path:
     (build_dir() / "timings.json").write_text(
         json.dumps([{"notebook": n, "seconds": round(t, 1), "status": s} for n, t, s in timings], indent=1), encoding="utf-8"
     )
-    results = read_results()
-    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{t:.0f} s</td><td>{html.escape(s)}</td></tr>" for n, t, s in timings)
-    run = results.get("run", {})
-    mode = "FAST (small subsets)" if run.get("fast") else "full"
-    parts = [
-        "<h1>Functional emotions: course run</h1>",
-        f"<p><b>Model:</b> {html.escape(str(run.get('model', 'unknown')))} &middot; <b>Mode:</b> {mode} &middot; "
-        f"<b>Date:</b> {html.escape(str(run.get('date', 'unknown')))}</p>",
-    ]
-    if run.get("fast"):
-        parts.append(
-            "<p><b>This is a FAST run:</b> its numbers come from small subsets of the corpus and of the "
-            "experiments. They show that the pipeline works; they are not comparable with the paper.</p>"
-        )
-    parts += [
-        "<p>Every number below was measured by the notebooks in this run (build/results.json); "
-        "the paper's numbers are from Sofroniew et al. (2026) on a frontier model.</p>",
-        f"<h2>Notebooks</h2><table border=1><tr><th>notebook</th><th>time</th><th>status</th></tr>{rows}</table>",
-    ]
-    table = comparison_rows(results)
-    if table:
-        body = "".join(
-            f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>" for a, b, c in table
-        )
-        parts.append(
-            f"<h2>This run vs the paper</h2><table border=1><tr><th>measure</th><th>this run</th>"
-            f"<th>paper</th></tr>{body}</table>"
-        )
-    if results:
-        parts.append("<h2>All recorded numbers</h2><pre>" + html.escape(json.dumps(results, indent=2)) + "</pre>")
-    for fig in sorted((build_dir() / "figures").glob("*.png")):
-        parts.append(f"<h3>{html.escape(fig.stem)}</h3><img src='figures/{fig.name}' width=700>")
+    results = build_dir() / "results.json"
+    run = load_run(results) if results.exists() else Run("this run", {}, str(results), {}, [])
+    if not run.figures:
+        run.figures = {p.stem: p for p in sorted((build_dir() / "figures").glob("*.png"))}
+    if not run.timings:
+        run.timings = [{"notebook": n, "seconds": t, "status": s} for n, t, s in timings]
     path = build_dir() / "report.html"
-    path.write_text("<html><body>" + "".join(parts) + "</body></html>", encoding="utf-8")
+    path.write_text(render([run]), encoding="utf-8")
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m course_utils.report RESULTS.json [OTHER.json ...] [-o OUT.html]`: one run's report, or runs side by side."""
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils.report",
+        description="Write a lab report from one results.json, or from several side by side with the paper.",
+    )
+    parser.add_argument("results", nargs="+", type=Path, help="results.json files (the figures/ beside each are used)")
+    parser.add_argument("-o", "--out", type=Path, help="output (default: build/report_compare.html; one run: beside it)")
+    parser.add_argument("--label", action="append", default=[], help="a column name per run, in order (default: model, mode)")
+    args = parser.parse_args(argv)
+    if args.label and len(args.label) != len(args.results):
+        parser.error(f"--label: give one per results file ({len(args.results)}), got {len(args.label)}")
+    labels = args.label or [None] * len(args.results)
+    try:
+        runs = [load_run(p, label) for p, label in zip(args.results, labels)]
+    except ReportInputError as e:
+        print(f"report: error: {e}", file=sys.stderr)
+        return 1
+    if len({r.label for r in runs}) < len(runs):  # two runs of one model, mode and date: tell them apart by file
+        for r in runs:
+            r.label = f"{r.label} ({r.source})"
+    out = args.out or (args.results[0].parent / "report.html" if len(runs) == 1 else build_dir() / "report_compare.html")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(runs), encoding="utf-8")
+    print(f"report: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
