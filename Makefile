@@ -8,7 +8,7 @@ TORCH_PIP ?=
 MODEL ?=
 FAST ?= 0
 
-.PHONY: setup check course test test-fast notebooks lab benchmark clean lint
+.PHONY: setup check course test test-fast notebooks lab benchmark clean lint site
 
 setup: $(VENV)/.installed
 
@@ -48,6 +48,11 @@ test: setup lint
 test-fast: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) \
 		--dist worksteal -m "not notebooks and not slow" --ignore=tests/test_browser.py tests
+
+# A static site of the last `make course` (same COURSE_BUILD_DIR): build/site/index.html links the nine executed
+# notebooks (outputs and figures inline) and the lab report; it opens offline, without the model.
+site: setup
+	$(BIN)/python -m course_utils.site
 
 notebooks: setup
 	$(BIN)/python scripts/make_notebooks.py

@@ -388,3 +388,56 @@ def test_steering_slider_regenerates_reply_in_jupyterlab(lab: Lab, page: Page, c
             f"\n[browser] 06_steering: kernel idle {t_open - t0:.1f} s, Run All {t_run - t_open:.1f} s, "
             f"slider -> new reply {t_end - t_run:.1f} s"
         )
+
+
+# ---------------------------------------------------------------- the static site (`make site`) and the lab report
+
+_IMAGES_JS = """() => [...document.images].map(i => ({src: i.src.slice(0, 80), complete: i.complete, width: i.naturalWidth}))"""
+
+
+def _open_static(page: Page, path: Path) -> list[dict[str, Any]]:
+    """Open a local HTML file, wait until it and its images have loaded, and return each image's load state."""
+    page.goto(path.as_uri(), wait_until="load")
+    page.wait_for_function("() => [...document.images].every(i => i.complete)")
+    return page.evaluate(_IMAGES_JS)
+
+
+def test_site_and_report_show_every_figure_in_chromium(browser: Browser, tmp_build: Path) -> None:
+    """The site's index, a notebook page and the report open from disk; every image loads; the verdict column is there."""
+    from test_site import fake_course  # the same fake executed course the no-browser site tests use
+
+    from course_utils import site
+
+    fake_course(tmp_build)
+    index = site.build_site()
+    context = browser.new_context(viewport={"width": 1300, "height": 900}, offline=True)
+    tab = context.new_page()
+    tab.set_default_timeout(UI_TIMEOUT_S * 1000)
+    errors: list[str] = []
+    tab.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    tab.on("requestfailed", lambda r: errors.append(f"request failed: {r.url[:100]}"))
+    try:
+        shown = _open_static(tab, index)
+        names = tab.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+        assert len([n for n in names if re.fullmatch(r"\d\d_\w+\.html", n)]) == 9 and "report.html" in names
+        tab.locator("a", has_text="Notebook 6").click()  # follow a link as a reader would: 06_steering
+        tab.wait_for_load_state("load")
+        assert tab.url.endswith("06_steering.html")
+        shown = _open_static(tab, index.parent / "06_steering.html")
+        assert shown and all(i["complete"] and i["width"] > 0 for i in shown), shown
+        assert "accuracy 6" in tab.locator("body").inner_text()
+        shown = _open_static(tab, index.parent / "report.html")
+        assert shown and all(i["complete"] and i["width"] > 0 for i in shown), shown
+        heads = tab.locator("table.verdicts th").all_inner_texts()
+        assert heads[0] == "finding" and heads[1].startswith("verdict"), heads
+        assert tab.locator("table.verdicts .verdict", has_text="replicates").count() >= 1
+        assert not errors, errors
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(SHOTS / "site_report.png"), animations="disabled")
+    except BaseException:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(Exception):
+            tab.screenshot(path=str(SHOTS / "site_failure.png"), animations="disabled", full_page=True)
+        raise
+    finally:
+        context.close()
