@@ -2,8 +2,11 @@
 
 The strongest control against lexical shortcuts: a reader that learned our stories' words rather than their
 emotion loses most of its accuracy when the form changes (a dialogue, a text message), while a reader of the
-model's representation keeps more of it. Three readers, all fitted on the `train` stories only:
-emotion vectors (cosine top-1), a linear probe on the same layer, and the bag-of-words baseline.
+model's representation keeps more of it. Four readers, all fitted on the `train` stories only:
+emotion vectors (cosine top-1), the same vectors with the within-emotion directions of the training stories
+projected out (`vectors.without_story_variation`), a linear probe on the same layer, and the bag-of-words baseline.
+`leave_one_form_out` scores them inside the training split, one training form held out at a time: the
+cross-validation that chooses a readout before any style-shifted number is seen.
 """
 
 from __future__ import annotations
@@ -16,16 +19,22 @@ import torch
 
 from .probes import bag_of_words_probe, fit_probe
 from .stats import accuracy_ci, mcnemar, mean_diff_ci
-from .vectors import EmotionVectors
+from .vectors import EmotionVectors, center, emotion_means, project_out, without_story_variation
 
-READERS = ("emotion vectors", "probe", "bag of words")
+STORY_READER = "emotion vectors, story variation removed"
+READERS = ("emotion vectors", STORY_READER, "probe", "bag of words")
+VECTOR_READERS = READERS[:2]  # the two vector readouts leave_one_form_out chooses between
 EVAL_SPLITS = ("test", "style_test")
 
 
 def reader_predictions(
     acts: torch.Tensor, stories: pd.DataFrame, vectors: EmotionVectors, emotions: Sequence[str]
 ) -> dict[str, np.ndarray]:
-    """Each reader's predicted emotion for every story (rows of `stories`, acts [n, d] at the vectors' layer)."""
+    """Each reader's predicted emotion for every story (rows of `stories`, acts [n, d] at the vectors' layer).
+
+    The probe and bag-of-words are fitted on the train stories of `emotions`; the story-variation reader removes the
+    within-emotion directions of every train story whose emotion has a vector (pass all emotions' stories for that).
+    """
     emotions = list(emotions)
     if len(acts) != len(stories):
         raise ValueError(f"acts has {len(acts)} rows for {len(stories)} stories")
@@ -36,9 +45,52 @@ def reader_predictions(
     cols = [vectors.names.index(e) for e in emotions]
     X = torch.as_tensor(acts).float()
     by_vector = np.array(emotions)[vectors.cosine(X)[:, cols].argmax(1).numpy()]
+    fitted = (stories.split == "train").to_numpy() & stories.emotion.isin(vectors.names).to_numpy()
+    denoised = without_story_variation(vectors, X[torch.tensor(fitted)], stories.emotion[fitted].to_numpy())
+    by_denoised = np.array(emotions)[denoised.cosine(X)[:, cols].argmax(1).numpy()]
     probe = fit_probe(X[train].numpy(), stories.emotion[train].values)
     bow = bag_of_words_probe(stories.text[train], stories.emotion[train].values)
-    return {"emotion vectors": by_vector, "probe": probe.predict(X.numpy()), "bag of words": bow.predict(stories.text)}
+    return {"emotion vectors": by_vector, STORY_READER: by_denoised, "probe": probe.predict(X.numpy()),
+            "bag of words": bow.predict(stories.text)}  # fmt: skip
+
+
+def fold_vectors(acts: torch.Tensor, labels: Sequence[str], neutral_pcs: torch.Tensor, layer: int) -> EmotionVectors:
+    """Emotion vectors by the paper's recipe from given stories (acts [n, d], one label each): per-emotion means minus
+    their mean, `neutral_pcs` [k, d] projected out (build_emotion_vectors without the model, for a CV fold)."""
+    labels = np.asarray(labels)
+    names = list(dict.fromkeys(labels.tolist()))
+    means = emotion_means(torch.as_tensor(acts).float(), labels, names)
+    return EmotionVectors(names, layer, project_out(center(means), neutral_pcs), means.mean(0), {"fold": True})
+
+
+def leave_one_form_out(
+    acts: torch.Tensor, stories: pd.DataFrame, emotions: Sequence[str], neutral_pcs: torch.Tensor, layer: int
+) -> pd.DataFrame:
+    """Top-1 of every reader on each training form when fitted on the other training forms' train stories (rows:
+    held-out form, with its story count; a form is skipped when some emotion has no story left to fit on)."""
+    emotions = list(emotions)
+    if len(acts) != len(stories):
+        raise ValueError(f"acts has {len(acts)} rows for {len(stories)} stories")
+    train = (stories.split == "train").to_numpy()
+    forms = list(dict.fromkeys(stories.form[train].tolist()))
+    if len(forms) < 2:
+        raise ValueError(f"leave-one-form-out needs at least two training forms; the train split has {forms}")
+    X = torch.as_tensor(acts)[torch.tensor(train)].float()
+    rows = []
+    for form in forms:
+        fold = stories[train].assign(split=np.where(stories.form[train] == form, "test", "train")).reset_index(drop=True)
+        fit = (fold.split == "train").to_numpy()
+        held = ~fit & fold.emotion.isin(emotions).to_numpy()
+        if not held.any() or not set(emotions) <= set(fold.emotion[fit]):
+            continue
+        vectors = fold_vectors(X[torch.tensor(fit)], fold.emotion[fit], neutral_pcs, layer)
+        predictions = reader_predictions(X, fold, vectors, emotions)
+        truth = fold.emotion.to_numpy()[held]
+        rows.append({"held-out form": form, "n": int(held.sum()), **{r: float(np.mean(p[held] == truth))
+                                                                     for r, p in predictions.items()}})  # fmt: skip
+    if not rows:
+        raise ValueError(f"no training form could be held out: every emotion in {emotions} needs stories in two forms")
+    return pd.DataFrame(rows).set_index("held-out form")
 
 
 def transfer_table(stories: pd.DataFrame, predictions: dict[str, np.ndarray], emotions: Sequence[str]) -> pd.DataFrame:

@@ -59,6 +59,20 @@ def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor
     return vectors - (vectors @ components.T) @ components
 
 
+def within_emotion_components(acts: torch.Tensor, labels: Sequence[str], variance: float = NEUTRAL_VARIANCE) -> torch.Tensor:
+    """Top principal directions [k, d] of how stories vary inside their own emotion (each story minus its emotion's
+    mean) that together explain `variance` of that variation: form, topic, length, person, not emotion."""
+    labels = np.asarray(labels)
+    if len(labels) != len(acts):
+        raise ValueError(f"labels has {len(labels)} entries for {len(acts)} rows of acts")
+    names = list(dict.fromkeys(labels.tolist()))
+    means = emotion_means(acts, labels, names)
+    residuals = acts.float() - means[torch.tensor(pd.Categorical(labels, categories=names).codes, dtype=torch.long)]
+    if not bool(residuals.abs().sum() > 0):
+        raise ValueError("no within-emotion variation: at least one emotion needs two different stories")
+    return neutral_components(residuals, variance)
+
+
 def neutral_texts(model: CourseModel, limit: int | None = None) -> list[str]:
     """The neutral dialogues rendered in the model's chat template."""
     df = load_neutral()
@@ -132,6 +146,22 @@ class EmotionVectors:
         info = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         tensors = load_file(str(path.with_suffix(".safetensors")))
         return cls(info["names"], int(info["layer"]), tensors["vectors"], tensors.get("origin"), info.get("meta", {}))
+
+
+def without_story_variation(
+    vectors: EmotionVectors, acts: torch.Tensor, labels: Sequence[str], variance: float = NEUTRAL_VARIANCE
+) -> EmotionVectors:
+    """The vectors with the top within-emotion directions of these stories (acts [n, d] at the vectors' layer, the
+    stories the vectors were fitted on) projected out: a second denoising, against our own stories' variation."""
+    labels = np.asarray(labels)
+    if len(labels) != len(acts):
+        raise ValueError(f"labels has {len(labels)} entries for {len(acts)} rows of acts")
+    keep = np.isin(labels, vectors.names)
+    if not keep.any():
+        raise ValueError(f"no story has an emotion among the vectors' names {vectors.names[:5]}...")
+    pcs = within_emotion_components(torch.as_tensor(acts)[torch.tensor(keep)].float(), labels[keep], variance)
+    meta = {**vectors.meta, "story_components": int(pcs.shape[0]), "story_variance": variance}
+    return EmotionVectors(list(vectors.names), vectors.layer, project_out(vectors.vectors, pcs), vectors.origin, meta)
 
 
 def layer_activations(
@@ -218,8 +248,13 @@ def build_emotion_vectors(
     per_emotion: int | None = None,
     neutral_limit: int | None = None,
     cache: bool = True,
+    story_variance: float | None = None,
 ) -> EmotionVectors:
-    """Emotion vectors at one layer from the stories of `split` (default layer: two-thirds deep, chosen a priori)."""
+    """Emotion vectors at one layer from the stories of `split` (default layer: two-thirds deep, chosen a priori).
+
+    story_variance (off by default, the paper's recipe): also project out the within-emotion principal directions of
+    the same stories that explain this share of their variation (`without_story_variation`).
+    """
     layer = default_layer(model.n_layers) if layer is None else layer
     if not 0 <= layer < model.n_layers:
         raise ValueError(f"layer={layer}: must be in 0..{model.n_layers - 1}")
@@ -232,7 +267,13 @@ def build_emotion_vectors(
         pcs = neutral_components(_neutral_acts(model, layer, neutral_limit, cache))
         vectors = project_out(vectors, pcs)
         meta["neutral_components"] = int(pcs.shape[0])
-    return EmotionVectors(names, layer, vectors, means.mean(0), meta)
+    out = EmotionVectors(names, layer, vectors, means.mean(0), meta)
+    if story_variance is not None:
+        everything = load_stories(emotions=emotions, per_emotion=per_emotion)
+        chosen = (everything.split == split).to_numpy() if split else np.ones(len(everything), bool)
+        acts = story_activations(model, everything, layers=[layer], cache=cache)[torch.tensor(chosen), 0]
+        out = without_story_variation(out, acts, everything.emotion[chosen].to_numpy(), story_variance)
+    return out
 
 
 def label_shuffled_vectors(

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from course_utils.stats import mcnemar
-from course_utils.transfer import READERS, reader_predictions, transfer_table
+from course_utils.transfer import READERS, STORY_READER, leave_one_form_out, reader_predictions, transfer_table
 from course_utils.vectors import EmotionVectors
 
 
@@ -54,3 +54,42 @@ def test_the_table_shows_words_failing_out_of_style_while_the_representation_tra
     assert table.loc["probe", "test n"] == 60 and table.loc["probe", "chance"] == 0.5
     with pytest.raises(ValueError, match="have no vector"):
         reader_predictions(acts, stories, vec, ["joy", "awe"])
+
+
+def _confounded(n_per: int = 24, seed: int = 0):
+    """Emotion along axis 0 (+-1); the form along axis 1 (+-3), with joy written mostly in one training form and gloom
+    mostly in the other, so the mean difference picks up the form; the style test is all in a third form (+3)."""
+    rng = np.random.default_rng(seed)
+    rows, acts = [], []
+    for split in ("train", "test", "style_test"):
+        for e, sign in (("joy", 1.0), ("gloom", -1.0)):
+            for i in range(n_per):
+                form_sign = 3.0 if split == "style_test" else (sign if i % 3 else -sign) * 3.0
+                form = "dialogue" if split == "style_test" else ("narration" if form_sign > 0 else "letter")
+                acts.append([sign, form_sign, *rng.normal(0, 0.2, 2)])
+                rows.append({"emotion": e, "split": split, "form": form, "text": f"story {i}"})
+    return pd.DataFrame(rows), torch.tensor(np.array(acts), dtype=torch.float32)
+
+
+def test_removing_story_variation_undoes_a_form_confound_that_fools_the_cosine():
+    stories, acts = _confounded()
+    train = (stories.split == "train").to_numpy()
+    means = torch.stack([acts[torch.tensor(train & (stories.emotion == e).to_numpy())].mean(0) for e in ("joy", "gloom")])
+    vec = EmotionVectors(["joy", "gloom"], 0, means - means.mean(0), means.mean(0))
+    table = transfer_table(stories, reader_predictions(acts, stories, vec, ["joy", "gloom"]), ["joy", "gloom"])
+    assert table.loc["emotion vectors", "style_test"] <= 0.6  # the form axis outweighs the emotion axis
+    assert table.loc[STORY_READER, "style_test"] == 1.0 and table.loc[STORY_READER, "test"] == 1.0
+
+
+def test_leave_one_form_out_holds_out_each_training_form_in_turn():
+    stories, acts = _confounded()
+    cv = leave_one_form_out(acts, stories, ["joy", "gloom"], torch.zeros(0, 4), layer=0)
+    train = stories[stories.split == "train"]
+    assert list(cv.index) == ["letter", "narration"] and list(cv.columns) == ["n", *READERS]
+    assert cv.n.tolist() == [int((train.form == f).sum()) for f in cv.index]
+    assert cv[STORY_READER].min() == 1.0 and ((cv[list(READERS)] >= 0) & (cv[list(READERS)] <= 1)).all().all()
+    with pytest.raises(ValueError, match="at least two training forms"):
+        leave_one_form_out(acts, stories.assign(form="letter"), ["joy", "gloom"], torch.zeros(0, 4), layer=0)
+    one_form_each = stories.assign(form=np.where(stories.emotion == "joy", "narration", "letter"))
+    with pytest.raises(ValueError, match="no training form could be held out"):
+        leave_one_form_out(acts, one_form_each, ["joy", "gloom"], torch.zeros(0, 4), layer=0)

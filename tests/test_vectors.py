@@ -6,8 +6,18 @@ import pytest
 import torch
 
 from course_utils import EmotionVectors, build_emotion_vectors
+from course_utils.data import load_stories
 from course_utils.lens import top_tokens
-from course_utils.vectors import center, default_layer, emotion_means, neutral_components, project_out
+from course_utils.vectors import (
+    center,
+    default_layer,
+    emotion_means,
+    neutral_components,
+    project_out,
+    story_activations,
+    within_emotion_components,
+    without_story_variation,
+)
 
 SMALL = dict(emotions="core", per_emotion=3, neutral_limit=12)
 
@@ -58,6 +68,37 @@ def test_neutral_projection_removes_what_it_should():
     torch.testing.assert_close(out @ rest, v @ rest, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="between 0 and 1"):
         neutral_components(neutral, variance=1.5)
+
+
+def test_story_variation_is_removed_exactly_on_a_hand_made_example():
+    # two emotions apart along x; inside each, the stories spread along y only (their form, say)
+    acts = torch.tensor([[1.0, 3.0, 0.0], [1.0, -3.0, 0.0], [-1.0, 3.0, 0.0], [-1.0, -3.0, 0.0]])
+    labels = ["a", "a", "b", "b"]
+    pcs = within_emotion_components(acts, labels)
+    assert pcs.shape == (1, 3) and torch.allclose(pcs.abs(), torch.tensor([[0.0, 1.0, 0.0]]))
+    vec = EmotionVectors(["a", "b"], 0, torch.tensor([[1.0, 2.0, 0.0], [-1.0, -2.0, 0.0]]), meta={"denoise": True})
+    out = without_story_variation(vec, acts, labels)
+    assert torch.allclose(out.vectors, torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]), atol=1e-6)
+    assert out.meta == {"denoise": True, "story_components": 1, "story_variance": 0.5} and vec.vectors[0, 1] == 2.0
+    story = torch.tensor([[0.2, -3.0, 0.0]])  # an 'a' story written in the other form
+    assert vec.cosine(story).argmax().item() == 1 and out.cosine(story).argmax().item() == 0  # wrong, then right
+    with pytest.raises(ValueError, match="two different stories"):
+        within_emotion_components(acts[[0, 2]], ["a", "b"])
+    with pytest.raises(ValueError, match="labels has 3 entries"):
+        without_story_variation(vec, acts, labels[:3])
+    with pytest.raises(ValueError, match="no story has an emotion"):
+        without_story_variation(vec, acts, ["x"] * 4)
+
+
+def test_build_can_remove_story_variation_and_keeps_the_default(model, small_vectors):
+    assert "story_components" not in small_vectors.meta  # the default stays the paper's recipe
+    out = build_emotion_vectors(model, story_variance=0.5, **SMALL)
+    assert out.meta["story_components"] >= 1 and torch.equal(out.origin, small_vectors.origin)
+    stories = load_stories(emotions="core", per_emotion=3)
+    train = (stories.split == "train").to_numpy()
+    acts = story_activations(model, stories, layers=[out.layer])[torch.tensor(train), 0]
+    expected = without_story_variation(small_vectors, acts, stories.emotion[train].to_numpy())
+    assert torch.allclose(out.vectors, expected.vectors) and not torch.allclose(out.vectors, small_vectors.vectors)
 
 
 def test_build_shapes_and_meta(model, small_vectors):
