@@ -546,7 +546,7 @@ def _verdict_badge(entry: dict | None, reason: bool = True) -> str:
 def _image(path: Path, alt: str) -> str:
     """An <img> whose PNG is embedded as a data: URI, so the page works offline and on its own."""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"<img src='data:image/png;base64,{data}' alt='{_e(alt)}' loading='lazy'>"
+    return f"<img src='data:image/png;base64,{data}' alt='{_e(alt)}'>"
 
 
 def _all_findings(runs: list[Run]) -> list[Finding]:
@@ -580,7 +580,7 @@ def _numbers_table(runs: list[Run], keys: tuple[str, ...], section: str | None =
         cells = "".join(f"<td class='num'>{_e(s) if s is not None else '<span class=muted>-</span>'}</td>" for s in shown)
         rows.append(f"<tr><td>{_e(label)}</td>{cells}<td>{_e(paper)}</td></tr>")
     if not rows:
-        return "<p class='muted'>No number for this finding was recorded in this run.</p>"
+        return "<p class='muted'>No number for this finding was recorded.</p>"
     heads = "".join(f"<th>{_e(r.label)}</th>" for r in runs)
     return f"<table><tr><th>measure</th>{heads}<th>paper</th></tr>{''.join(rows)}</table>"
 
@@ -594,7 +594,7 @@ def _finding_html(runs: list[Run], finding: Finding) -> str:
         for r in runs
     )
     text = (
-        f"<div><h3 id='{_e(finding.section)}-{_e(finding.name)}'>{_e(finding.title)}</h3>"
+        f"<div><h3 id='f-{_e(finding.section)}-{_e(finding.name)}'>{_e(finding.title)}</h3>"
         f"<p class='muted'>{_e(finding.section)}</p>"
         + (f"<p class='paper'><b>Paper:</b> {_e(finding.paper)}</p>" if finding.paper else "")
         + f"<div>{verdicts}</div>{_numbers_table(runs, finding.keys, finding.section) if finding.keys else ''}</div>"
@@ -614,7 +614,7 @@ def _summary_table(runs: list[Run], findings: list[Finding]) -> str:
     """The verdict column: one line per finding, each run's verdict (the reason is in the finding's block)."""
     heads = "".join(f"<th>verdict: {_e(r.label)}</th>" for r in runs)
     rows = "".join(
-        f"<tr><td><a href='#{_e(f.section)}-{_e(f.name)}'>{_e(f.title)}</a></td>"
+        f"<tr><td><a href='#f-{_e(f.section)}-{_e(f.name)}'>{_e(f.title)}</a></td>"
         + "".join(f"<td>{_verdict_badge(_verdict(r, f), reason=False)}</td>" for r in runs)
         + "</tr>"
         for f in findings

@@ -118,7 +118,7 @@ def _write_run(folder: Path, results: dict, figures: tuple[str, ...] = ()) -> Pa
 
 def _block(page: str, section: str, finding: str) -> str:
     """The HTML of one finding's block in the report."""
-    start = page.index(f"id='{section}-{finding}'")
+    start = page.index(f"id='f-{section}-{finding}'")
     return page[start : page.index("</section>", start)]
 
 
