@@ -11,6 +11,7 @@ own window and layer masks. Results are cached on disk per request.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import weakref
 from collections.abc import Sequence
@@ -368,3 +369,52 @@ CODE_VERSION = code_version(  # part of every cache key
     _unsteered_prefix,
     packing_problem,
 )
+
+
+def next_token_logprobs(
+    model: CourseModel, prompts: Sequence[str], token_ids: Sequence[int], *, batch_size: int = 16, cache: bool = True
+) -> torch.Tensor:
+    """Log-probability of each of `token_ids` as the next token after each prompt: [n_prompts, n_ids], cached on disk.
+
+    The same computation as one `model.trace` reading `model.output.logits[:, -1]` (left padding, so the last
+    position is every row's next token), batched by a token budget and run once per request.
+    """
+    if isinstance(prompts, str):
+        raise TypeError("prompts must be a list of strings, not one string")
+    if not prompts or not token_ids:
+        raise ValueError("prompts and token_ids must be non-empty")
+    vocab = len(model.tokenizer)
+    bad = [int(i) for i in token_ids if not 0 <= int(i) < vocab]
+    if bad:
+        raise ValueError(f"token_ids {bad[:5]} are outside the vocabulary (0..{vocab - 1})")
+    request = {
+        "what": "next_token_logprobs",
+        "model": model_key(model),
+        "texts_sha256": texts_sha256(list(prompts)),
+        "token_ids": [int(i) for i in token_ids],
+    }
+    key = request_key(request, code_version(_next_token_compute))
+    compute = lambda: {"logprobs": _next_token_compute(model, list(prompts), [int(i) for i in token_ids], batch_size)}  # noqa: E731
+    return cached("logprobs", key, compute, use=cache)["logprobs"]
+
+
+def _next_token_compute(model: CourseModel, prompts: list[str], ids: list[int], batch_size: int) -> torch.Tensor:
+    """The uncached computation behind next_token_logprobs (shortest prompts first, token-budget batches)."""
+    from .activations import TOKEN_BUDGET, token_budget_batches
+    from .models import tokenize
+
+    lengths = [len(model.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+    batches = [[order[j] for j in b] for b in token_budget_batches([lengths[i] for i in order], batch_size, TOKEN_BUDGET)]
+    index = torch.tensor(ids)
+    encs = [tokenize(model, [prompts[i] for i in batch]) for batch in batches]
+    with torch.no_grad(), model.session(remote=model.remote) if model.remote else contextlib.nullcontext():
+        saved = list().save() if model.remote else []
+        for enc in encs:
+            with model.trace(enc, logits_to_keep=1):
+                logits = model.output.logits[:, -1]
+                saved.append(nnsight.save(torch.log_softmax(logits.float(), -1)[:, index.to(logits.device)].cpu()))
+    out = torch.empty(len(prompts), len(ids))
+    for batch, lp in zip(batches, saved):
+        out[batch] = lp.float()
+    return out

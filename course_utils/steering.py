@@ -8,7 +8,7 @@ whose norm is ~100x the others, is left out of that median).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
@@ -67,19 +67,31 @@ def random_direction(d_model: int, seed: int) -> torch.Tensor:
     return v / v.norm()
 
 
-def fluency_safe_strength(candidates: Sequence[float], drop: Callable[[float], float], max_drop: float) -> float:
+def fluency_safe_strength(
+    candidates: Sequence[float], drop: Callable[[float], float | Iterable[float]], max_drop: float
+) -> float:
     """The course's one strength rule: the largest candidate whose worst log-prob drop (nats/token) is <= max_drop.
 
     `drop(strength)` gives the largest drop over the directions and signs tried, measured on text that holds no
-    outcome of the experiment. Candidates are tried from the largest down and each drop is printed; if none
-    passes, the smallest is returned (and the printout says so).
+    outcome of the experiment; or it yields one drop per direction and sign, and a candidate is rejected at the
+    first drop over the limit (the remaining directions are not computed). Candidates are tried from the largest
+    down and each drop is printed; if none passes, the smallest is returned (and the printout says so).
     """
     if not candidates:
         raise ValueError("candidates is empty: pass e.g. [0.5, 0.25, 0.1]")
     for c in sorted((float(c) for c in candidates), reverse=True):
-        d = float(drop(c))
-        print(f"strength {c}: largest drop {d:.3f} nats/token (allowed {max_drop:.3f})")
-        if d <= max_drop:
+        got = drop(c)
+        worst, over = float("-inf"), 0
+        for k, d in enumerate([got] if isinstance(got, (int, float)) else got, 1):
+            worst = max(worst, float(d))
+            if float(d) > max_drop:
+                over = k
+                break
+        if over and not isinstance(got, (int, float)):
+            print(f"strength {c}: drop {worst:.3f} > {max_drop:.3f} at direction {over} (the rest not needed)")
+            continue
+        print(f"strength {c}: largest drop {worst:.3f} nats/token (allowed {max_drop:.3f})")
+        if worst <= max_drop:
             return c
     smallest = float(min(candidates))
     print(f"no candidate keeps the drop within {max_drop:.3f} nats/token: using the smallest, {smallest}")

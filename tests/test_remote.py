@@ -30,7 +30,7 @@ import course_utils.steering as steering
 from course_utils.activations import extract_activations
 from course_utils.lens import direction_logits, top_tokens_of_each
 from course_utils.models import CourseModel
-from course_utils.scoring import continuation_logprobs
+from course_utils.scoring import continuation_logprobs, next_token_logprobs
 
 # The remote tests of test_architectures and their fixtures, collected here again: they run under the strict dry run.
 build, remote_pair, simulated = arch.build, arch.remote_pair, arch.simulated
@@ -233,7 +233,9 @@ def test_every_remote_entry_point_sends_no_course_code(remote_pair, requests):
     steering.generate(remote, GEN_PROMPTS, max_new_tokens=3, do_sample=True, temperature=0.7, seed=3, cache=False)
     direction_logits(remote, delta)
     top_tokens_of_each(remote, torch.stack([delta, -delta]), k=5)
-    assert len(requests) >= 10 and all(payload_problems(b) == [] for b in requests)
+    got = next_token_logprobs(remote, PROMPTS, [5, 7], cache=False)
+    torch.testing.assert_close(got, next_token_logprobs(local, PROMPTS, [5, 7], cache=False), atol=1e-4, rtol=1e-4)
+    assert len(requests) >= 11 and all(payload_problems(b) == [] for b in requests)
 
 
 def test_a_notebook_style_trace_resolves_the_layer_first(remote_pair, requests):

@@ -142,6 +142,38 @@ def test_argument_errors(model):
         median_token_norm(model, 31)
 
 
+def test_next_token_logprobs_match_a_plain_forward_and_are_cached(model, tmp_cache):
+    from course_utils.scoring import next_token_logprobs
+
+    ids = [model.tokenizer(" happy", add_special_tokens=False)["input_ids"][0], 11]
+    lp = next_token_logprobs(model, PROMPTS, ids)
+    for i, p in enumerate(PROMPTS):
+        with torch.no_grad():
+            logits = model._module(torch.tensor([model.tokenizer(p)["input_ids"]])).logits[0, -1].float()
+        torch.testing.assert_close(lp[i], logits.log_softmax(-1)[ids], atol=1e-3, rtol=0)
+    assert list((tmp_cache / "logprobs").glob("*")), "the result is cached"
+    torch.testing.assert_close(next_token_logprobs(model, PROMPTS, ids), lp, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        next_token_logprobs(model, PROMPTS, [10**9])
+
+
+def test_fluency_rule_stops_at_the_first_direction_over_the_limit(capsys):
+    from course_utils.steering import fluency_safe_strength
+
+    tried = []
+
+    def drops(c):
+        for d in [0.1, 0.9, 0.2] if c == 1.0 else [0.1, 0.2, 0.3]:
+            tried.append((c, d))
+            yield d
+
+    assert fluency_safe_strength([1.0, 0.5], drops, max_drop=0.5) == 0.5
+    assert tried == [(1.0, 0.1), (1.0, 0.9), (0.5, 0.1), (0.5, 0.2), (0.5, 0.3)]  # 1.0's third direction is skipped
+    out = capsys.readouterr().out
+    assert "strength 1.0: drop 0.900 > 0.500 at direction 2 (the rest not needed)" in out
+    assert "strength 0.5: largest drop 0.300" in out
+
+
 def test_fluency_safe_strength_is_the_largest_passing_candidate(capsys):
     from course_utils.steering import fluency_safe_strength
 
