@@ -249,7 +249,7 @@ COMPARISON = [
     ("model vs words-only geometry (RSA r)", "04_emotion_vectors", "rsa_words", "{:+.2f}", "n/a"),
     ("model vs layer-0 geometry (RSA r)", "04_emotion_vectors", "rsa_layer0", "{:+.2f}", "n/a"),
     ("words-only PC1 vs valence, |r|", "04_emotion_vectors", "words_pc1_valence", "{:.2f}", "n/a"),
-    ("r(PC1, valence), 12 core emotions", "04_emotion_vectors", "core_r_pc1_valence", "{:+.2f}", "0.81 (171 words)"),
+    ("r(PC1, valence), 12 core emotions", "04_emotion_vectors", "core_r_pc1_valence", "{:+.2f}", "0.81 (45 rated words)"),
     ("emotion words in top-20 lens tokens", "04_emotion_vectors", "lens_emotion_words", "{:.2f}", "on theme"),
     ("... for random directions", "04_emotion_vectors", "lens_random_emotion_words", "{:.2f}", "n/a"),
     ("implicit scenarios: top-1 of 12", "05_conversation", "implicit_top1", "{:.0%}", "strong diagonal"),
@@ -291,6 +291,9 @@ COMPARISON = [
     ("fluency-safe steering strength", "06_steering", "fluency_safe_strength", "{}", "n/a"),
     ("desperate: derivative of cheat_logodds at 0", "08_cheating", "derivative_desperate", "{:+.3f}", "n/a"),
     ("calm: derivative of cheat_logodds at 0", "08_cheating", "derivative_calm", "{:+.3f}", "n/a"),
+    ("style-shifted stories: probe", "03_probing", "style_probe_style_test", "{:.0%}", "n/a"),
+    ("style-shifted stories: layer-0 probe", "03_probing", "style_layer0_style_test", "{:.0%}", "n/a"),
+    ("style-shifted stories: bag-of-words", "03_probing", "style_bow_style_test", "{:.0%}", "n/a"),
 ]
 
 
@@ -359,21 +362,30 @@ FINDINGS = [
     Finding("01_reading_stories", "lexical_bar", "The text alone: how far do the words go?",
             "a baseline, not a finding: the paper's stories never name the emotion; how much do the words give away?",
             ("next_token_top1", "bow_core", "bow_all")),
-    Finding("03_probing", "linear_probe", "The emotion of a story is linearly readable from the residual stream",
+    Finding("03_probing", "probe_beyond_words", "The emotion of a story is linearly readable from the residual stream",
             "emotion concepts are represented linearly (the paper reads them with vectors, not a probe table)",
-            ("core_best_acc", "core_acc_at_layer", "core_bow", "all_acc_at_layer", "all_bow", "errors_same_valence"),
+            ("core_best_acc", "core_acc_at_layer", "core_bow",
+             "all_acc_at_layer", "all_bow", "errors_same_valence"),
             "03_probe_by_layer_core"),
+    Finding("03_probing", "style_transfer", "The probe still reads the emotion in a different voice",
+            "not in the paper: a check that the probe follows the situation, not the writing style",
+            ("style_probe_style_test", "style_layer0_style_test", "style_bow_style_test")),
     Finding("04_emotion_vectors", "vectors_recognise_stories", "Emotion vectors recognise held-out stories",
             "the mean-difference vectors pick out the emotion of new text",
-            ("cosine_top1", "style_vectors_style_test", "style_bow_style_test", "kmeans_ari"), "04_clustermap"),
-    Finding("04_emotion_vectors", "valence_axis", "The first principal component is valence",
+            ("cosine_top1", "style_vectors_style_test", "style_bow_style_test")),
+    Finding("04_emotion_vectors", "kmeans_families", "k-means clusters of the vectors follow emotion families",
+            "k-means finds interpretable clusters (10 clusters over 171 emotions)", ("kmeans_ari",), "04_clustermap"),
+    Finding("04_emotion_vectors", "pc1_valence", "The first principal component is valence",
             "PC1 explains 26% of the variance and tracks valence (r = 0.81)",
-            ("pc1_variance", "r_pc1_valence", "core_r_pc1_valence", "words_pc1_valence", "rsa_words", "rsa_layer0"),
+            ("pc1_variance", "r_pc1_valence", "core_r_pc1_valence", "words_pc1_valence", "rsa_words",
+             "rsa_layer0"),
             "04_pca_valence"),
-    Finding("04_emotion_vectors", "arousal_axis", "The second principal component is arousal",
-            "PC2 explains 15% of the variance and tracks arousal (r = 0.66)", ("pc2_variance", "r_pc2_arousal"), "04_scree"),
+    Finding("04_emotion_vectors", "pc2_arousal", "The second principal component is arousal",
+            "PC2 explains 15% of the variance and tracks arousal (r = 0.66)",
+            ("pc2_variance", "r_pc2_arousal"), "04_scree"),
     Finding("04_emotion_vectors", "logit_lens", "Each vector promotes its own emotion's words (logit lens)",
-            "each vector's top tokens are emotion words on theme", ("lens_emotion_words", "lens_random_emotion_words")),
+            "each vector's top tokens are emotion words on theme",
+            ("lens_emotion_words", "lens_random_emotion_words")),
     Finding("04_emotion_vectors", "layer_stability", "The geometry is stable across layers",
             "the structure holds across middle-to-late layers", (), "04_layer_stability"),
     Finding("05_conversation", "implicit_scenarios", "Implicit scenarios light up the matching vector",
@@ -522,7 +534,13 @@ def load_run(path: Path | str, label: str | None = None) -> Run:
     _check_results(results, str(path))
     figures = {p.stem: p for p in sorted((path.parent / "figures").glob("*.png"))}
     timings_file = path.parent / "timings.json"
-    timings = json.loads(timings_file.read_text(encoding="utf-8")) if timings_file.is_file() else []
+    try:
+        timings = json.loads(timings_file.read_text(encoding="utf-8")) if timings_file.is_file() else []
+    except json.JSONDecodeError as e:
+        raise ReportInputError(f"{timings_file}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from e
+    fields = {"notebook", "seconds", "status"}
+    if not (isinstance(timings, list) and all(isinstance(t, dict) and fields <= set(t) for t in timings)):
+        raise ReportInputError(f"{timings_file}: expected a list of {{'notebook', 'seconds', 'status'}} objects")
     return Run(label or _run_label(results), results, str(path), figures, timings)
 
 
@@ -585,8 +603,11 @@ def _numbers_table(runs: list[Run], keys: tuple[str, ...], section: str | None =
     return f"<table><tr><th>measure</th>{heads}<th>paper</th></tr>{''.join(rows)}</table>"
 
 
-def _finding_html(runs: list[Run], finding: Finding) -> str:
-    """A finding's block: title, the paper's claim, each run's verdict, its numbers, its figure(s) beside them."""
+def _finding_html(runs: list[Run], finding: Finding, first: dict[str, Finding]) -> str:
+    """A finding's block: title, the paper's claim, each run's verdict, its numbers, its figure(s) beside them.
+
+    `first` maps a figure to the finding that shows it first; a later finding that shares it links there.
+    """
     verdicts = "".join(
         f"<p><b>{_e(r.label)}:</b> {_verdict_badge(_verdict(r, finding))}</p>"
         if len(runs) > 1
@@ -600,7 +621,12 @@ def _finding_html(runs: list[Run], finding: Finding) -> str:
         + f"<div>{verdicts}</div>{_numbers_table(runs, finding.keys, finding.section) if finding.keys else ''}</div>"
     )
     figures = []
-    for run in runs:
+    owner = first.get(finding.figure or "", finding)
+    if owner is not finding:
+        figures.append(
+            f"<p class='muted'>Figure: see <a href='#f-{_e(owner.section)}-{_e(owner.name)}'>{_e(owner.title)}</a>.</p>"
+        )
+    for run in runs if owner is finding else []:
         if finding.figure and finding.figure in run.figures:
             who = f" ({_e(run.label)})" if len(runs) > 1 else ""
             caption = FIGURE_CAPTIONS.get(finding.figure, finding.figure)
@@ -610,11 +636,12 @@ def _finding_html(runs: list[Run], finding: Finding) -> str:
     return f"<section class='finding'>{text}<div>{''.join(figures)}</div></section>"
 
 
-def _summary_table(runs: list[Run], findings: list[Finding]) -> str:
-    """The verdict column: one line per finding, each run's verdict (the reason is in the finding's block)."""
+def verdict_table(runs: list[Run], findings: list[Finding] | None = None, page: str = "") -> str:
+    """The verdict column: one line per finding, each run's verdict, linking to its block in `page` (this page)."""
+    findings = findings or _all_findings(runs)
     heads = "".join(f"<th>verdict: {_e(r.label)}</th>" for r in runs)
     rows = "".join(
-        f"<tr><td><a href='#f-{_e(f.section)}-{_e(f.name)}'>{_e(f.title)}</a></td>"
+        f"<tr><td><a href='{_e(page)}#f-{_e(f.section)}-{_e(f.name)}'>{_e(f.title)}</a></td>"
         + "".join(f"<td>{_verdict_badge(_verdict(r, f), reason=False)}</td>" for r in runs)
         + "</tr>"
         for f in findings
@@ -671,6 +698,9 @@ def render(runs: list[Run]) -> str:
     if not runs:
         raise ValueError("render: runs is empty; give at least one results.json")
     findings = _all_findings(runs)
+    first: dict[str, Finding] = {}
+    for f in findings:
+        first.setdefault(f.figure or "", f)
     used = {f.figure for f in findings}
     other_figs = sorted({name for r in runs for name in r.figures} - used)
     other = "".join(
@@ -688,9 +718,9 @@ def render(runs: list[Run]) -> str:
     body = [
         _header(runs),
         "<h2>Verdicts</h2>",
-        _summary_table(runs, findings),
+        verdict_table(runs, findings),
         "<h2>Findings</h2>",
-        *(_finding_html(runs, f) for f in findings),
+        *(_finding_html(runs, f, first) for f in findings),
         "<h2>All compared measures</h2>",
         _numbers_table(runs, ()),
         "<h2>More figures</h2><div class='more'>" + other + "</div>" if other else "",
@@ -708,13 +738,20 @@ def write_report(timings: list[tuple[str, float, str]]) -> Path:
     (build_dir() / "timings.json").write_text(
         json.dumps([{"notebook": n, "seconds": round(t, 1), "status": s} for n, t, s in timings], indent=1), encoding="utf-8"
     )
-    results = build_dir() / "results.json"
-    run = load_run(results) if results.exists() else Run("this run", {}, str(results), {}, [])
-    if not run.figures:
-        run.figures = {p.stem: p for p in sorted((build_dir() / "figures").glob("*.png"))}
+    results, path = build_dir() / "results.json", build_dir() / "report.html"
+    try:
+        run = load_run(results) if results.exists() else Run("this run", {}, str(results), {}, [])
+    except ReportInputError as e:  # the course has run: keep its numbers and say what the report cannot read
+        print(f"report: {e}", file=sys.stderr)
+        path.write_text(
+            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><style>{CSS}</style></head><body>"
+            f"<h1>Functional emotions: lab report</h1><p class='banner'><b>The report could not be built:</b> {_e(e)}</p>"
+            f"<pre>{_e(results.read_text(encoding='utf-8'))}</pre></body></html>",
+            encoding="utf-8",
+        )
+        return path
     if not run.timings:
         run.timings = [{"notebook": n, "seconds": t, "status": s} for n, t, s in timings]
-    path = build_dir() / "report.html"
     path.write_text(render([run]), encoding="utf-8")
     return path
 

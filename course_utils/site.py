@@ -67,9 +67,9 @@ def render_notebook(path: Path) -> tuple[str, str]:
     return title, body
 
 
-def _index(entries: list[tuple[str, str, str]], results: dict, timings: dict[str, dict]) -> str:
-    """The index page: the run's model and mode, the report, and one line per notebook with its time and status."""
-    run = results.get("run", {})
+def _index(entries: list[tuple[str, str, str]], run_: report.Run) -> str:
+    """The index page: the run's model and mode, one line per notebook with its time and status, the verdicts."""
+    run, timings = run_.results.get("run", {}), {t["notebook"]: t for t in run_.timings}
     fast = run.get("fast")
     rows = "".join(
         f"<tr><td><a href='{html.escape(href)}'>{html.escape(title)}</a></td>"
@@ -92,7 +92,8 @@ def _index(entries: list[tuple[str, str, str]], results: dict, timings: dict[str
         "included; nothing here needs the model or the network.</p>"
         "<p><a href='report.html'><b>The lab report</b></a>: each finding with its verdict, its numbers beside the "
         "paper's, and the figure that supports it.</p>"
-        f"<h2>Notebooks</h2><table><tr><th>notebook</th><th>time</th><th>status</th></tr>{rows}</table></body></html>"
+        f"<h2>Notebooks</h2><table><tr><th>notebook</th><th>time</th><th>status</th></tr>{rows}</table>"
+        f"<h2>Verdicts</h2>{report.verdict_table([run_], page='report.html')}</body></html>"
     )
 
 
@@ -118,9 +119,8 @@ def build_site(source: Path | None = None, out: Path | None = None) -> Path:
         (out / href).write_text(page, encoding="utf-8")
         entries.append((Path(name).stem, href, title))
     (out / "report.html").write_text(report.render([run]), encoding="utf-8")
-    timings = {t["notebook"]: t for t in run.timings}
     index = out / "index.html"
-    index.write_text(_index(entries, run.results, timings), encoding="utf-8")
+    index.write_text(_index(entries, run), encoding="utf-8")
     return index
 
 

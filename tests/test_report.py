@@ -129,8 +129,14 @@ def test_report_rows_carry_verdict_reason_interval_paper_and_figure(tmp_build):
     assert "does not replicate" in desperate and "rank p = 0.68 among 10,000 random" in desperate
     assert "-0.168 [-0.34, 0.00]" in desperate and "cheating ~5% -&gt; ~70%" in desperate  # ours, interval, paper's
     assert "data:image/png;base64," in desperate and report.FIGURE_CAPTIONS["08_cheating_sweep"] in desperate
-    assert "not recorded" in _block(page, "04_emotion_vectors", "valence_axis")
-    assert "+0.43 [0.10, 0.70]" in _block(page, "04_emotion_vectors", "valence_axis")
+    assert "not recorded" in _block(page, "04_emotion_vectors", "pc1_valence")
+    calm = _block(page, "08_cheating", "calm_cheating")  # shares the sweep figure: links to it, does not repeat it
+    assert (
+        "data:image" not in calm
+        and "Figure: see" in calm
+        and page.count("<figcaption>" + report.FIGURE_CAPTIONS["08_cheating_sweep"]) == 1
+    )
+    assert "+0.43 [0.10, 0.70]" in _block(page, "04_emotion_vectors", "pc1_valence")
     assert "+0.490 [0.30, 0.70]" in page  # an interval recorded under another name (positive_control_ci)
     assert report.FIGURE_CAPTIONS["02_norm_by_layer"] in page.split("More figures")[1]  # no finding: still shown
     assert "<th>verdict: " in page and "Q4_1" in page
@@ -164,6 +170,19 @@ def test_every_saved_figure_has_a_caption_and_findings_name_known_keys():
         assert f.name.isidentifier()
 
 
+def test_every_verdict_a_notebook_records_has_a_finding_row():
+    known = {(f.section, f.name) for f in report.FINDINGS}
+    for src in sorted((ROOT / "course_src").glob("[0-9][0-9]_*.py")):
+        for node in ast.walk(ast.parse(src.read_text(encoding="utf-8"), filename=str(src))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "record_verdict":
+                section, name = (a.value if isinstance(a, ast.Constant) else None for a in node.args[:2])
+                assert section and name, f"{src.name}:{node.lineno}: record_verdict's section and finding must be literals"
+                assert (section, name) in known, (
+                    f"{src.name}:{node.lineno}: verdict {section}/{name} has no row in report.FINDINGS "
+                    "(add one: title, the paper's claim, its numbers and its figure)"
+                )
+
+
 def test_bundled_weights_named_as_the_loader_names_them():
     from course_utils import models
 
@@ -176,7 +195,7 @@ def test_two_runs_side_by_side_show_both_numbers_and_verdicts(tmp_path, capsys):
     out = tmp_path / "compare.html"
     assert report.main([str(a), str(b), "-o", str(out)]) == 0
     page = out.read_text()
-    valence = _block(page, "04_emotion_vectors", "valence_axis")
+    valence = _block(page, "04_emotion_vectors", "pc1_valence")
     assert "+0.43 [0.10, 0.70]" in valence and "+0.77 [0.60, 0.90]" in valence and "0.81" in valence
     desperate = _block(page, "08_cheating", "desperate_cheating")
     assert "does not replicate" in desperate and "partly replicates" in desperate
@@ -207,3 +226,17 @@ def test_a_bad_results_file_is_named_with_its_field(tmp_path, capsys, content, m
     err = capsys.readouterr().err
     assert str(bad) in err and re.search(message, err), err
     assert not (tmp_path / "out.html").exists()
+
+
+def test_a_bad_timings_file_beside_a_run_is_named(tmp_path, capsys):
+    run = _write_run(tmp_path / "a", RUN)
+    (tmp_path / "a" / "timings.json").write_text('[{"notebook": "00_setup"}]')
+    assert report.main([str(run), "-o", str(tmp_path / "out.html")]) == 1
+    assert "timings.json: expected a list of" in capsys.readouterr().err
+
+
+def test_the_main_job_keeps_a_report_when_a_recorded_value_cannot_be_shown(tmp_build, capsys):
+    _write_run(tmp_build, {"04_emotion_vectors": {"pc1_variance": "big"}})
+    page = report.write_report([("04_emotion_vectors", 1.0, "ok")]).read_text()
+    assert "could not be built" in page and "04_emotion_vectors.pc1_variance" in page and "big" in page
+    assert "04_emotion_vectors.pc1_variance" in capsys.readouterr().err
