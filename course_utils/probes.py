@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .cache import cached, code_version, request_key, tensor_sha256, texts_sha256
 from .stats import accuracy_ci  # noqa: F401  (re-exported: notebooks import it from here)
 
 # Fixed in advance, never tuned on the test split.
@@ -39,8 +40,13 @@ def probe_by_layer(
     layers: Sequence[int] | None = None,
     shuffle_seed: int | None = None,
     C: float = PROBE_C,
+    cache: bool = True,
 ) -> pd.DataFrame:
-    """Test accuracy (with 95% CI) of a probe at each layer; shuffle_seed permutes the training labels (control)."""
+    """Test accuracy (with 95% CI) of a probe at each layer; shuffle_seed permutes the training labels (control).
+
+    With cache (default) the table is stored under build/cache/probes, keyed by the exact activations, labels,
+    layers, seed, C and this code, so a rerun of a notebook refits nothing.
+    """
     if acts_train.dim() != 3 or acts_test.dim() != 3:
         raise ValueError("acts_train and acts_test must be [n_texts, n_layers, d_model]")
     if len(y_train) != acts_train.shape[0] or len(y_test) != acts_test.shape[0]:
@@ -48,13 +54,28 @@ def probe_by_layer(
     y_train = np.asarray(y_train)
     if shuffle_seed is not None:
         y_train = np.random.default_rng(shuffle_seed).permutation(y_train)
-    layers = list(range(acts_train.shape[1]) if layers is None else layers)
+    layers = [int(x) for x in (range(acts_train.shape[1]) if layers is None else layers)]
     y_test = np.asarray(y_test)
-    jobs = (
-        delayed(_layer_row)(acts_train[:, layer].numpy(), y_train, acts_test[:, layer].numpy(), y_test, int(layer), C)
-        for layer in layers
-    )
-    return pd.DataFrame(Parallel(n_jobs=min(N_JOBS, len(layers)))(jobs))
+    request = {
+        "what": "probe_by_layer",
+        "train": tensor_sha256(acts_train),
+        "test": tensor_sha256(acts_test),
+        "labels": texts_sha256([str(y) for y in y_train] + ["|"] + [str(y) for y in y_test]),
+        "layers": layers,
+        "C": float(C),
+    }
+
+    def compute() -> dict[str, torch.Tensor]:
+        jobs = (
+            delayed(_layer_row)(acts_train[:, layer].numpy(), y_train, acts_test[:, layer].numpy(), y_test, layer, C)
+            for layer in layers
+        )
+        table = pd.DataFrame(Parallel(n_jobs=min(N_JOBS, len(layers)))(jobs))
+        return {c: torch.tensor(table[c].to_numpy(), dtype=torch.float64) for c in table.columns}
+
+    key = request_key(request, code_version(_layer_row, fit_probe, make_probe))
+    table = pd.DataFrame({c: t.numpy() for c, t in cached("probes", key, compute, use=cache).items()})
+    return table.astype({"layer": int})
 
 
 def _layer_row(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, layer: int, C: float) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -25,6 +26,21 @@ def test_probe_finds_the_informative_layer_and_shuffled_does_not():
     shuffled = probe_by_layer(acts, y, test_acts, ty, layers=[2], shuffle_seed=0)
     assert shuffled.accuracy.iloc[0] < 0.8
     assert (df.ci_low <= df.accuracy).all() and (df.accuracy <= df.ci_high).all()
+
+
+def test_probe_tables_are_cached_exactly_and_keyed_by_labels(tmp_cache, monkeypatch):
+    from course_utils import probes
+
+    acts, y = _toy()
+    test_acts, ty = _toy(seed=1)
+    first = probe_by_layer(acts, y, test_acts, ty)
+    with monkeypatch.context() as m:
+        m.setattr(probes, "Parallel", lambda **k: pytest.fail("refitted instead of reading the cache"))
+        pd.testing.assert_frame_equal(probe_by_layer(acts, y, test_acts, ty), first)  # read back, nothing refitted
+    assert len(list((tmp_cache / "probes").glob("*"))) == 1
+    probe_by_layer(acts, y[::-1].copy(), test_acts, ty, layers=[2], cache=False)
+    assert probe_by_layer(acts, y, test_acts, ty, layers=[2], shuffle_seed=0) is not None
+    assert len(list((tmp_cache / "probes").glob("*"))) == 2  # the shuffled labels are another request
 
 
 def test_probe_argument_errors():
