@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 00 · Setup: meet the model and look inside it
 #
-# **Time:** about 15 minutes · **You need:** Python, a little NumPy/PyTorch; no interpretability background.
+# **Time:** about 25 minutes · **You need:** Python, a little NumPy/PyTorch; no interpretability background.
 #
 # In this course you will do "AI neuroscience" on a small chat model: have it read short stories,
 # record what happens inside it, find directions that track emotions, and then push on those
@@ -12,7 +12,8 @@
 # 1. Load the course model (offline) and chat with it once.
 # 2. See the model as a stack of decoder layers that each update a *residual stream*.
 # 3. Use nnsight to read a layer's output, and know its shape: `[batch, tokens, d_model]`.
-# 4. Get your first activations of a story with `extract_activations`.
+# 4. Edit a layer's output inside a trace and measure what changes in the prediction.
+# 5. Get your first activations of a story with `extract_activations`.
 #
 # > **What this course can and cannot show.** The paper's claim is about *functional* emotions:
 # > internal representations of emotion concepts that become active in situations where a person
@@ -21,6 +22,19 @@
 # > clear emotion *representations* (probes, vectors, a similarity structure), weaker links to human
 # > ratings, and behavioural effects that may not appear at all. Every notebook measures, shows an
 # > interval and a control, and prints what this run found.
+
+# %% [markdown]
+# **Words the course uses** (each is explained again where it first matters):
+# - **residual stream**: the vector of `d_model` numbers per token that each decoder layer reads and adds its update to.
+# - **log-probability, nats**: the natural log of a token's probability (0 = certain, -2.3 = 10%); differences of them are in *nats*.
+# - **probe**: a simple classifier (logistic regression) fitted on activations, to ask whether a property can be read out linearly.
+# - **TF-IDF**: word counts, down-weighted for words that occur in every text: the bag-of-words baseline's input (01).
+# - **Wilson interval**: a 95% interval for a proportion such as an accuracy, sound for small samples and near 0 or 1.
+# - **bootstrap**: redo a statistic on many resamples (with replacement) of the items, to see how much it could vary.
+# - **cosine similarity**: the dot product of two vectors over the product of their lengths; direction only, -1 to 1.
+# - **Spearman correlation**: the correlation of ranks: do two quantities rise together, straight line or not?
+# - **random-direction null**: the same measurement for 100 or more random directions; the effect's rank among them is an exact p-value.
+# - **logit lens, perplexity**: a vector times the unembedding shows which tokens it favours; exp of the mean negative log-probability per token measures how expected (fluent) a text is.
 
 # %% [markdown]
 # ## Parameters
@@ -63,7 +77,12 @@ print("torch", torch.__version__)
 # ## 1. Load the model
 # `load_model()` returns an nnsight `LanguageModel`: the ordinary Hugging Face model, wrapped so that
 # we can read and edit its internals. The first call converts the bundled GGUF file to a cached
-# float32 copy (about 20 seconds); later calls take a second or two.
+# float32 copy (the slow part of the first load); later calls load that copy.
+#
+# **The bundled model is quantised.** Its file is a Q4_1 GGUF: every weight was stored in 4 bits (blocks of 32
+# weights sharing one scale and one offset), and `load_model` turns them back into float32 once, so the arithmetic
+# is float32 but the weights carry the rounding of the 4-bit storage. Every number this course prints belongs to
+# this quantised model; the full-precision SmolLM2-135M-Instruct, or any bigger model, gives numbers of its own.
 
 # %%
 model = load_model(MODEL_NAME, remote=REMOTE)
@@ -130,28 +149,48 @@ layer = model.layer(LAYER)  # the layer's envoy, taken before the trace
 with torch.no_grad(), model.trace("The lighthouse keeper climbed the stairs.", remote=REMOTE):
     out = nnsight.save(layer.output)
 print(f"layer {LAYER} output shape [batch, tokens, d_model]:", tuple(out.shape))
-print("norm of each token's residual vector:", out[0].norm(dim=-1).round().tolist())
+token_norms = out[0].norm(dim=-1)
+print("norm of each token's residual vector:", token_norms.round().tolist())
+sink = float(token_norms[0] / token_norms[1:].median())
+print(f"the first token's norm is {sink:.0f} times the median of the others")
 
 # %% [markdown]
-# Look at the norms: at this layer the **first token's** vector is about a hundred times longer than the
-# others (in SmolLM2-135M this starts at layer 11 and lasts to the end).
-# Many small models park a huge "attention sink" activation on the first token. It carries no
-# meaning about the text, so from now on we never let the first token into an average.
+# Look at the first norm and the ratio printed under it: at this layer the **first token's** vector is far
+# longer than the others (notebook 02 shows at which layer this starts). Many models park a huge "attention sink"
+# activation on the first token. It carries no meaning about the text, so from now on we never let the first
+# token into an average.
 
 # %% [markdown]
 # **How nnsight works, in one cell.** Code inside `model.trace(...)` does not run line by line: nnsight
 # records it, then runs the model once when the block ends. So `layer.output` is a *proxy*
 # for a value that does not exist yet; assigning into `.output[:]` *edits* the model's computation at
 # that point; and only values wrapped in `nnsight.save(...)` are kept after the block (everything
-# else is deleted). Read, edit, read again:
+# else is deleted). Read, edit, read what the edited model predicts, and compare with the unedited model:
 
 # %%
 prompt = "The capital of France is"
 with torch.no_grad(), model.trace(prompt, remote=REMOTE):  # `layer` is still model.layer(LAYER), from above
     before = nnsight.save(layer.output[0, -1].norm())  # read: a proxy until the block ends
     layer.output[:] = layer.output * 0.5  # edit: halve the stream after LAYER
-    top = nnsight.save(model.output.logits[0, -1].argmax())  # read what the edited model predicts
-print(f"last token's norm before the edit: {float(before):.1f}; prediction after halving: {model.tokenizer.decode(top)!r}")
+    edited = nnsight.save(model.output.logits[0, -1])  # read what the edited model predicts
+with torch.no_grad(), model.trace(prompt, remote=REMOTE):  # the same prompt, no edit
+    plain = nnsight.save(model.output.logits[0, -1])
+p_plain, p_edit = torch.softmax(plain.float(), -1), torch.softmax(edited.float(), -1)
+print(f"last token's norm at layer {LAYER} before the edit: {float(before):.1f} (halved: {float(before) / 2:.1f})")
+print("top 5 next tokens   p unedited   p after halving")
+for i in p_plain.topk(5).indices.tolist():
+    print(f"{model.tokenizer.decode([i])!r:>18}   {p_plain[i]:10.3f}   {p_edit[i]:15.3f}")
+
+# %%
+top_plain, top_edit = int(p_plain.argmax()), int(p_edit.argmax())
+word = model.tokenizer.decode([top_plain])
+shift = 0.5 * float((p_plain - p_edit).abs().sum())  # total variation distance: share of probability that moved
+print(f"Top word unedited {word!r} (p = {p_plain[top_plain]:.3f}); after halving "
+      f"{model.tokenizer.decode([top_edit])!r} (p = {p_edit[top_edit]:.3f}); {shift:.1%} of the probability moved.")
+print(f"Why the top word {'survives' if top_plain == top_edit else 'can change'}: every later layer, and the final "
+      f"norm, first divides its input by its size (RMSNorm in this model). So layer {LAYER + 1} reads exactly what it "
+      f"read before, and the halving only makes the additions of layers {LAYER + 1}-{model.n_layers - 1} weigh twice "
+      "as much against the stream they are added to: the mix changes, and with it the probabilities above.")
 
 # %% [markdown]
 # ### Exercise 0 · Read the residual stream after a layer
@@ -160,21 +199,22 @@ print(f"last token's norm before the edit: {float(before):.1f}; prediction after
 # Write `residual_after(model, prompt, layer)` that returns the residual stream after decoder layer
 # `layer` for one prompt, as a tensor of shape `[n_tokens, d_model]` on the CPU.
 #
-# <details><summary>Hint 1 (a nudge)</summary>You have already done this once, in section 4: open a trace,
-# read one layer's output, save it so that it outlives the with block. What is left is the
-# shape: the trace ran a batch of one prompt, and the exercise wants no batch axis.</details>
-# <details><summary>Hint 2 (the approach)</summary>1. Before the trace, take the layer's envoy,
-# <code>envoy = model.layer(layer)</code>, then open <code>with torch.no_grad(), model.trace(prompt,
-# remote=model.remote):</code>. 2. Inside it, keep <code>envoy.output</code> with
-# <code>nnsight.save(...)</code>; it is <code>[1, n_tokens, d_model]</code>. 3. After the block, index the batch
-# axis away with <code>[0]</code> (the correct use of <code>[0]</code>: on the saved tensor, after the trace) and
-# return it with <code>.detach().cpu()</code>.</details>
+# <details><summary>Hint 1 (is your variable gone after the <code>with</code> block?)</summary>nnsight deletes
+# every value from inside a trace that was not wrapped in <code>nnsight.save(...)</code>; section 4 shows the
+# pattern, and the layer's envoy is taken before the block, as there.</details>
+# <details><summary>Hint 2 (stuck on the shape?)</summary>The trace ran a batch of one prompt, so the saved
+# output is <code>[1, n_tokens, d_model]</code>. Drop the batch axis on the saved tensor, after the block. In
+# transformers 5 the output is already a tensor, not a tuple: one <code>[0]</code> is the row, a second would be
+# the first token.</details>
 
 # %%
 def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
     """The residual stream after decoder layer `layer` for one prompt: [n_tokens, d_model]."""
     # BEGIN SOLUTION
-    envoy = model.layer(layer)  # before the trace: on NDIF the block runs where there is no course code
+    # Why: the envoy is taken outside the block because a remote trace runs where there is no course code;
+    # nnsight.save is the only way a value outlives the trace; [0] on the saved [1, tokens, d] tensor drops the
+    # batch axis, and .cpu() lets the NumPy code of later notebooks use it even when the model is on a GPU.
+    envoy = model.layer(layer)
     with torch.no_grad(), model.trace(prompt, remote=model.remote):
         out = nnsight.save(envoy.output)
     return out[0].detach().cpu()
@@ -186,6 +226,56 @@ from course_utils import checks
 
 residual_after = checks.check_residual_after(residual_after, model)
 print("shape:", tuple(residual_after(model, "Hello there", model.n_layers // 3).shape))
+
+# %% [markdown]
+# ### Exercise 0b · Edit the stream, read the prediction
+# > **Difficulty:** 🔴🔴⚪⚪⚪ · **Importance:** 🔵🔵🔵🔵⚪ · **Time:** 10 minutes
+#
+# Write `next_token_probs(model, prompt, layer, scale)`: multiply the residual stream after decoder layer `layer`
+# by `scale` (every token), and return the model's next-token probabilities after the prompt, shape `[vocab]`, on
+# the CPU. `scale=1.0` is the unedited model. The cell after the check uses it for an experiment the demo above
+# did not do: shrink the stream to a tenth after each layer in turn, and see where the prediction breaks.
+#
+# <details><summary>Hint 1 (does your edit change nothing?)</summary>An expression such as
+# <code>envoy.output * scale</code> computes a new value that the model never sees. The edit has to be written
+# back into the layer's output, in place, as the demo above did.</details>
+# <details><summary>Hint 2 (which logits?)</summary><code>model.output.logits</code> is
+# <code>[1, tokens, vocab]</code>, one prediction per position; the *next* token is predicted at the last one.
+# Logits are scores, not probabilities: the softmax over the vocabulary turns them into numbers that add up to
+# one.</details>
+
+# %%
+def next_token_probs(model, prompt: str, layer: int, scale: float) -> torch.Tensor:
+    """Next-token probabilities [vocab] after multiplying the residual stream after `layer` by `scale`."""
+    # BEGIN SOLUTION
+    # Why: only an assignment into .output[:] becomes part of the forward pass; the last position is the one
+    # that predicts the next token; softmax turns logits (scores defined up to a constant) into probabilities,
+    # computed in float32 so that a bfloat16 model gives the same numbers.
+    envoy = model.layer(layer)
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        envoy.output[:] = envoy.output * scale
+        logits = nnsight.save(model.output.logits[0, -1])
+    return torch.softmax(logits.float(), -1).cpu()
+    # END SOLUTION
+
+
+# %%
+next_token_probs = checks.check_next_token_probs(next_token_probs, model)
+
+# %% [markdown]
+# The experiment: the demo's prompt again, the stream after each layer in turn shrunk to a tenth. Which layers
+# can the model recover from, and which break the prediction?
+
+# %%
+top = int(next_token_probs(model, prompt, LAYER, 1.0).argmax())  # the unedited top word
+shrunk = torch.stack([next_token_probs(model, prompt, i, 0.1) for i in range(model.n_layers)])  # [layers, vocab]
+kept = shrunk.argmax(-1) == top
+print(f"p({model.tokenizer.decode([top])!r}) after shrinking each layer's output to 0.1:",
+      [round(float(p), 2) for p in shrunk[:, top]])
+broken = [i for i in range(model.n_layers) if not kept[i]]
+print(f"the top word survives at {int(kept.sum())} of {model.n_layers} layers; it is replaced after layers "
+      f"{broken if broken else 'none'}" + (f" (most often by {model.tokenizer.decode([int(shrunk[broken].argmax(-1).mode().values)])!r})"
+                                           if broken else ""))
 
 # %% [markdown]
 # ## 5. Your first activations of a story
@@ -204,6 +294,16 @@ print(story.text)
 acts = extract_activations(model, [story.text], reduce="mean")
 print("mean activations [n_texts, n_layers, d_model]:", tuple(acts.shape))
 print("norm of the story's mean vector at each layer:", acts[0].norm(dim=-1).round().tolist())
+
+# %% [markdown]
+# ## Going further
+# 1. **Which layers matter for this fact?** Exercise 0b shrank one layer at a time to a tenth. Shrink to 0.0
+#    instead (the stream erased after that layer, so the later layers start from nothing): from which layer on
+#    does the top word survive? What does that say about where the model has the answer?
+# 2. **Another prompt.** Try `"The opposite of hot is"` or a prompt of your own: is the pattern of breaking
+#    layers the same? Print the top five words after a shrink that breaks the prediction: what replaces it?
+# 3. **The sink under the edit.** Scale every token but the first (`layer.output[:, 1:] = ...`): does the
+#    prediction break at different layers when the first-token vector is left alone?
 
 # %% [markdown]
 # ## Recap

@@ -43,6 +43,7 @@ from course_utils.models import tokenize, word_token_id
 from course_utils.plots import save_figure, setup_style
 from course_utils.probes import accuracy_ci, bag_of_words_probe
 from course_utils.report import record
+from course_utils.scoring import next_token_logprobs
 
 setup_style()
 
@@ -139,10 +140,14 @@ word_ids = [word_token_id(model, w) for w in core]  # first token of " word" (ne
 print({w: model.tokenizer.decode([i]) for w, i in zip(core, word_ids)})
 
 
+def feel_prompt(text: str) -> str:
+    """A story, the question, and the start of the answer, in the chat template."""
+    return chat(model, f"{text}\n\nIn one word, how does the main character feel?") + "The character feels"
+
+
 def emotion_word_logprobs(texts: list[str]) -> torch.Tensor:
     """Log-probability of each core emotion word as the next token after a story + question: [n, 12]."""
-    prompts = [chat(model, f"{t}\n\nIn one word, how does the main character feel?") + "The character feels"
-               for t in texts]
+    prompts = [feel_prompt(t) for t in texts]
     # logits_to_keep=1: the unembedding runs for the last position only (the only one we read).
     with torch.no_grad(), model.trace(tokenize(model, prompts), remote=REMOTE, logits_to_keep=1):
         logits = model.output.logits[:, -1].save()
@@ -153,17 +158,21 @@ print(emotion_word_logprobs([story]).round(decimals=1))
 
 # %%
 test_core = load_stories(split="test", emotions="core", per_emotion=3 if FAST else None)
-lp = torch.cat([emotion_word_logprobs(test_core.text.tolist()[i:i + 8]) for i in range(0, len(test_core), 8)])
+# The same trace for every test story, from the library: batched by length and cached on disk (a rerun is instant).
+lp = next_token_logprobs(model, [feel_prompt(t) for t in test_core.text], word_ids)
+assert torch.allclose(lp[:2], emotion_word_logprobs(test_core.text.tolist()[:2]), atol=1e-3)  # our trace agrees
 pred = np.array(core)[lp.argmax(1).numpy()]
 acc, lo, hi = accuracy_ci(pred == test_core.emotion.values)
 print(f"the model names the right core emotion (top-1 of 12 words) for {acc:.0%} of {len(test_core)} test stories "
       f"(95% CI {lo:.0%}-{hi:.0%}; chance {1 / 12:.0%})")
 print("how often each word is the model's answer:", {str(k): int(v) for k, v in zip(*np.unique(pred, return_counts=True))})
+words, counts = np.unique(pred, return_counts=True)
+print(f"its favourite answer, {words[counts.argmax()]!r}, is given for {counts.max() / len(pred):.0%} of the stories; "
+      f"{len(words)} of the 12 words are ever its answer")
 
 # %% [markdown]
-# A 135M model asked a direct question often defaults to one or two favourite words, so its *answer*
-# is a weak signal. The rest of the course asks a different question: is the emotion present in its
-# *internal state*, even when its answer is poor?
+# The two lines above say how varied the model's *answer* is and how often it is right. The rest of the course
+# asks a different question: is the emotion present in its *internal state*, even where its answer is poor?
 
 # %% [markdown]
 # ## 4. The bar to clear: a bag-of-words baseline
@@ -176,14 +185,12 @@ print("how often each word is the model's answer:", {str(k): int(v) for k, v in 
 # Use scikit-learn: `TfidfVectorizer(sublinear_tf=True, min_df=2)` and `LogisticRegression(max_iter=3000)`
 # in a `make_pipeline`.
 #
-# <details><summary>Hint 1 (a nudge)</summary>Two steps chained into one object: the first turns raw text into
-# a vector of word weights, the second classifies those vectors. Chained in a pipeline, fitting and
-# predicting take the story texts directly. The test stories are only ever predicted, never
-# fitted.</details>
-# <details><summary>Hint 2 (the approach)</summary>1. Build <code>make_pipeline(TfidfVectorizer(sublinear_tf=True,
-# min_df=2), LogisticRegression(max_iter=3000))</code>. 2. Call <code>.fit(train.text, train.emotion)</code>.
-# 3. Compare <code>.predict(test.text)</code> with <code>test.emotion</code> element by element; the mean of
-# the booleans is the accuracy. Return it as a Python <code>float</code>.</details>
+# <details><summary>Hint 1 (stuck on how text becomes numbers?)</summary>The vectoriser turns each story into a
+# vector of word weights, and the classifier works on those vectors. Chained in a pipeline, the pair behaves
+# like one model that takes raw texts.</details>
+# <details><summary>Hint 2 (is your accuracy suspiciously high?)</summary>Which stories does each step see?
+# Fitting is learning, vocabulary included; the test stories must only ever be predicted. And the number to
+# return is a fraction between 0 and 1.</details>
 
 # %%
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -194,6 +201,8 @@ from sklearn.pipeline import make_pipeline
 def bow_accuracy(train, test) -> float:
     """Accuracy on test stories of a TF-IDF + logistic regression classifier fitted on train stories."""
     # BEGIN SOLUTION
+    # Why: the pipeline fits the vocabulary and the weights on the training stories only, so no word of a test story
+    # leaks into the model; the mean of a boolean comparison is the accuracy, and float() makes it a plain number.
     clf = make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2), LogisticRegression(max_iter=3000))
     clf.fit(train.text, train.emotion)
     return float((clf.predict(test.text) == test.emotion).mean())
@@ -219,25 +228,44 @@ for subset in ["core", None]:
           f"(95% CI {rows[subset or 'all'][1]:.3f}-{rows[subset or 'all'][2]:.3f}), chance {1 / s.emotion.nunique():.3f}")
 
 # %% [markdown]
-# Which words does the baseline lean on? If they were emotion words, the stories would be leaking
-# the label. They are not: they are bodies and actions (clenched, slammed, begging, grinning...), which is
-# exactly how the stories are meant to carry emotion. That is why the baseline is high, and why a
-# probe on the model's activations must beat it by a clear margin to show something beyond words.
+# Which words does the baseline lean on? If they were emotion words, the stories would be leaking the label.
+# The cell below prints each core emotion's eight heaviest words, then counts how many are forbidden words of
+# their emotion (a leak) and how many are function words (scikit-learn's English stop-word list): words that
+# say nothing about a feeling, but whose frequency differs between the emotions' stories (who is in them, how
+# they are told). A probe on the model's activations must beat this baseline by a clear margin to show
+# something beyond words.
 
 # %%
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
 s = load_stories(emotions="core")
 clf = bag_of_words_probe(s[s.split == "train"].text, s[s.split == "train"].emotion)
 vocab = np.array(clf[0].get_feature_names_out())
-coef = clf[1].coef_
-for i, emotion in enumerate(clf[1].classes_):
-    print(f"{emotion:>10}: {', '.join(vocab[np.argsort(-coef[i])[:8]])}")
+tops = {emotion: vocab[np.argsort(-clf[1].coef_[i])[:8]].tolist() for i, emotion in enumerate(clf[1].classes_)}
+for emotion, top_words in tops.items():
+    print(f"{emotion:>10}: {', '.join(top_words)}")
+n_top = sum(len(w) for w in tops.values())
+leaks = sum(len(forbidden_hits(" ".join(w), emotions=e)) for e, w in tops.items())
+function = sum(word in ENGLISH_STOP_WORDS for w in tops.values() for word in w)
+print(f"of these {n_top} words, {leaks} are forbidden words of their emotion and {function} ({function / n_top:.0%}) "
+      f"are function words; the other {n_top - function} are content words")
+
+# %% [markdown]
+# ## Going further
+# 1. **The baseline's confusions.** Build the confusion matrix of the bag-of-words classifier on the core test
+#    stories (`sklearn.metrics.ConfusionMatrixDisplay.from_predictions`). Which pairs does it mix up? Keep it
+#    for notebook 03, where the probe gets its own matrix.
+# 2. **Without function words.** Refit the baseline with `TfidfVectorizer(stop_words="english", ...)`: how much
+#    accuracy do the function words carry? Read the top words again.
+# 3. **Another question.** Change the question in `emotion_word_logprobs` (e.g. "Which emotion fits this
+#    story best?") and rerun the top-1 cell: does the favourite answer change with the wording?
 
 # %% [markdown]
 # ## Recap
 # - The paper's emotion words, stories in many voices on shared topics, fixed splits (one of them in
 #   forms never trained on); no story names its own emotion.
 # - The model's direct answer ("The character feels ...") is a weak signal in a model this small.
-# - A bag-of-words classifier already does well on the core 12: that is the bar for the probes.
+# - A bag-of-words classifier's accuracy (section 4, with its interval) is the bar for the probes.
 #
 # **Questions**
 # 1. Which pairs of emotions would you expect any classifier to confuse? Why?
@@ -247,8 +275,8 @@ for i, emotion in enumerate(clf[1].classes_):
 #    classifier only sees situations and reactions, and neighbouring emotions share many of them; people
 #    writing or reading the stories would sometimes disagree too. Check against the confusion matrix of
 #    notebook 03: its errors should fall mostly between such neighbours, not at random.</details>
-# 2. The baseline's top words are body sensations. Is a model that tracks them "representing
-#    emotion", or just words? What experiment would tell the two apart?
+# 2. The baseline's top words include bodies and actions (look at the lists in section 4). Is a model that
+#    tracks such words "representing emotion", or just words? What experiment would tell the two apart?
 #    <details><summary>Our answer</summary>From the stories alone you cannot tell: in this corpus emotion and
 #    body words go together, so anything that tracks one tracks the other. To separate them, break the link.
 #    Write test texts that carry the emotion with none of the baseline's top words (only the situation), and

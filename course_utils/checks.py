@@ -32,8 +32,10 @@ RETURNED_NONE = "your function returned None: did you forget the `return`?"
 # Where each checked function is written, as the notebooks number the exercises.
 EXERCISES = {
     "residual_after": "exercise 0",
+    "next_token_probs": "exercise 0b",
     "bow_accuracy": "exercise 1",
     "masked_mean": "exercise 2",
+    "two_prompt_reads": "exercise 2b",
     "probe_accuracy": "exercise 3",
     "emotion_vectors": "exercise 4a",
     "project_out": "exercise 4b",
@@ -58,6 +60,16 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("residual_after", "returning the logits (`model.output`) instead of the layer's output", "these look like logits"),
     ("residual_after", "leaving the tensor on the GPU (no `.cpu()`)", "move it to the CPU"),
     ("residual_after", "no `return`", RETURNED_NONE),
+    ("next_token_probs", "returning the logits (no softmax)", "these are logits"),
+    ("next_token_probs", "returning log-probabilities (`log_softmax`)", "these are log-probabilities"),
+    ("next_token_probs", "the edit never reaches the model (`envoy.output * scale` not assigned)", "the edit never reached"),
+    ("next_token_probs", "scaling the layer after the one asked", "one layer too deep"),
+    ("next_token_probs", "scaling the layer before (editing `.input`)", "one layer too shallow"),
+    ("next_token_probs", "reading the first position (`logits[0, 0]`)", "the first position's prediction"),
+    ("next_token_probs", "keeping the batch axis (`[1, vocab]`)", "still has the batch axis"),
+    ("next_token_probs", "returning every position (`[tokens, vocab]`)", "one row per position"),
+    ("next_token_probs", "forgetting `nnsight.save` on the logits", NOT_SAVED),
+    ("next_token_probs", "no `return`", RETURNED_NONE),
     (
         "bow_accuracy",
         "fitting and scoring on the test stories (or fitting on train and test together)",
@@ -95,6 +107,18 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("masked_mean", "`keepdim=True` (`[batch, 1, d]`)", "drop keepdim=True"),
     ("masked_mean", "modifying `acts` in place (`acts *= keep`)", "you modified `acts` in place"),
     ("masked_mean", "no `return`", RETURNED_NONE),
+    ("two_prompt_reads", "keeping the shorter prompt's pad positions", "still has its pad positions"),
+    ("two_prompt_reads", "cutting the pads from the right (`out[0, :n]`)", "the course pads on the left"),
+    (
+        "two_prompt_reads",
+        "`layer.output[0]` on a whole batch (tuple habit): batch row 0 for both prompts",
+        "is batch row 0 (prompt A) again",
+    ),
+    ("two_prompt_reads", "returning the two reads in the wrong order", "the two results are swapped"),
+    ("two_prompt_reads", "keeping the batch axis (`[1, tokens, d]`)", "still has the batch axis"),
+    ("two_prompt_reads", "returning one tensor (the padded batch)", "return two tensors"),
+    ("two_prompt_reads", "forgetting `nnsight.save` inside an invoke", NOT_SAVED),
+    ("two_prompt_reads", "no `return`", RETURNED_NONE),
     ("probe_accuracy", "fitting and scoring on the test activations", "fitted and scored on the test activations"),
     ("probe_accuracy", "scoring on the training activations", "is the training accuracy"),
     (
@@ -344,6 +368,75 @@ def _residual_problem(got: Any, reference: Callable, model: Any, prompt: str, la
     return "values differ from the reference: did you save .output of model.layer(layer)?"
 
 
+# --- exercise 0b ------------------------------------------------------------------------------------------------
+
+
+def _edited_probs(model: Any, prompt: str, layer: int, scale: float, position: int = -1) -> torch.Tensor:
+    """Next-token probabilities [vocab] at `position` after scaling the stream after `layer` (the check's variants)."""
+    envoy = model.layer(layer)
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        envoy.output[:] = envoy.output * scale
+        logits = nnsight.save(model.output.logits[0, position])
+    return torch.softmax(logits.float(), -1).cpu()
+
+
+def check_next_token_probs(
+    fn: Callable, model: Any, prompt: str = "The capital of France is", layer: int | None = None, scale: float = 0.25
+) -> Callable:
+    """Exercise 0b: fn(model, prompt, layer, scale) -> [vocab], next-token probabilities with the stream scaled."""
+    from .solutions import next_token_probs
+
+    if is_reference(fn):
+        return _verdict(fn, next_token_probs, RERUN, "next_token_probs")
+    layer = model.n_layers // 3 if layer is None else layer
+    got, problem = _run(fn, model, prompt, layer, scale, explain=_not_saved_hint("nnsight.save(model.output.logits[0, -1])"))
+    if problem is None:
+        problem = _next_token_problem(got, model, prompt, layer, scale)
+    return _verdict(fn, next_token_probs, problem, "next_token_probs")
+
+
+def _next_token_problem(got: Any, model: Any, prompt: str, layer: int, scale: float) -> str | None:
+    want = _edited_probs(model, prompt, layer, scale)
+    (vocab,) = want.shape
+    if got is None:
+        return RETURNED_NONE
+    if not isinstance(got, torch.Tensor):
+        return f"expected a torch.Tensor of shape [vocab] = ({vocab},), got {_kind(got)}"
+    if got.shape == (1, vocab):
+        return f"shape {tuple(got.shape)} still has the batch axis: take row 0 of the logits ([0, -1]) to get [vocab]"
+    if got.dim() in (2, 3) and got.shape[-1] == vocab:
+        return (
+            f"shape {tuple(got.shape)} has one row per position: the next token is predicted at the last position "
+            "only (logits[0, -1])"
+        )
+    if got.shape != want.shape:
+        return f"shape {tuple(got.shape)}, expected [vocab] = ({vocab},)"
+    if got.device.type != "cpu":
+        return f"the tensor is on {got.device}: move it to the CPU with .cpu()"
+    if _same(got, want):
+        return None
+    got = got.detach().float()
+    if _same(got.exp(), want):
+        return "these are log-probabilities (log_softmax): return probabilities, torch.softmax(logits, -1)"
+    if abs(float(got.sum()) - 1) > 1e-3 and _same(torch.softmax(got, -1), want):
+        return "these are logits (scores that do not add up to 1): apply torch.softmax over the vocabulary"
+    if _same(got, _edited_probs(model, prompt, layer, 1.0)):
+        return (
+            "these are the unedited model's probabilities: the edit never reached the model. Write it back into "
+            "the output (envoy.output[:] = envoy.output * scale); a bare expression is computed and thrown away"
+        )
+    if layer + 1 < model.n_layers and _same(got, _edited_probs(model, prompt, layer + 1, scale)):
+        return f"the stream after layer {layer + 1} was scaled, not after {layer}: one layer too deep"
+    if layer >= 1 and _same(got, _edited_probs(model, prompt, layer - 1, scale)):
+        return (
+            f"the stream going *into* layer {layer} was scaled (its .input, the output of layer {layer - 1}): one "
+            "layer too shallow; scale model.layer(layer).output"
+        )
+    if _same(got, _edited_probs(model, prompt, layer, scale, position=0)):
+        return "this is the first position's prediction: the next token after the prompt is predicted at the last position"
+    return "values differ from the reference: scale model.layer(layer).output in place, then softmax the last position's logits"
+
+
 # --- exercise 2 ------------------------------------------------------------------------------------------------
 
 
@@ -447,6 +540,78 @@ def _masked_mean_problem(got: Any, want: torch.Tensor, acts: torch.Tensor, mask:
     if _same(got, (acts * kept(k).to(acts.dtype).unsqueeze(-1)).sum(1)):
         return "that is a sum, not a mean: divide by the number of tokens kept in each row"
     return "values differ from the reference: check the mask, the skipped tokens and the division"
+
+
+# --- exercise 2b -----------------------------------------------------------------------------------------------
+
+TWO_PROMPTS = ("A short text.", "A somewhat longer text with more tokens in it.")  # A is shorter: it gets the pads
+
+
+def check_two_prompt_reads(
+    fn: Callable, model: Any, prompts: tuple[str, str] = TWO_PROMPTS, layer: int | None = None
+) -> Callable:
+    """Exercise 2b: fn(model, prompt_a, prompt_b, layer) -> ([n_a, d], [n_b, d]), read in one trace, pads removed."""
+    from .solutions import two_prompt_reads
+
+    if is_reference(fn):
+        return _verdict(fn, two_prompt_reads, RERUN, "two_prompt_reads")
+    layer = model.n_layers // 3 if layer is None else layer
+    got, problem = _run(fn, model, *prompts, layer, explain=_not_saved_hint("out_a = nnsight.save(envoy.output)"))
+    if problem is None:
+        problem = _two_reads_problem(got, two_prompt_reads(model, *prompts, layer), model, prompts, layer)
+    return _verdict(fn, two_prompt_reads, problem, "two_prompt_reads")
+
+
+def _padded_batch(model: Any, prompts: tuple[str, str], layer: int) -> torch.Tensor:
+    """The layer's output for both prompts in one left-padded batch, pads included: [2, tokens, d_model]."""
+    envoy = model.layer(layer)
+    with torch.no_grad(), model.trace(list(prompts), remote=model.remote):
+        out = nnsight.save(envoy.output)
+    return out.detach().cpu()
+
+
+def _two_reads_problem(
+    got: Any, want: tuple[torch.Tensor, torch.Tensor], model: Any, prompts: tuple[str, str], layer: int
+) -> str | None:
+    want_a, want_b = want
+    if got is None:
+        return RETURNED_NONE
+    if isinstance(got, torch.Tensor):
+        return f"got one tensor of shape {tuple(got.shape)}: return two tensors, one per prompt, as (read_a, read_b)"
+    if not isinstance(got, (tuple, list)) or len(got) != 2 or not all(isinstance(x, torch.Tensor) for x in got):
+        return f"expected a tuple of two tensors, (read_a, read_b), got {_kind(got)}"
+    a, b = (x.detach() for x in got)
+    if any(x.dim() == 3 and x.shape[0] == 1 for x in (a, b)):
+        return "a read of shape [1, tokens, d_model] still has the batch axis: take row 0 of each saved output"
+    if any(x.device.type != "cpu" for x in (a, b)):
+        return "a read is not on the CPU: move each with .cpu() after the trace"
+    if _same(a, want_b) and _same(b, want_a):
+        return "the two results are swapped: return prompt A's read first, then prompt B's"
+    rows = _padded_batch(model, prompts, layer)
+    n_a, pads = want_a.shape[0], rows.shape[1] - want_a.shape[0]
+    if _same(b, rows[0]) or _same(b, rows[0, -b.shape[0] :]):
+        return (
+            "the second result is batch row 0 (prompt A) again: in transformers 5 a decoder layer's output is a tensor, "
+            "so .output[0] is batch row 0, not the first element of a tuple; read each prompt in its own invoke"
+        )
+    if _same(a, rows[0]):
+        return (
+            f"prompt A's read still has its pad positions ({pads} of {rows.shape[1]}): it was padded to prompt B's "
+            f"length; keep only its last {n_a} positions, its real tokens"
+        )
+    if _same(a, rows[0, :n_a]):
+        return (
+            f"you kept prompt A's first {n_a} positions: the course pads on the left, so the first {pads} of them are "
+            "pads; its real tokens are the last ones (out[0, -n_tokens:])"
+        )
+    if a.shape != want_a.shape or b.shape != want_b.shape:
+        return (
+            f"shapes {tuple(a.shape)} and {tuple(b.shape)}, expected [n_tokens, d_model] for each: "
+            f"{tuple(want_a.shape)} and {tuple(want_b.shape)}"
+        )
+    if _same(a, want_a) and _same(b, want_b):
+        return None
+    return "values differ from the reference: read model.layer(layer).output in each invoke and keep each prompt's real tokens"
 
 
 # --- exercises 1 and 3: accuracies ---------------------------------------------------------------------------

@@ -11,15 +11,33 @@ import torch  # noqa: F401
 
 
 
-# --- 00_setup.py, cell 21 ---
+# --- 00_setup.py, cell 23 ---
 
 
 def residual_after(model, prompt: str, layer: int) -> torch.Tensor:
     """The residual stream after decoder layer `layer` for one prompt: [n_tokens, d_model]."""
-    envoy = model.layer(layer)  # before the trace: on NDIF the block runs where there is no course code
+    # Why: the envoy is taken outside the block because a remote trace runs where there is no course code;
+    # nnsight.save is the only way a value outlives the trace; [0] on the saved [1, tokens, d] tensor drops the
+    # batch axis, and .cpu() lets the NumPy code of later notebooks use it even when the model is on a GPU.
+    envoy = model.layer(layer)
     with torch.no_grad(), model.trace(prompt, remote=model.remote):
         out = nnsight.save(envoy.output)
     return out[0].detach().cpu()
+
+
+# --- 00_setup.py, cell 26 ---
+
+
+def next_token_probs(model, prompt: str, layer: int, scale: float) -> torch.Tensor:
+    """Next-token probabilities [vocab] after multiplying the residual stream after `layer` by `scale`."""
+    # Why: only an assignment into .output[:] becomes part of the forward pass; the last position is the one
+    # that predicts the next token; softmax turns logits (scores defined up to a constant) into probabilities,
+    # computed in float32 so that a bfloat16 model gives the same numbers.
+    envoy = model.layer(layer)
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        envoy.output[:] = envoy.output * scale
+        logits = nnsight.save(model.output.logits[0, -1])
+    return torch.softmax(logits.float(), -1).cpu()
 
 
 # --- 01_reading_stories.py, cell 19 ---
@@ -30,6 +48,8 @@ from sklearn.pipeline import make_pipeline
 
 def bow_accuracy(train, test) -> float:
     """Accuracy on test stories of a TF-IDF + logistic regression classifier fitted on train stories."""
+    # Why: the pipeline fits the vocabulary and the weights on the training stories only, so no word of a test story
+    # leaks into the model; the mean of a boolean comparison is the accuracy, and float() makes it a plain number.
     clf = make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2), LogisticRegression(max_iter=3000))
     clf.fit(train.text, train.emotion)
     return float((clf.predict(test.text) == test.emotion).mean())
@@ -40,9 +60,30 @@ def bow_accuracy(train, test) -> float:
 
 def masked_mean(acts: torch.Tensor, mask: torch.Tensor, skip_first: int) -> torch.Tensor:
     """Mean over each row's real tokens from its `skip_first`-th on: [b, t, d], [b, t] -> [b, d]."""
+    # Why: cumsum - 1 numbers each row's real tokens 0, 1, 2... wherever the pads end, so one comparison skips the
+    # first skip_first of each row; a 0/1 weight (unsqueezed to broadcast over d_model) and dividing by the weights'
+    # sum give every row the mean of exactly its kept tokens, without a Python loop or touching `acts`.
     position = mask.cumsum(-1) - 1
     keep = (mask.bool() & (position >= skip_first)).to(acts.dtype).unsqueeze(-1)
     return (acts * keep).sum(1) / keep.sum(1)
+
+
+# --- 02_extracting_activations.py, cell 17 ---
+
+
+def two_prompt_reads(model, prompt_a: str, prompt_b: str, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The residual stream after `layer` for two prompts read in one trace (two invokes), pads removed."""
+    # Why: each invoke sees only its own rows, so `.output` in it is [1, tokens, d] for that prompt (on a whole
+    # batch, [0] would be batch row 0 for every prompt); the batch is padded to the longer prompt on the left, so
+    # a prompt's real tokens are its row's last n_tokens positions.
+    envoy = model.layer(layer)
+    with torch.no_grad(), model.trace(remote=model.remote) as tracer:
+        with tracer.invoke(prompt_a):
+            out_a = nnsight.save(envoy.output)
+        with tracer.invoke(prompt_b):
+            out_b = nnsight.save(envoy.output)
+    n_a, n_b = (len(model.tokenizer(p)["input_ids"]) for p in (prompt_a, prompt_b))
+    return out_a[0, -n_a:].detach().cpu(), out_b[0, -n_b:].detach().cpu()
 
 
 # --- 03_probing.py, cell 7 ---

@@ -24,7 +24,7 @@ from course_utils.solutions import masked_mean
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_LINE = re.compile(r"^CHECK (\w+): (.*)$", re.M)  # as tests/test_notebooks.py parses them
-NEEDS_MODEL = {"residual_after", "steered_logits", "choice_logodds"}
+NEEDS_MODEL = {"residual_after", "next_token_probs", "two_prompt_reads", "steered_logits", "choice_logodds"}
 
 
 def _probe_data() -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
@@ -357,6 +357,78 @@ WRONG += [
     ("dose_rho", "return a NumPy array", lambda *a: list(DR(*a))),
     ("dose_rho", "one value per direction", lambda *a: float(DR(*a)[0])),
     ("dose_rho", checks.RETURNED_NONE, lambda *a: None),
+]
+
+
+def _probs_at(model, prompt, layer, scale, position=-1, edit="output", keep=False):
+    envoy = model.layer(layer)
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        if edit == "output":
+            envoy.output[:] = envoy.output * scale
+        elif edit == "input":
+            envoy.input[:] = envoy.input * scale
+        else:  # the mistake: computed, never written back
+            _ = envoy.output * scale
+        logits = nnsight.save(model.output.logits if keep else model.output.logits[0, position])
+    return torch.softmax(logits.float(), -1).cpu()
+
+
+def _not_saved_probs(model, prompt, layer, scale):
+    envoy = model.layer(layer)
+    with torch.no_grad(), model.trace(prompt, remote=model.remote):
+        envoy.output[:] = envoy.output * scale
+        logits = model.output.logits[0, -1]
+    return torch.softmax(logits, -1)  # noqa: F821  (nnsight deleted `logits`: it was not saved)
+
+
+def _invoke_reads(model, a, b, layer, save=True):
+    envoy = model.layer(layer)
+    with torch.no_grad(), model.trace(remote=model.remote) as tracer:
+        with tracer.invoke(a):
+            out_a = nnsight.save(envoy.output) if save else envoy.output
+        with tracer.invoke(b):
+            out_b = nnsight.save(envoy.output)
+    return out_a.cpu(), out_b.cpu()  # noqa: F821  (without save, nnsight deleted `out_a`)
+
+
+def _n_tokens(model, *prompts):
+    return [len(model.tokenizer(p)["input_ids"]) for p in prompts]
+
+
+def _row0_reads(model, a, b, layer):
+    envoy = model.layer(layer)
+    with torch.no_grad(), model.trace([a, b], remote=model.remote):
+        h = nnsight.save(envoy.output[0])  # the tuple habit: in transformers 5 this is batch row 0
+    n_a, n_b = _n_tokens(model, a, b)
+    return h[-n_a:].cpu(), h[-n_b:].cpu()
+
+
+def _right_cut_reads(model, a, b, layer):
+    out_a, out_b = _invoke_reads(model, a, b, layer)
+    n_a, n_b = _n_tokens(model, a, b)
+    return out_a[0, :n_a], out_b[0, :n_b]
+
+
+NP, TP = solutions.next_token_probs, solutions.two_prompt_reads
+WRONG += [
+    ("next_token_probs", "these are logits", lambda m, p, l, s: NP(m, p, l, s).log() + 3.0),
+    ("next_token_probs", "these are log-probabilities", lambda m, p, l, s: NP(m, p, l, s).log()),
+    ("next_token_probs", "the edit never reached", lambda m, p, l, s: _probs_at(m, p, l, s, edit="none")),
+    ("next_token_probs", "one layer too deep", lambda m, p, l, s: NP(m, p, l + 1, s)),
+    ("next_token_probs", "one layer too shallow", lambda m, p, l, s: _probs_at(m, p, l, s, edit="input")),
+    ("next_token_probs", "the first position's prediction", lambda m, p, l, s: _probs_at(m, p, l, s, position=0)),
+    ("next_token_probs", "still has the batch axis", lambda m, p, l, s: NP(m, p, l, s)[None]),
+    ("next_token_probs", "one row per position", lambda m, p, l, s: _probs_at(m, p, l, s, keep=True)[0]),
+    ("next_token_probs", checks.NOT_SAVED, _not_saved_probs),
+    ("next_token_probs", checks.RETURNED_NONE, lambda m, p, l, s: None),
+    ("two_prompt_reads", "still has its pad positions", lambda m, a, b, l: (_invoke_reads(m, a, b, l)[0][0], TP(m, a, b, l)[1])),
+    ("two_prompt_reads", "the course pads on the left", _right_cut_reads),
+    ("two_prompt_reads", "is batch row 0 (prompt A) again", _row0_reads),
+    ("two_prompt_reads", "the two results are swapped", lambda m, a, b, l: TP(m, a, b, l)[::-1]),
+    ("two_prompt_reads", "still has the batch axis", lambda m, a, b, l: tuple(x[None] for x in TP(m, a, b, l))),
+    ("two_prompt_reads", "return two tensors", lambda m, a, b, l: torch.cat([x[0] for x in _invoke_reads(m, a, b, l)])),
+    ("two_prompt_reads", checks.NOT_SAVED, lambda m, a, b, l: _invoke_reads(m, a, b, l, save=False)),
+    ("two_prompt_reads", checks.RETURNED_NONE, lambda m, a, b, l: None),
 ]
 WRONG_FN = {(exercise, fragment): fn for exercise, fragment, fn in WRONG}
 
