@@ -19,7 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import make_notebooks  # noqa: E402
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
+# Each notebook's two versions side by side: pytest-xdist hands out neighbouring tests to the same worker, so the
+# second version reads the first one's cache instead of both computing it at the same time on two workers.
+NOTEBOOKS = sorted(
+    [*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "solutions").glob("*.ipynb")], key=lambda p: (p.name, p.parent.name)
+)
 SMALL = {"FAST": True}
 ARTEFACTS = ROOT / "build" / "test-artifacts" / "notebooks"  # executed copies, for reading after a failure
 CHECK_LINE = re.compile(r"^CHECK (\w+): (.*)$", re.M)
