@@ -53,7 +53,14 @@ from course_utils.paths import build_dir
 from course_utils.report import record
 from course_utils.stats import accuracy_ci, corr_ci, mean_diff_ci, pca, permutation_null
 from course_utils.steering import random_direction
-from course_utils.transfer import reader_predictions, transfer_table
+from course_utils.transfer import (
+    READERS,
+    STORY_READER,
+    VECTOR_READERS,
+    leave_one_form_out,
+    reader_predictions,
+    transfer_table,
+)
 from course_utils.vectors import (
     EmotionVectors,
     default_layer,
@@ -192,20 +199,48 @@ print(f"   of which core-emotion stories: {core_top1[0]:.3f} (choosing among all
 # %% [markdown]
 # ## 1b. A different voice
 # The same test on the **style-shifted** split: dialogues and text messages, forms (and writers) no
-# training story uses (notebook 03 showed the probe there). For the 12 core emotions, three readers
-# fitted on the same training stories: the vectors (cosine top-1 among the 12), the probe at this
-# layer, and bag-of-words, each on both tests with 95% intervals, the drop between them, and McNemar's
-# exact p against bag-of-words on the same stories. A reader of emotion should keep more of its
-# accuracy out of style than a reader of our words.
+# training story uses (notebook 03 showed the probe there). For the 12 core emotions, four readers
+# fitted on the same training stories: the vectors above (cosine top-1 among the 12), the same vectors
+# with **our stories' own variation removed**, the probe at this layer, and bag-of-words.
+#
+# Why a second vector readout? A difference of means picks up everything else that differs between
+# one emotion's training stories and the others': a few more letters here, longer stories there, a
+# favourite kind of scene. The neutral dialogues cannot remove that, because it lives in our stories.
+# The directions along which stories of *one and the same* emotion differ most (form, length, topic,
+# voice) are not emotion by construction; projecting them out of the vectors, with the 50% variance
+# rule of the neutral step, keeps what separates emotions and drops what separates stories. It uses
+# the training stories and their labels only, as the vectors do. This step is ours, not the paper's.
+#
+# **Choice rule, fixed before the style-shifted numbers.** Each training form is held out in turn:
+# every reader is fitted on the other training forms and scored on the held-out one (no style-shifted
+# story is touched). The vector readout with the higher mean top-1 over the held-out forms is carried
+# forward; the other stays in the table for comparison.
 
 # %%
 core = emotions.query("core").index.tolist()
-rows = all_stories.emotion.isin(core).values
-core_stories = all_stories[rows].reset_index(drop=True)
-style = transfer_table(core_stories, reader_predictions(all_acts[torch.tensor(rows)], core_stories, vectors, core), core)
+cv = leave_one_form_out(all_acts, all_stories, core, pcs, LAYER)
+display(cv.round(3))
+chosen = cv[list(VECTOR_READERS)].mean().idxmax()
+print("leave-one-form-out top-1, mean over the held-out forms: " + ", ".join(f"{r} {cv[r].mean():.2f}" for r in READERS)
+      + f"\nchosen vector readout: {chosen}")
+
+# %% [markdown]
+# Now the style-shifted test. Each reader on both tests with 95% intervals, the drop between them with a
+# bootstrap interval, and McNemar's exact p against bag-of-words on the same stories. A reader of
+# emotion should keep more of its accuracy out of style than a reader of our words.
+
+# %%
+style = transfer_table(all_stories, reader_predictions(all_acts, all_stories, vectors, core), core)
 display(style.map(lambda v: f"[{v[0]:.2f}, {v[1]:.2f}]" if isinstance(v, tuple) else v).round(3))
-print(f"emotion vectors: {style.loc['emotion vectors', 'test']:.2f} in style, {style.loc['emotion vectors', 'style_test']:.2f} "
-      f"out of style (bag-of-words {style.loc['bag of words', 'style_test']:.2f}; chance {1 / len(core):.2f})")
+for r in VECTOR_READERS:
+    print(f"{r}{' (chosen)' if r == chosen else ''}: {style.loc[r, 'test']:.2f} in style, {style.loc[r, 'style_test']:.2f} "
+          f"[{style.loc[r, 'style_test ci'][0]:.2f}, {style.loc[r, 'style_test ci'][1]:.2f}] out of style")
+print(f"bag-of-words out of style {style.loc['bag of words', 'style_test']:.2f}, probe {style.loc['probe', 'style_test']:.2f}, "
+      f"chance {1 / len(core):.2f}; chosen readout vs bag-of-words: McNemar p = {style.loc[chosen, 'style_test p vs words']:.3g}")
+record("04_emotion_vectors", style_chosen_readout=chosen, style_story_vectors_test=style.loc[STORY_READER, "test"],
+       style_story_vectors_style_test=style.loc[STORY_READER, "style_test"],
+       style_story_vectors_ci=list(style.loc[STORY_READER, "style_test ci"]),
+       style_cv=cv[list(READERS)].mean().round(4).to_dict())
 
 # %% [markdown]
 # ## 2. Similarity between emotions
