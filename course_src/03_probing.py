@@ -1,17 +1,18 @@
 # %% [markdown]
 # # 03 · Probing: is the emotion linearly readable, and where?
 #
-# **Time:** about 25 minutes · **Before this:** `02_extracting_activations`
+# **Time:** about 30 minutes · **Before this:** `02_extracting_activations`
 #
 # A *probe* is a simple classifier trained on the model's activations. If a linear probe can read a
 # story's emotion from one layer's vector, that information is laid out along directions in the
 # residual stream. A probe alone can fool you, so every number here comes with two controls:
 # **shuffled labels** (what a probe gets from chance structure) and the **bag-of-words baseline**
-# (what the words alone give, notebook 01), plus a 95% Wilson interval over test stories.
+# (what the words alone give, notebook 01), plus a 95% Wilson interval over test stories (a confidence
+# interval for a proportion that stays sensible with few test items, even at 0% or 100%).
 #
 # **Learning goals**
-# 1. Train and score a logistic-regression probe on one layer.
-# 2. Sweep all layers; compare with shuffled labels and with bag-of-words.
+# 1. Sweep a logistic-regression probe over all layers; compare it with shuffled labels and with bag-of-words.
+# 2. Write the shuffled-label control yourself, as a whole null distribution rather than one draw.
 # 3. Read a confusion matrix: which emotions does the model mix up, and are they neighbours?
 
 # %% tags=["parameters"]
@@ -39,8 +40,9 @@ from sklearn.metrics import confusion_matrix
 from course_utils import checks, load_model
 from course_utils.data import load_emotions, load_stories
 from course_utils.plots import layer_curves, save_figure, setup_style
-from course_utils.probes import accuracy_ci, bag_of_words_probe, fit_probe, probe_by_layer
-from course_utils.report import record
+from course_utils.probes import accuracy_ci, bag_of_words_probe, probe_by_layer
+from course_utils.report import record, record_verdict
+from course_utils.stats import MIN_NULL, mcnemar, rank_test
 from course_utils.transfer import transfer_table
 from course_utils.vectors import default_layer, story_activations
 
@@ -63,44 +65,6 @@ is_test = (stories.split == "test").values  # in-style held-out stories; style_t
 core_names = load_emotions().query("core").emotion.tolist()
 is_core = stories.emotion.isin(core_names).values
 print("activations [n_texts, n_layers, d_model]:", tuple(acts.shape), f"· train {is_train.sum()} / test {is_test.sum()}")
-
-# %% [markdown]
-# ### Exercise 3 · A probe on one layer
-# > **Difficulty:** 🔴🔴⚪⚪⚪ · **Importance:** 🔵🔵🔵🔵⚪ · **Time:** 10 minutes
-#
-# Write `probe_accuracy(X_train, y_train, X_test, y_test)`: standardise the features and fit a
-# logistic regression on the training activations (`[n, d_model]`) and labels, and return the
-# accuracy on the test activations. Use `make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))`.
-#
-# <details><summary>Hint 1 (a nudge)</summary>The same shape of task as exercise 1, with activations in place
-# of text: a scaler then a classifier, chained, fitted on the training split only and scored on the test
-# split only (the scaler too learns its means and spreads from the training activations). One catch: the
-# activations arrive as torch tensors.</details>
-# <details><summary>Hint 2 (the approach)</summary>1. Build <code>make_pipeline(StandardScaler(),
-# LogisticRegression(max_iter=2000))</code>. 2. Convert each input with <code>np.asarray(...)</code> (it
-# accepts tensors, arrays and pandas values alike). 3. <code>.fit(X_train, y_train)</code>, then the mean of
-# <code>.predict(X_test) == y_test</code>, returned as a Python <code>float</code>.</details>
-
-# %%
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-
-
-def probe_accuracy(X_train, y_train, X_test, y_test) -> float:
-    """Test accuracy of a standardised logistic-regression probe fitted on the training activations."""
-    # BEGIN SOLUTION
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    probe.fit(np.asarray(X_train), np.asarray(y_train))
-    return float((probe.predict(np.asarray(X_test)) == np.asarray(y_test)).mean())
-    # END SOLUTION
-
-
-# %%
-sel_tr, sel_te = is_train & is_core, is_test & is_core
-probe_accuracy = checks.check_probe_accuracy(probe_accuracy, acts[sel_tr, LAYER], stories.emotion[sel_tr].values,
-                                             acts[sel_te, LAYER], stories.emotion[sel_te].values)
-print(f"core-12 probe at layer {LAYER}: {probe_accuracy(acts[sel_tr, LAYER], stories.emotion[sel_tr].values, acts[sel_te, LAYER], stories.emotion[sel_te].values):.3f}")
 
 # %% [markdown]
 # ## 2. Every layer, with controls
@@ -137,8 +101,79 @@ print(f"bag-of-words on the same split: {core_bow:.3f}; shuffled-label probe at 
 # %% [markdown]
 # Read the curve. Early layers mostly hold the identity of the current tokens; the middle layers
 # build up context. A probe that beats the bag-of-words line by a clear margin is reading more than
-# the words. Whether it does, and by how much, is a measured fact of *this* model: write it down
-# before moving on.
+# the words; whether it does, and by how much, is a measured fact of *this* model.
+
+# %% [markdown]
+# ### Exercise 3 · A null distribution from shuffled labels
+# > **Difficulty:** 🔴🔴🔴⚪⚪ · **Importance:** 🔵🔵🔵🔵⚪ · **Time:** 15 minutes
+#
+# The sweep trained one probe on shuffled labels per layer: one draw from the null, which can land a few
+# points above or below chance by luck. Write `shuffled_accuracies(X_train, y_train, X_test, y_test,
+# n_shuffles, seed)`: `n_shuffles` probes, each fitted (with the library's `fit_probe`, the same probe as the
+# sweep) on the training activations with the training labels in a new random order, each scored on the test
+# activations against the real test labels. Return their accuracies as a NumPy array `[n_shuffles]`; the same
+# seed must give the same array.
+#
+# <details><summary>Hint 1 (which labels to shuffle)</summary>The shuffle has to cut the link between an
+# activation and its label on the side the probe learns from. The test side is the ruler: if you change it, you
+# measure a probe that still knows the emotions against scrambled answers, which is a different question.</details>
+# <details><summary>Hint 2 (a new order every time, yet reproducible)</summary>Where you create the random
+# generator decides both properties. Created once, before the loop, from <code>seed</code>, each call of its
+# <code>permutation</code> gives a new order, and the whole sequence repeats for the same seed. Created inside the
+# loop, it restarts every time and hands you the same order again.</details>
+
+# %%
+from course_utils.probes import fit_probe
+
+
+def shuffled_accuracies(X_train, y_train, X_test, y_test, n_shuffles: int, seed: int = 0) -> np.ndarray:
+    """Test accuracies of n_shuffles probes, each fitted on the training labels in a new random order: [n_shuffles]."""
+    # BEGIN SOLUTION
+    # Why: permuting y_train alone keeps every activation and every label but breaks which goes with which, so a probe
+    # can only learn chance structure; the test labels stay real because they are the ruler. One generator, made
+    # before the loop, gives a new order on each pass and the same sequence for the same seed.
+    rng = np.random.default_rng(seed)
+    X_train, X_test, y_test = np.asarray(X_train), np.asarray(X_test), np.asarray(y_test)
+    accs = [np.mean(fit_probe(X_train, rng.permutation(np.asarray(y_train))).predict(X_test) == y_test)
+            for _ in range(n_shuffles)]
+    return np.array(accs, dtype=float)
+    # END SOLUTION
+
+
+# %%
+shuffled_accuracies = checks.check_shuffled_accuracies(shuffled_accuracies)
+N_SHUFFLES = 20 if FAST else 100  # fixed in advance: 100 draws is the course's minimum for a rank test
+sel_tr, sel_te = is_train & is_core, is_test & is_core
+null_acc = shuffled_accuracies(acts[sel_tr, LAYER], stories.emotion[sel_tr].values, acts[sel_te, LAYER],
+                               stories.emotion[sel_te].values, N_SHUFFLES, seed=1)
+vs_shuffled = rank_test(at_layer.accuracy, null_acc, alternative="greater", min_null=min(N_SHUFFLES, MIN_NULL))
+print(f"{N_SHUFFLES} shuffled-label probes at layer {LAYER}: mean {null_acc.mean():.3f}, range {null_acc.min():.3f}-"
+      f"{null_acc.max():.3f} (chance {core_chance:.3f}); the real probe ({at_layer.accuracy:.3f}) has rank p = "
+      f"{vs_shuffled.p:.3g} among them")
+
+# %% [markdown]
+# **Verdict rule, fixed before the numbers below.** The finding: a story's emotion is linearly readable
+# at the a-priori layer beyond chance structure and beyond its words. *Replicates*: the probe beats its
+# shuffled-label null (rank p <= 0.05) and beats bag-of-words on the same test stories (McNemar p <= 0.05,
+# probe ahead). *Partly replicates*: it beats the shuffled null only. *Does not replicate*: it does not
+# beat the shuffled null. The rank p counts the shuffled probes that score at least as well as the real one,
+# plus one for the real one, over the number of shuffles plus one: with 100 shuffles it can be no smaller than
+# 1/101. McNemar's exact test compares two readers on the same stories: it counts the stories only one of them
+# gets right; if the readers were equally good, those would split 50/50.
+
+# %%
+y_tr, y_te = stories.emotion[sel_tr].values, stories.emotion[sel_te].values
+probe_right = fit_probe(acts[sel_tr, LAYER].numpy(), y_tr).predict(acts[sel_te, LAYER].numpy()) == y_te
+words_right = bag_of_words_probe(stories.text[sel_tr], y_tr).predict(stories.text[sel_te]) == y_te
+probe_only, words_only, p_probe_words = mcnemar(probe_right, words_right)
+beats_words = p_probe_words <= 0.05 and probe_only > words_only
+probe_verdict = ("replicates" if vs_shuffled.distinguishable and beats_words else
+           "partly replicates" if vs_shuffled.distinguishable else "does not replicate")
+probe_reason = (f"core-12 probe at layer {LAYER}: {probe_right.mean():.2f} vs shuffled labels {null_acc.mean():.2f} "
+          f"(rank p = {vs_shuffled.p:.3g}, {N_SHUFFLES} shuffles) and bag-of-words {words_right.mean():.2f} "
+          f"(only the probe right on {probe_only} stories, only the words on {words_only}; McNemar p = {p_probe_words:.3g})")
+record_verdict("03_probing", "probe_beyond_words", probe_verdict, probe_reason)
+print(f"{probe_verdict}: {probe_reason}")
 
 # %% [markdown]
 # ## 3. All emotions
@@ -225,7 +260,15 @@ for split, label in (("test", "in-style"), ("style_test", "style-shifted")):
 
 # %% [markdown]
 # ## Recap
-# - A linear probe reads the core emotions from the middle layers; shuffled labels stay near chance.
+# What this run found, printed from its numbers:
+
+# %%
+print(f"- core-12 probe at the a-priori layer {LAYER}: {at_layer.accuracy:.2f} [{at_layer.ci_low:.2f}, {at_layer.ci_high:.2f}]; "
+      f"{N_SHUFFLES} shuffled-label probes {null_acc.mean():.2f} on average (chance {core_chance:.2f}); bag-of-words {core_bow:.2f}")
+print(f"- best layer {best}: {real_core.accuracy.max():.2f} (picked by looking at the test split, so optimistic)")
+print(f"- verdict on 'readable beyond words': {probe_verdict}")
+
+# %% [markdown]
 # - Compare with the bag-of-words line: the honest claim is the *gap* between the two, with its interval.
 # - Picking the best layer by test accuracy is optimistic; the course reports its a-priori layer too.
 #
@@ -235,8 +278,8 @@ for split, label in (("test", "in-style"), ("style_test", "style-shifted")):
 #    and scored it on a test split of limited size. One shuffle is one draw from the null, and on a test set
 #    this small its accuracy wanders a few points above or below chance (its interval shows how far). A
 #    particular shuffle can also leave slightly more stories with their true label than expected, which gives
-#    the probe a faint real signal. To see the whole null distribution rather than one draw, repeat the
-#    shuffle with many seeds.</details>
+#    the probe a faint real signal. Exercise 3's many shuffles show the whole null distribution rather than
+#    one draw: its spread is how far one draw can wander.</details>
 # 2. What would make a probe beat the bag-of-words baseline without the model "understanding" emotion?
 #    <details><summary>Our answer</summary>Richer lexical statistics. The model's residual stream knows that
 #    "trembling" and "shaking" are similar, sees word order, negation and short phrases, and picks up the
@@ -261,6 +304,8 @@ record("03_probing", core_layer=LAYER, core_acc_at_layer=at_layer.accuracy,
 if not FAST:  # the all-emotion sweep of section 3 ran
     record("03_probing", all_acc_at_layer=real_all.loc[LAYER].accuracy, all_best_acc=real_all.accuracy.max(),
            all_bow=all_bow, all_ci_at_layer=[real_all.loc[LAYER].ci_low, real_all.loc[LAYER].ci_high])
+record("03_probing", shuffled_null_mean=float(null_acc.mean()), shuffled_null_n=N_SHUFFLES, shuffled_rank_p=vs_shuffled.p,
+       mcnemar_probe_vs_words_p=p_probe_words)
 record("03_probing", errors_same_valence=share, errors_same_valence_ci=[lo, hi], errors_same_valence_null=expected)
 record("03_probing", **{f"{k}_{split}": style.loc[name, split] for k, name in
                         (("style_probe", probe_name), ("style_layer0", "probe (layer 0)"), ("style_bow", "bag of words"))

@@ -36,9 +36,10 @@ EXERCISES = {
     "bow_accuracy": "exercise 1",
     "masked_mean": "exercise 2",
     "two_prompt_reads": "exercise 2b",
-    "probe_accuracy": "exercise 3",
+    "shuffled_accuracies": "exercise 3",
     "emotion_vectors": "exercise 4a",
     "project_out": "exercise 4b",
+    "split_half_agreement": "exercise 4c",
     "dose_rho": "exercise 5",
     "steered_logits": "exercise 6",
     "choice_logodds": "exercise 7",
@@ -119,20 +120,20 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("two_prompt_reads", "returning one tensor (the padded batch)", "return two tensors"),
     ("two_prompt_reads", "forgetting `nnsight.save` inside an invoke", NOT_SAVED),
     ("two_prompt_reads", "no `return`", RETURNED_NONE),
-    ("probe_accuracy", "fitting and scoring on the test activations", "fitted and scored on the test activations"),
-    ("probe_accuracy", "scoring on the training activations", "is the training accuracy"),
+    ("shuffled_accuracies", "permuting X_train and y_train together (nothing is shuffled)", "nothing was shuffled"),
+    ("shuffled_accuracies", "shuffling the test labels instead of the training labels", "you shuffled the test labels"),
     (
-        "probe_accuracy",
-        "labels out of line with the activations (shuffled `y_train`)",
-        "chance level: are labels aligned with the activations?",
+        "shuffled_accuracies",
+        "scoring each shuffled probe on its own (shuffled) training data",
+        "the training accuracy of the shuffled probes",
     ),
-    ("probe_accuracy", "returning a percentage", "looks like a percentage"),
-    ("probe_accuracy", "returning the number of correct predictions", "the number of correct predictions"),
-    ("probe_accuracy", "returning the error rate", "is the error rate"),
-    ("probe_accuracy", "returning a numpy array (the per-row comparison)", "got a numpy array of"),
-    ("probe_accuracy", "returning a list", "got a list of"),
-    ("probe_accuracy", "returning a 0-d torch tensor", "wrap it in float("),
-    ("probe_accuracy", "no `return`", RETURNED_NONE),
+    ("shuffled_accuracies", "a new generator with the same seed inside the loop (one permutation)", "the same accuracy"),
+    ("shuffled_accuracies", "the global `np.random.permutation` instead of the seeded generator", "not reproducible"),
+    ("shuffled_accuracies", "returning error rates (1 - accuracy)", "looks like error rates"),
+    ("shuffled_accuracies", "returning percentages", "look like percentages"),
+    ("shuffled_accuracies", "returning the mean of the shuffles", "return one accuracy per shuffle"),
+    ("shuffled_accuracies", "returning a list", "return a NumPy array"),
+    ("shuffled_accuracies", "no `return`", RETURNED_NONE),
     ("emotion_vectors", "not centring (raw means)", "these are the raw means"),
     ("emotion_vectors", "centring on the mean over stories, not over emotions", "the mean over all stories"),
     ("emotion_vectors", "rows not in the order of `names` (e.g. sorted)", "rows are not in the order of `names`"),
@@ -153,6 +154,16 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("project_out", "returning `[d_model, n]` (transposed)", "is transposed"),
     ("project_out", "modifying `vectors` in place (`vectors -= ...`)", "you modified `vectors` in place"),
     ("project_out", "no `return`", RETURNED_NONE),
+    ("split_half_agreement", "dot products instead of cosines", "those are dot products, not cosines"),
+    ("split_half_agreement", "every row of A against every row of B (`ua @ ub.T`)", "keep the diagonal only"),
+    ("split_half_agreement", "normalising over the wrong axis (one cosine per dimension)", "cosines over the wrong axis"),
+    ("split_half_agreement", "the diagonal included in the matrices' correlation", "the diagonal (always 1)"),
+    ("split_half_agreement", "similarity matrices of dot products", "the similarity matrices hold dot products"),
+    ("split_half_agreement", "Spearman instead of Pearson for the matrices", "a rank correlation"),
+    ("split_half_agreement", "no Spearman-Brown step (r_full = r_half)", "Spearman-Brown was not applied"),
+    ("split_half_agreement", "Spearman-Brown as 2 r (no division)", "divide by 1 + r"),
+    ("split_half_agreement", "cosines as a torch tensor", "return a NumPy array (.numpy())"),
+    ("split_half_agreement", "no `return`", RETURNED_NONE),
     ("dose_rho", "projecting instead of taking the cosine (`(acts - origin) @ d`)", "a projection, not a cosine"),
     ("dose_rho", "the cosine from zero, not from `vectors.origin`", "measured from zero"),
     ("dose_rho", "Pearson instead of Spearman", "Pearson"),
@@ -614,7 +625,7 @@ def _two_reads_problem(
     return "values differ from the reference: read model.layer(layer).output in each invoke and keep each prompt's real tokens"
 
 
-# --- exercises 1 and 3: accuracies ---------------------------------------------------------------------------
+# --- exercise 1: accuracies ---------------------------------------------------------------------------
 
 
 def _accuracy_problem(
@@ -774,47 +785,6 @@ def check_bow_accuracy(fn: Callable) -> Callable:
                 "LogisticRegression on train texts and train emotions, predict test texts"
             )
     return _verdict(fn, bow_accuracy, problem, "bow_accuracy")
-
-
-def check_probe_accuracy(fn: Callable, acts_train: torch.Tensor, y_train: Any, acts_test: torch.Tensor, y_test: Any) -> Callable:
-    """Exercise 03: fn(X_train [n,d], y_train, X_test [m,d], y_test) -> test accuracy of a logistic probe."""
-    from .solutions import probe_accuracy
-
-    if is_reference(fn):
-        return _verdict(fn, probe_accuracy, RERUN, "probe_accuracy")
-
-    def copy(x: Any) -> Any:
-        return x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
-
-    def doubled(X: Any, y: Any) -> tuple[Any, np.ndarray]:
-        X2 = torch.cat([X, X]) if isinstance(X, torch.Tensor) else np.concatenate([np.asarray(X)] * 2)
-        return X2, np.concatenate([np.asarray(y), _conflicting(y)])
-
-    got, problem = _run(fn, copy(acts_train), copy(y_train), copy(acts_test), copy(y_test))
-    if problem is None:
-        want = probe_accuracy(acts_train, y_train, acts_test, y_test)
-        problem = _accuracy_problem(
-            got,
-            want,
-            chance=1 / len(set(np.asarray(y_train).tolist())),
-            n_test=len(y_test),
-            tol=0.1,
-            items="activations",
-            aligned="activations",
-            training="{g:.2f} is the training accuracy: predict on X_test and compare with y_test",
-            ignores_train=lambda g: _number_again(fn, *doubled(acts_train, y_train), copy(acts_test), copy(y_test)) == g,
-            ignores_test=lambda g: _number_again(fn, copy(acts_train), copy(y_train), *doubled(acts_test, y_test)) == g,
-            leak_values=lambda: (
-                probe_accuracy(acts_train, y_train, acts_train, y_train),
-                probe_accuracy(acts_test, y_test, acts_test, y_test),
-            ),
-        )
-        if problem is None and abs(float(got) - want) > 0.1:
-            problem = (
-                f"accuracy {float(got):.2f} vs the reference {want:.2f}: did you standardise the features "
-                "(StandardScaler) and fit on the training split only?"
-            )
-    return _verdict(fn, probe_accuracy, problem, "probe_accuracy")
 
 
 # --- exercise 4 ------------------------------------------------------------------------------------------------
@@ -1246,3 +1216,164 @@ def _dose_problem(got: Any, want: np.ndarray, wrong: dict[str, np.ndarray]) -> s
     if np.allclose(got, wrong["pearson"], atol=1e-6):
         return "those are Pearson correlations: the dose-response uses Spearman's rank correlation"
     return "values differ from the reference: cosine from vectors.origin with each direction, then Spearman with values"
+
+
+# --- exercise 3: the shuffled-label null ------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _shuffle_data() -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
+    """5 classes in 160 dimensions, 100 rows per split: the probe scores ~0.6 on test, its shuffled twins ~0.2."""
+    g = torch.Generator().manual_seed(5)
+    centers = torch.randn(5, 160, generator=g) * 0.2
+    y = np.array(list("abcde") * 20)
+    idx = [ord(c) - 97 for c in y]
+    return centers[idx] + torch.randn(100, 160, generator=g), y, centers[idx] + torch.randn(100, 160, generator=g), y.copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _shuffle_reference() -> dict[str, float]:
+    """The numbers a right answer and each wrong answer give on the check's data (computed once)."""
+    from .probes import fit_probe
+
+    X_tr, y_tr, X_te, y_te = _shuffle_data()
+    real = fit_probe(X_tr.numpy(), y_tr)
+    rng = np.random.default_rng(0)
+    on_train = []
+    for _ in range(4):
+        perm = rng.permutation(y_tr)
+        on_train.append(np.mean(fit_probe(X_tr.numpy(), perm).predict(X_tr.numpy()) == perm))
+    one = y_te == "a"
+    return {
+        "real": float(np.mean(real.predict(X_te.numpy()) == y_te)),
+        "real_one_class": float(np.mean(real.predict(X_te[torch.tensor(one)].numpy()) == "a")),
+        "train": float(np.mean(on_train)),
+        "chance": 1 / len(set(y_tr)),
+    }
+
+
+def check_shuffled_accuracies(fn: Callable) -> Callable:
+    """Exercise 03: fn(X_train, y_train, X_test, y_test, n_shuffles, seed) -> [n_shuffles] accuracies of shuffled probes."""
+    from .solutions import shuffled_accuracies
+
+    if is_reference(fn):
+        return _verdict(fn, shuffled_accuracies, RERUN, "shuffled_accuracies")
+    X_tr, y_tr, X_te, y_te = _shuffle_data()
+    got, problem = _run(fn, X_tr.clone(), y_tr.copy(), X_te.clone(), y_te.copy(), 8, 0)
+    if problem is None:
+        problem = _shuffled_problem(fn, got, 8)
+    return _verdict(fn, shuffled_accuracies, problem, "shuffled_accuracies")
+
+
+def _shuffled_problem(fn: Callable, got: Any, n: int) -> str | None:
+    """What is wrong with the accuracies of n shuffled probes (None if nothing)."""
+    if got is None:
+        return RETURNED_NONE
+    if isinstance(got, numbers.Real) or (isinstance(got, (np.ndarray, torch.Tensor)) and got.ndim == 0):
+        return f"got one number: return one accuracy per shuffle, an array of shape ({n},) (the null is all of them)"
+    if isinstance(got, (list, tuple)):
+        return f"got {_kind(got)}: return a NumPy array, np.array([...])"
+    got = np.asarray(got.numpy() if isinstance(got, torch.Tensor) else got, dtype=float)
+    if got.shape != (n,):
+        return f"expected shape ({n},), one accuracy per shuffle, got {got.shape}"
+    if got.max() > 1:
+        return "these look like percentages: return shares between 0 and 1"
+    X_tr, y_tr, X_te, y_te = _shuffle_data()
+    again, _ = _run(fn, X_tr.clone(), y_tr.copy(), X_te.clone(), y_te.copy(), n, 0)
+    if again is None or not np.allclose(np.asarray(again, dtype=float), got):
+        return (
+            "not reproducible: two calls with the same seed gave different accuracies. Draw the permutations from "
+            "rng = np.random.default_rng(seed), created once"
+        )
+    ref, mean, band = _shuffle_reference(), float(got.mean()), 0.06
+    if abs(mean - ref["real"]) < band:
+        return (
+            f"mean {mean:.2f} is the real probe's accuracy ({ref['real']:.2f}): nothing was shuffled. Permute y_train "
+            "alone (permuting X_train and y_train together keeps every pair)"
+        )
+    if abs(mean - ref["train"]) < band:
+        return (
+            f"mean {mean:.2f} is the training accuracy of the shuffled probes: score each one on X_test against "
+            "y_test, the real test labels"
+        )
+    if abs(mean - (1 - ref["chance"])) < band:
+        return f"mean {mean:.2f} looks like error rates (1 - accuracy): count predictions equal to y_test"
+    if np.ptp(got) == 0:
+        return (
+            "every shuffle gave the same accuracy: each one must be a new permutation. Create the generator once, "
+            "before the loop, and call rng.permutation(y_train) inside it"
+        )
+    one = y_te == "a"
+    single, _ = _run(fn, X_tr.clone(), y_tr.copy(), X_te[torch.tensor(one)].clone(), y_te[one].copy(), n, 0)
+    if single is not None and np.mean(np.asarray(single, dtype=float)) > (ref["real_one_class"] + ref["chance"]) / 2:
+        return (
+            "you shuffled the test labels: the probe was fitted on the real training labels, so it still reads the "
+            "emotion (on a test set of one class, shuffling its labels changes nothing). Shuffle y_train"
+        )
+    if abs(mean - ref["chance"]) > 0.12:
+        return f"mean {mean:.2f} is far from chance ({ref['chance']:.2f}), where probes on shuffled labels land"
+    return None
+
+
+# --- exercise 4c: split-half reliability ------------------------------------------------------------------------
+
+
+def check_split_half_agreement(fn: Callable) -> Callable:
+    """Exercise 04c: fn(half_a [n,d], half_b [n,d]) -> (cosine per row [n], r of the similarity matrices, Spearman-Brown r)."""
+    from .solutions import split_half_agreement
+
+    if is_reference(fn):
+        return _verdict(fn, split_half_agreement, RERUN, "split_half_agreement")
+    g = torch.Generator().manual_seed(4)
+    a = torch.randn(6, 8, generator=g) * torch.tensor([[0.5], [2.0], [1.0], [3.0], [0.7], [1.5]])
+    b = a + 0.8 * torch.randn(6, 8, generator=g)
+    got, problem = _run(fn, a.clone(), b.clone())
+    if problem is None:
+        problem = _split_half_problem(got, a, b, split_half_agreement(a, b))
+    return _verdict(fn, split_half_agreement, problem, "split_half_agreement")
+
+
+def _split_half_problem(got: Any, a: torch.Tensor, b: torch.Tensor, want: tuple) -> str | None:
+    """What is wrong with (cosines, r_half, r_full) (None if nothing)."""
+    from scipy.stats import spearmanr
+
+    if got is None:
+        return RETURNED_NONE
+    if not isinstance(got, tuple) or len(got) != 3:
+        return f"expected a tuple (cosines, r_half, r_full), got {_kind(got)}"
+    cos, r_half, r_full = got
+    if isinstance(cos, torch.Tensor):
+        return "the cosines are a torch tensor: return a NumPy array (.numpy())"
+    cos = np.asarray(cos, dtype=float)
+    n = a.shape[0]
+    if cos.shape == (n, n):
+        return (
+            "you returned the cosine of every row of half A with every row of half B: keep the diagonal only, "
+            "each emotion against itself"
+        )
+    if cos.shape == (a.shape[1],):
+        return "cosines over the wrong axis (one per dimension): normalise each row, then compare row i of A with row i of B"
+    if cos.shape != (n,):
+        return f"expected {n} cosines (one per emotion), got shape {cos.shape}"
+    if np.allclose(cos, (a * b).sum(1).numpy(), atol=1e-4):
+        return "those are dot products, not cosines: divide each row by its norm first"
+    if not np.allclose(cos, want[0], atol=1e-4):
+        return "the cosines differ from the reference: normalise the rows of both halves, then sum their products"
+    i, j = np.triu_indices(n, 1)
+    ua, ub = (v / v.norm(dim=1, keepdim=True) for v in (a, b))
+    sa, sb = (ua @ ua.T).numpy(), (ub @ ub.T).numpy()
+    if math.isclose(float(r_half), float(np.corrcoef(sa.ravel(), sb.ravel())[0, 1]), abs_tol=1e-4):
+        return "the diagonal (always 1) entered the correlation: use the entries above the diagonal only"
+    if math.isclose(float(r_half), float(np.corrcoef((a @ a.T).numpy()[i, j], (b @ b.T).numpy()[i, j])[0, 1]), abs_tol=1e-4):
+        return "the similarity matrices hold dot products: use cosine similarities (unit rows) in both"
+    if math.isclose(float(r_half), float(spearmanr(sa[i, j], sb[i, j])[0]), abs_tol=1e-4):
+        return "that is a rank correlation (Spearman): correlate the similarities with Pearson's r (np.corrcoef)"
+    if not math.isclose(float(r_half), want[1], abs_tol=1e-4):
+        return f"r_half = {float(r_half):.3f}, expected {want[1]:.3f}: Pearson r of the two matrices' upper triangles"
+    if math.isclose(float(r_full), want[1], abs_tol=1e-6):
+        return "r_full equals r_half: Spearman-Brown was not applied (a half-length measure, stepped up to full length)"
+    if math.isclose(float(r_full), 2 * want[1], abs_tol=1e-4):
+        return "2 * r alone can pass 1 and is not a reliability: divide by 1 + r"
+    if not math.isclose(float(r_full), want[2], abs_tol=1e-4):
+        return f"r_full = {float(r_full):.3f}, expected {want[2]:.3f}: 2 r / (1 + r)"
+    return None

@@ -86,17 +86,20 @@ def two_prompt_reads(model, prompt_a: str, prompt_b: str, layer: int) -> tuple[t
     return out_a[0, -n_a:].detach().cpu(), out_b[0, -n_b:].detach().cpu()
 
 
-# --- 03_probing.py, cell 7 ---
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+# --- 03_probing.py, cell 11 ---
+from course_utils.probes import fit_probe
 
 
-def probe_accuracy(X_train, y_train, X_test, y_test) -> float:
-    """Test accuracy of a standardised logistic-regression probe fitted on the training activations."""
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    probe.fit(np.asarray(X_train), np.asarray(y_train))
-    return float((probe.predict(np.asarray(X_test)) == np.asarray(y_test)).mean())
+def shuffled_accuracies(X_train, y_train, X_test, y_test, n_shuffles: int, seed: int = 0) -> np.ndarray:
+    """Test accuracies of n_shuffles probes, each fitted on the training labels in a new random order: [n_shuffles]."""
+    # Why: permuting y_train alone keeps every activation and every label but breaks which goes with which, so a probe
+    # can only learn chance structure; the test labels stay real because they are the ruler. One generator, made
+    # before the loop, gives a new order on each pass and the same sequence for the same seed.
+    rng = np.random.default_rng(seed)
+    X_train, X_test, y_test = np.asarray(X_train), np.asarray(X_test), np.asarray(y_test)
+    accs = [np.mean(fit_probe(X_train, rng.permutation(np.asarray(y_train))).predict(X_test) == y_test)
+            for _ in range(n_shuffles)]
+    return np.array(accs, dtype=float)
 
 
 # --- 04_emotion_vectors.py, cell 7 ---
@@ -104,6 +107,9 @@ def probe_accuracy(X_train, y_train, X_test, y_test) -> float:
 
 def emotion_vectors(acts: torch.Tensor, labels, names: list[str]) -> torch.Tensor:
     """Per-emotion mean activation minus the mean over emotions: [len(names), d_model]."""
+    # Why: np.asarray makes `labels == n` a per-story mask even when labels came as a list. The mean of the
+    # per-emotion means gives every emotion one vote, so emotions with many stories do not pull the centre
+    # towards themselves; keepdim keeps [1, d_model], which broadcasts over the rows.
     labels = np.asarray(labels)
     means = torch.stack([acts[torch.tensor(labels == n)].mean(0) for n in names])
     return means - means.mean(0, keepdim=True)
@@ -114,7 +120,25 @@ def emotion_vectors(acts: torch.Tensor, labels, names: list[str]) -> torch.Tenso
 
 def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor:
     """Remove each vector's component in the span of the orthonormal rows of `components`."""
+    # Why: vectors @ components.T holds each vector's coefficient on each component ([n, k]); times components it
+    # rebuilds the part in their span ([n, d]). Summing the parts direction by direction is correct only because
+    # the rows are orthonormal; subtracting returns a new tensor, so the caller's raw vectors stay as they were.
     return vectors - (vectors @ components.T) @ components
+
+
+# --- 04_emotion_vectors.py, cell 26 ---
+
+
+def split_half_agreement(half_a: torch.Tensor, half_b: torch.Tensor) -> tuple[np.ndarray, float, float]:
+    """Cosine between each row's two versions, r of the halves' similarity matrices, and that r by Spearman-Brown."""
+    # Why: unit rows make products cosines; the diagonal of a similarity matrix is 1 whatever the vectors, and each
+    # pair appears twice, so only the upper triangle enters r. Spearman-Brown, 2r / (1 + r), is the reliability of a
+    # set twice the size of a half: the full set of stories the vectors are built from.
+    ua, ub = (h / h.norm(dim=1, keepdim=True) for h in (half_a, half_b))
+    cosines = (ua * ub).sum(1).numpy()
+    upper = np.triu_indices(len(ua), 1)
+    r_half = float(np.corrcoef((ua @ ua.T).numpy()[upper], (ub @ ub.T).numpy()[upper])[0, 1])
+    return cosines, r_half, 2 * r_half / (1 + r_half)
 
 
 # --- 05_emotions_in_conversation.py, cell 12 ---

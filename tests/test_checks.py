@@ -27,16 +27,6 @@ CHECK_LINE = re.compile(r"^CHECK (\w+): (.*)$", re.M)  # as tests/test_notebooks
 NEEDS_MODEL = {"residual_after", "next_token_probs", "two_prompt_reads", "steered_logits", "choice_logodds"}
 
 
-def _probe_data() -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
-    """4 classes in 64 dimensions, 80 rows per split: the reference scores 0.81 on test, a leaky probe 1.0."""
-    g = torch.Generator().manual_seed(0)
-    centers = torch.randn(4, 64, generator=g) * 0.3
-    y = np.array(list("abcd") * 20)
-    idx = [ord(c) - 97 for c in y]
-    return (centers[idx] + torch.randn(80, 64, generator=g), y, centers[idx] + torch.randn(80, 64, generator=g), y.copy())
-
-
-PROBE = _probe_data()
 SCENARIO = load_scenarios("cheat_scenarios").iloc[0].to_dict()
 
 
@@ -47,8 +37,6 @@ def run_check(exercise: str, fn, request) -> object:
         return check(fn, request.getfixturevalue("model"), SCENARIO)
     if exercise in NEEDS_MODEL:
         return check(fn, request.getfixturevalue("model"))
-    if exercise == "probe_accuracy":
-        return check(fn, *PROBE)
     return check(fn)
 
 
@@ -90,10 +78,39 @@ def _in_place_mean(a, m, k):
     return a.sum(1) / keep.sum(1)
 
 
-def _probe(X, y):
-    from sklearn.preprocessing import StandardScaler
+def _shuffled(X, y, Xt, yt, n, seed=0, *, pairs=False, test=False, on_train=False, rng_in_loop=False, global_rng=False):
+    """Shuffled-label accuracies with one of exercise 3's mistakes switched on."""
+    from course_utils.probes import fit_probe
 
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(np.asarray(X), np.asarray(y))
+    X, y, Xt, yt = np.asarray(X), np.asarray(y), np.asarray(Xt), np.asarray(yt)
+    rng, out = np.random.default_rng(seed), []
+    for _ in range(n):
+        if rng_in_loop:
+            rng = np.random.default_rng(seed)
+        perm = np.random.permutation(len(y)) if global_rng else rng.permutation(len(y))
+        if pairs:
+            out.append(np.mean(fit_probe(X[perm], y[perm]).predict(Xt) == yt))
+        elif test:
+            out.append(np.mean(fit_probe(X, y).predict(Xt) == yt[rng.permutation(len(yt))]))
+        elif on_train:
+            out.append(np.mean(fit_probe(X, y[perm]).predict(X) == y[perm]))
+        else:
+            out.append(np.mean(fit_probe(X, y[perm]).predict(Xt) == yt))
+    return np.array(out)
+
+
+def _split_half(a, b, *, dot=False, every=False, axis=1, diagonal=False, dot_matrix=False, spearman=False, sb="right"):
+    """Exercise 4c's answer with one mistake switched on."""
+    from scipy.stats import spearmanr
+
+    ua, ub = a / a.norm(dim=axis, keepdim=True), b / b.norm(dim=axis, keepdim=True)
+    cos = (a * b).sum(1) if dot else (ua @ ub.T) if every else (ua * ub).sum(axis)
+    ma, mb = (a @ a.T, b @ b.T) if dot_matrix else (ua @ ua.T, ub @ ub.T) if axis == 1 else (a @ a.T, b @ b.T)
+    upper = np.triu_indices(len(a), 1)
+    x, y = (ma.numpy().ravel(), mb.numpy().ravel()) if diagonal else (ma.numpy()[upper], mb.numpy()[upper])
+    r = float(spearmanr(x, y)[0]) if spearman else float(np.corrcoef(x, y)[0, 1])
+    full = {"right": 2 * r / (1 + r), "none": r, "double": 2 * r}[sb]
+    return cos.numpy(), r, full
 
 
 def _raw_means(acts, labels, names):
@@ -142,7 +159,7 @@ def _not_saved_steer(model, prompt, delta, layer):
 
 
 R, S, EV, PO = solutions.residual_after, solutions.steered_logits, solutions.emotion_vectors, solutions.project_out
-BOW, PA = solutions.bow_accuracy, solutions.probe_accuracy
+BOW, SA, SH = solutions.bow_accuracy, solutions.shuffled_accuracies, solutions.split_half_agreement
 
 # (exercise, fragment of the message, a wrong function): one row per row of checks.MISTAKES.
 WRONG: list[tuple[str, str, object]] = [
@@ -203,20 +220,16 @@ WRONG: list[tuple[str, str, object]] = [
     ),
     ("masked_mean", "you modified `acts` in place", _in_place_mean),
     ("masked_mean", checks.RETURNED_NONE, lambda a, m, k: None),
-    ("probe_accuracy", "fitted and scored on the test activations", lambda a, b, c, d: PA(c, d, c, d)),
-    ("probe_accuracy", "is the training accuracy", lambda a, b, c, d: PA(a, b, a, b)),
-    (
-        "probe_accuracy",
-        "chance level: are labels aligned with the activations?",
-        lambda a, b, c, d: PA(a, np.random.default_rng(1).permutation(b), c, d),
-    ),
-    ("probe_accuracy", "looks like a percentage", lambda a, b, c, d: 100 * PA(a, b, c, d)),
-    ("probe_accuracy", "the number of correct predictions", lambda a, b, c, d: (_probe(a, b).predict(np.asarray(c)) == d).sum()),
-    ("probe_accuracy", "is the error rate", lambda a, b, c, d: 1 - PA(a, b, c, d)),
-    ("probe_accuracy", "got a numpy array of", lambda a, b, c, d: _probe(a, b).predict(np.asarray(c)) == d),
-    ("probe_accuracy", "got a list of", lambda a, b, c, d: list(_probe(a, b).predict(np.asarray(c)) == d)),
-    ("probe_accuracy", "wrap it in float(", lambda a, b, c, d: torch.tensor(PA(a, b, c, d))),
-    ("probe_accuracy", checks.RETURNED_NONE, lambda a, b, c, d: None),
+    ("shuffled_accuracies", "nothing was shuffled", lambda *a: _shuffled(*a, pairs=True)),
+    ("shuffled_accuracies", "you shuffled the test labels", lambda *a: _shuffled(*a, test=True)),
+    ("shuffled_accuracies", "the training accuracy of the shuffled probes", lambda *a: _shuffled(*a, on_train=True)),
+    ("shuffled_accuracies", "the same accuracy", lambda *a: _shuffled(*a, rng_in_loop=True)),
+    ("shuffled_accuracies", "not reproducible", lambda *a: _shuffled(*a, global_rng=True)),
+    ("shuffled_accuracies", "looks like error rates", lambda *a: 1 - SA(*a)),
+    ("shuffled_accuracies", "look like percentages", lambda *a: 100 * SA(*a)),
+    ("shuffled_accuracies", "return one accuracy per shuffle", lambda *a: float(SA(*a).mean())),
+    ("shuffled_accuracies", "return a NumPy array", lambda *a: list(SA(*a))),
+    ("shuffled_accuracies", checks.RETURNED_NONE, lambda *a: None),
     ("emotion_vectors", "these are the raw means", _raw_means),
     ("emotion_vectors", "the mean over all stories", lambda a, l, n: _raw_means(a, l, n) - a.mean(0)),
     ("emotion_vectors", "rows are not in the order of `names`", lambda a, l, n: EV(a, l, sorted(n))),
@@ -241,6 +254,16 @@ WRONG: list[tuple[str, str, object]] = [
     ("project_out", "is transposed", lambda v, c: PO(v, c).T),
     ("project_out", "you modified `vectors` in place", _in_place_project),
     ("project_out", checks.RETURNED_NONE, lambda v, c: None),
+    ("split_half_agreement", "those are dot products, not cosines", lambda a, b: _split_half(a, b, dot=True)),
+    ("split_half_agreement", "keep the diagonal only", lambda a, b: _split_half(a, b, every=True)),
+    ("split_half_agreement", "cosines over the wrong axis", lambda a, b: _split_half(a, b, axis=0)),
+    ("split_half_agreement", "the diagonal (always 1)", lambda a, b: _split_half(a, b, diagonal=True)),
+    ("split_half_agreement", "the similarity matrices hold dot products", lambda a, b: _split_half(a, b, dot_matrix=True)),
+    ("split_half_agreement", "a rank correlation", lambda a, b: _split_half(a, b, spearman=True)),
+    ("split_half_agreement", "Spearman-Brown was not applied", lambda a, b: _split_half(a, b, sb="none")),
+    ("split_half_agreement", "divide by 1 + r", lambda a, b: _split_half(a, b, sb="double")),
+    ("split_half_agreement", "return a NumPy array (.numpy())", lambda a, b: (torch.tensor(SH(a, b)[0]), *SH(a, b)[1:])),
+    ("split_half_agreement", checks.RETURNED_NONE, lambda a, b: None),
     ("steered_logits", "the logits are unchanged", lambda m, p, d, l: S(m, p, d * 0, l)),
     ("steered_logits", "you subtracted the vector", lambda m, p, d, l: S(m, p, -d, l)),
     ("steered_logits", "neighbouring layer, one too deep", lambda m, p, d, l: S(m, p, d, l + 1)),
@@ -461,7 +484,6 @@ ARGS = {  # what each check's function is called with, to compare the marked ref
     "masked_mean": lambda: (torch.randn(2, 5, 3), torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]), 1),
     "emotion_vectors": lambda: (torch.randn(5, 3), ["a", "b", "a", "b", "b"], ["b", "a"]),
     "project_out": lambda: (torch.randn(3, 4), torch.eye(4)[:2]),
-    "probe_accuracy": lambda: PROBE,
 }
 
 
