@@ -199,9 +199,9 @@ print(f"Why the top word {'survives' if top_plain == top_edit else 'can change'}
 # Write `residual_after(model, prompt, layer)` that returns the residual stream after decoder layer
 # `layer` for one prompt, as a tensor of shape `[n_tokens, d_model]` on the CPU.
 #
-# <details><summary>Hint 1 (is your variable gone after the <code>with</code> block?)</summary>nnsight deletes
-# every value from inside a trace that was not wrapped in <code>nnsight.save(...)</code>; section 4 shows the
-# pattern, and the layer's envoy is taken before the block, as there.</details>
+# <details><summary>Hint 1 (is your variable gone after the with block?)</summary>nnsight deletes every value
+# from inside a trace that was not explicitly saved there; section 4 shows the pattern, with the layer's envoy
+# taken before the block.</details>
 # <details><summary>Hint 2 (stuck on the shape?)</summary>The trace ran a batch of one prompt, so the saved
 # output is <code>[1, n_tokens, d_model]</code>. Drop the batch axis on the saved tensor, after the block. In
 # transformers 5 the output is already a tensor, not a tuple: one <code>[0]</code> is the row, a second would be
@@ -234,11 +234,11 @@ print("shape:", tuple(residual_after(model, "Hello there", model.n_layers // 3).
 # Write `next_token_probs(model, prompt, layer, scale)`: multiply the residual stream after decoder layer `layer`
 # by `scale` (every token), and return the model's next-token probabilities after the prompt, shape `[vocab]`, on
 # the CPU. `scale=1.0` is the unedited model. The cell after the check uses it for an experiment the demo above
-# did not do: shrink the stream to a tenth after each layer in turn, and see where the prediction breaks.
+# did not do: shrink the stream after each layer in turn, and see where the prediction breaks.
 #
-# <details><summary>Hint 1 (does your edit change nothing?)</summary>An expression such as
-# <code>envoy.output * scale</code> computes a new value that the model never sees. The edit has to be written
-# back into the layer's output, in place, as the demo above did.</details>
+# <details><summary>Hint 1 (does your edit change nothing?)</summary>Multiplying the layer's output by the scale
+# computes a new value that the model never sees. The edit has to be written back into the layer's output, in
+# place, as the demo above did.</details>
 # <details><summary>Hint 2 (which logits?)</summary><code>model.output.logits</code> is
 # <code>[1, tokens, vocab]</code>, one prediction per position; the *next* token is predicted at the last one.
 # Logits are scores, not probabilities: the softmax over the vocabulary turns them into numbers that add up to
@@ -263,19 +263,19 @@ def next_token_probs(model, prompt: str, layer: int, scale: float) -> torch.Tens
 next_token_probs = checks.check_next_token_probs(next_token_probs, model)
 
 # %% [markdown]
-# The experiment: the demo's prompt again, the stream after each layer in turn shrunk to a tenth. Which layers
-# can the model recover from, and which break the prediction?
+# The experiment: the demo's prompt again, the stream after each layer in turn shrunk to a half, then to a
+# tenth. After which layers does the model still predict its top word?
 
 # %%
 top = int(next_token_probs(model, prompt, LAYER, 1.0).argmax())  # the unedited top word
-shrunk = torch.stack([next_token_probs(model, prompt, i, 0.1) for i in range(model.n_layers)])  # [layers, vocab]
-kept = shrunk.argmax(-1) == top
-print(f"p({model.tokenizer.decode([top])!r}) after shrinking each layer's output to 0.1:",
-      [round(float(p), 2) for p in shrunk[:, top]])
-broken = [i for i in range(model.n_layers) if not kept[i]]
-print(f"the top word survives at {int(kept.sum())} of {model.n_layers} layers; it is replaced after layers "
-      f"{broken if broken else 'none'}" + (f" (most often by {model.tokenizer.decode([int(shrunk[broken].argmax(-1).mode().values)])!r})"
-                                           if broken else ""))
+for scale in (0.5, 0.1):
+    shrunk = torch.stack([next_token_probs(model, prompt, i, scale) for i in range(model.n_layers)])  # [layers, vocab]
+    kept = (shrunk.argmax(-1) == top).nonzero().flatten().tolist()
+    print(f"scale {scale}: p({word!r}) after shrinking each layer's output:", [round(float(p), 2) for p in shrunk[:, top]])
+    print(f"   the top word survives after {len(kept)} of {model.n_layers} layers: {kept}")
+last = float((shrunk[-1] - p_plain).abs().max())
+print(f"After the last layer ({model.n_layers - 1}) a tenth changes no probability by more than {last:.1e}: the final "
+      "norm divides the size back out, and no layer comes after it to weigh against.")
 
 # %% [markdown]
 # ## 5. Your first activations of a story
@@ -297,7 +297,7 @@ print("norm of the story's mean vector at each layer:", acts[0].norm(dim=-1).rou
 
 # %% [markdown]
 # ## Going further
-# 1. **Which layers matter for this fact?** Exercise 0b shrank one layer at a time to a tenth. Shrink to 0.0
+# 1. **Which layers matter for this fact?** Exercise 0b shrank one layer at a time. Shrink to 0.0
 #    instead (the stream erased after that layer, so the later layers start from nothing): from which layer on
 #    does the top word survive? What does that say about where the model has the answer?
 # 2. **Another prompt.** Try `"The opposite of hot is"` or a prompt of your own: is the pattern of breaking

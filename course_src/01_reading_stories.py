@@ -167,7 +167,7 @@ print(f"the model names the right core emotion (top-1 of 12 words) for {acc:.0%}
       f"(95% CI {lo:.0%}-{hi:.0%}; chance {1 / 12:.0%})")
 print("how often each word is the model's answer:", {str(k): int(v) for k, v in zip(*np.unique(pred, return_counts=True))})
 words, counts = np.unique(pred, return_counts=True)
-print(f"its favourite answer, {words[counts.argmax()]!r}, is given for {counts.max() / len(pred):.0%} of the stories; "
+print(f"its favourite answer, {str(words[counts.argmax()])!r}, is given for {counts.max() / len(pred):.0%} of the stories; "
       f"{len(words)} of the 12 words are ever its answer")
 
 # %% [markdown]
@@ -189,8 +189,8 @@ print(f"its favourite answer, {words[counts.argmax()]!r}, is given for {counts.m
 # vector of word weights, and the classifier works on those vectors. Chained in a pipeline, the pair behaves
 # like one model that takes raw texts.</details>
 # <details><summary>Hint 2 (is your accuracy suspiciously high?)</summary>Which stories does each step see?
-# Fitting is learning, vocabulary included; the test stories must only ever be predicted. And the number to
-# return is a fraction between 0 and 1.</details>
+# Fitting is learning, vocabulary included: only <code>train</code> may reach <code>.fit</code>, and the test
+# stories only <code>.predict</code>. The number to return is a fraction between 0 and 1.</details>
 
 # %%
 from sklearn.feature_extraction.text import TfidfVectorizer

@@ -165,9 +165,10 @@ print("reference" if checks.is_reference(masked_mean) else "yours", "[batch, d_m
 #
 # <details><summary>Hint 1 (stuck on the structure?)</summary>Take the envoy before the trace, as always. The
 # trace takes no prompt; each invoke takes one, and each invoke's block saves its own read. Both saved values
-# exist after the outer <code>with</code> ends, not before.</details>
+# exist once the outer block has ended, not before.</details>
 # <details><summary>Hint 2 (stuck on the pads?)</summary>Both reads have the longer prompt's length. Count a
-# prompt's own tokens with the tokenizer; with left padding, which end of the row are they at?</details>
+# prompt's own tokens with <code>model.tokenizer</code>; with left padding, which end of the row are they
+# at?</details>
 
 # %%
 def two_prompt_reads(model, prompt_a: str, prompt_b: str, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
