@@ -15,8 +15,8 @@
 # **Learning goals**
 # 1. Score conversations with emotion vectors at the assistant's turn (`reduce="last"`).
 # 2. Test three predictions, each with a control: implicit scenarios light up the right vector;
-#    numbers in a message move the right vector in the right direction; the user's state and the
-#    assistant's state differ.
+#    numbers in a message move the right vector in the right direction; and how much the user's state and
+#    the assistant's state share.
 # 3. Watch emotion scores move token by token through a conversation.
 
 # %% tags=["parameters"]
@@ -40,14 +40,14 @@ import pandas as pd
 import seaborn as sns
 import torch
 from IPython.display import HTML, display
-from scipy.stats import spearmanr
+from scipy.stats import binomtest, spearmanr
 
 from course_utils import chat, checks, extract_activations, load_model
 from course_utils.data import emotion_names, load_neutral, load_scenarios
 from course_utils.plots import save_figure, setup_style, token_html
 from course_utils.precomputed import course_vectors
-from course_utils.report import record
-from course_utils.stats import accuracy_ci, mean_diff_ci, permutation_null
+from course_utils.report import record, record_verdict
+from course_utils.stats import accuracy_ci, mean_ci, mean_diff_ci, permutation_null, rank_test
 from course_utils.steering import random_direction
 
 setup_style()
@@ -66,6 +66,13 @@ print(f"{len(vectors.names)} emotion vectors at layer {vectors.layer}")
 # with every core vector. Because every chat prompt shares the template and the assistant position,
 # all scores share a common offset; we subtract each vector's mean over the scenarios (no labels
 # used), so the heatmap shows which vector rises *relative to the other scenarios*.
+#
+# Two words used from here on. A **permutation null** (or shuffled labels) recomputes the same statistic after
+# shuffling the labels, many times: what the statistic looks like when labels and data are unrelated. The
+# **rank p** places the real value among those k null values: (1 + the number of null values at least as
+# extreme) / (k + 1); **two-sided** means "at least as far from the null's centre, in either direction", so an
+# effect of the wrong sign is never counted as support. z is the distance from the null's mean in its standard
+# deviations.
 
 # %%
 implicit = load_scenarios("implicit")
@@ -89,8 +96,15 @@ hit = np.array(CORE)[pred] == implicit.emotion.values
 top1, lo, hi = accuracy_ci(hit)
 null = permutation_null(lambda labels: np.mean(np.array(CORE)[pred] == labels, axis=-1), implicit.emotion.values,
                         n_resamples=1000, seed=0, vectorized=True).null  # top-1 against shuffled implied emotions
+implicit_test = rank_test(top1, null, center=float(np.mean(null)))  # two-sided: far above or far below shuffled labels
 print(f"top-1 (the implied emotion's vector is the highest of 12): {top1:.2f} (95% CI {lo:.2f}-{hi:.2f}) over "
-      f"{len(hit)} messages; shuffled labels {np.mean(null):.2f} (95th percentile {np.quantile(null, 0.95):.2f}); chance {1 / 12:.2f}")
+      f"{len(hit)} messages; shuffled labels {np.mean(null):.2f}, chance {1 / 12:.2f}; "
+      f"{'above' if top1 > np.mean(null) else 'not above'} shuffled labels, two-sided rank p = {implicit_test.p:.3g}")
+implicit_verdict = "replicates" if implicit_test.distinguishable and top1 > np.mean(null) else "does not replicate"
+implicit_reason = (f"implicit scenarios: top-1 {top1:.2f} [{lo:.2f}, {hi:.2f}] vs shuffled labels {np.mean(null):.2f} "
+                   f"(rank p = {implicit_test.p:.3g} among {implicit_test.k} shuffles, z = {implicit_test.z:+.1f})")
+record_verdict("05_conversation", "implicit_scenarios", implicit_verdict, implicit_reason)
+print(f"{implicit_verdict}: {implicit_reason}")
 
 # %%
 diag = np.mean(np.diag(table.to_numpy()) > table.to_numpy().mean(1))
@@ -99,9 +113,11 @@ print(f"rows whose diagonal cell is above the row mean: {diag:.0%}")
 # %% [markdown]
 # ## 2. Dose-response: numbers that should matter
 # Each template has a number `{X}`; as it grows, the implied emotion should rise ("up") or fall
-# ("down"). For each template we compute the Spearman correlation between the number and the
+# ("down"). For each template we compute the **Spearman correlation** (the correlation of the ranks: +1
+# when the score rises every time the number does, whatever the shape of the curve) between the number and the
 # emotion's score, and check its sign against the expected direction. Control: the same
-# correlation for 20 random directions (what a direction unrelated to emotion does with the same prompts).
+# correlation for 200 random directions (what a direction unrelated to emotion does with the same prompts),
+# compared in both directions: a rho far *below* the random ones counts as much as one far above.
 
 # %% [markdown]
 # ### Exercise 5 · A dose-response correlation and its control
@@ -117,9 +133,10 @@ print(f"rows whose diagonal cell is above the row mean: {diag:.0%}")
 # <details><summary>Hint 1 (a nudge)</summary>A cosine ignores the length of both vectors, and the score
 # is measured from the vectors' origin, not from zero. A rank correlation needs the scores of one
 # direction across all values.</details>
-# <details><summary>Hint 2 (the approach)</summary><code>vectors.cosine_to(acts, directions)</code> gives
-# the cosines, <code>[n, k]</code>; then <code>scipy.stats.spearmanr(values, column)[0]</code> for each
-# column, collected with <code>np.array</code>.</details>
+# <details><summary>Hint 2 (stuck on getting one rho per direction?)</summary>Given two 2-D arrays,
+# <code>scipy.stats.spearmanr</code> correlates every column with every other and returns a matrix. Give it one
+# direction's scores at a time: <code>spearmanr(values, cos[:, j])[0]</code> for each column j of the
+# <code>[n, k]</code> cosines (<code>vectors.cosine_to</code> already measures from the origin).</details>
 
 # %%
 from scipy.stats import spearmanr  # noqa: F811  (the answer's own import, for solutions.py)
@@ -128,6 +145,8 @@ from scipy.stats import spearmanr  # noqa: F811  (the answer's own import, for s
 def dose_rho(values, acts: torch.Tensor, vectors, directions: torch.Tensor) -> np.ndarray:
     """Spearman rho between values and each direction's cosine score (from vectors.origin): [k]."""
     # BEGIN SOLUTION
+    # Why: cosine_to measures each activation from vectors.origin, as the emotion scores do, so the vector and its
+    # random controls are scored by one statistic; Spearman uses ranks, so a curve that rises in steps still counts.
     cos = vectors.cosine_to(acts, directions).numpy()  # [n, k]
     return np.array([spearmanr(values, cos[:, j])[0] for j in range(cos.shape[1])])
     # END SOLUTION
@@ -139,7 +158,7 @@ dose_rho = checks.check_dose_rho(dose_rho)
 # %%
 dose = load_scenarios("dose")
 rows, curves = [], []
-rand_dirs = torch.stack([random_direction(model.d_model, s) for s in range(20)])
+rand_dirs = torch.stack([random_direction(model.d_model, s) for s in range(200)])
 for t in dose.itertuples():
     if t.emotion not in vectors.names:
         print(f"{t.id}: skipped, no vector for {t.emotion!r} in this run (a FAST run without precomputed vectors builds only the core 12)")
@@ -148,10 +167,10 @@ for t in dose.itertuples():
     acts = extract_activations(model, ps, layers=[vectors.layer], reduce="last")[:, 0]
     rho = float(dose_rho(t.values, acts, vectors, vectors[t.emotion][None])[0])
     rand_rho = dose_rho(t.values, acts, vectors, rand_dirs)  # the control: the same statistic
-    want = 1 if t.direction == "up" else -1
+    want, test = (1 if t.direction == "up" else -1), rank_test(rho, rand_rho)  # two-sided, among 200 directions
     rows.append({"template": t.id, "emotion": t.emotion, "expected": t.direction, "spearman": rho,
-                 "matches": np.sign(rho) == want, "random |rho| mean": np.mean(np.abs(rand_rho)),
-                 "beyond random": bool(np.sign(rho) == want and abs(rho) > np.quantile(np.abs(rand_rho), 0.95))})
+                 "matches": np.sign(rho) == want, "random |rho| mean": np.mean(np.abs(rand_rho)), "rank p": test.p,
+                 "beyond random": bool(np.sign(rho) == want and test.distinguishable)})
     s = vectors.cosine(acts)[:, vectors.names.index(t.emotion)].numpy()
     curves += [{"template": f"{t.id} ({t.emotion}, {t.direction})", "rank of X": i, "score": v} for i, v in enumerate(s)]
 
@@ -168,19 +187,32 @@ plt.show()
 
 # %%
 n_match = int(dose_df.matches.sum())
+sign_p = binomtest(n_match, len(dose_df), 0.5).pvalue  # exact two-sided test of the tally against a fair coin
 print(f"direction matches the expectation for {n_match} of {len(dose_df)} templates "
-      f"(a coin would match {len(dose_df) / 2:.0f} on average)")
+      f"(a coin would match {len(dose_df) / 2:.0f} on average; two-sided binomial p = {sign_p:.3g})")
 
 # %% [markdown]
 # **Judge one template yourself.** The rule, fixed in advance: a template's curve counts as a
-# dose-response if its sign is the expected one *and* its |rho| is above 95% of the random directions'.
+# dose-response if its sign is the expected one *and* its rho is distinguishable from the random directions'
+# (two-sided rank p <= 0.05: at most 5% of them at least as far from 0).
 # The last column applies it; pick a template, look at its curve above, and say whether you agree.
 
 # %%
 first = dose_df.iloc[0]
-print(f"{first.template} ({first.emotion}, expected {first.expected}): rho {first.spearman:+.2f}, "
-      f"random |rho| mean {first['random |rho| mean']:.2f} -> {'counts' if first['beyond random'] else 'does not count'}")
-print(f"templates beyond random directions: {int(dose_df['beyond random'].sum())} of {len(dose_df)}")
+print(f"{first.template} ({first.emotion}, expected {first.expected}): rho {first.spearman:+.2f} "
+      f"({'the expected' if first.matches else 'the opposite'} sign), random |rho| mean {first['random |rho| mean']:.2f}, "
+      f"rank p = {first['rank p']:.3g} -> {'counts' if first['beyond random'] else 'does not count'}")
+n_beyond, n_wrong = int(dose_df["beyond random"].sum()), int((~dose_df.matches & (dose_df["rank p"] <= 0.05)).sum())
+print(f"templates beyond random directions with the expected sign: {n_beyond} of {len(dose_df)}; "
+      f"beyond random with the opposite sign: {n_wrong}")
+
+# %%
+dose_verdict = ("replicates" if sign_p <= 0.05 and n_match > len(dose_df) / 2
+                else "partly replicates" if n_beyond > 0 else "does not replicate")
+dose_reason = (f"dose-response: the expected sign in {n_match} of {len(dose_df)} templates (binomial p = {sign_p:.3g}); "
+               f"{n_beyond} beyond {len(rand_dirs)} random directions with the expected sign, {n_wrong} with the opposite")
+record_verdict("05_conversation", "dose_response", dose_verdict, dose_reason)
+print(f"{dose_verdict}: {dose_reason}")
 
 # %% [markdown]
 # ## 3. The user's state and the assistant's state
@@ -205,6 +237,61 @@ r = [np.corrcoef(c_user.iloc[i], c_asst.iloc[i])[0, 1] for i in range(len(speake
 print(f"user-end vs assistant-start profiles: raw mean r = {np.mean(r_raw):.2f}; centred over messages, "
       f"mean r = {np.mean(r):.2f} (range {np.min(r):.2f} to {np.max(r):.2f}, {len(r)} messages)")
 
+# %% [markdown]
+# Is r = 0 the right reference? Pair each user profile with *another* message's assistant profile
+# (1,000 shuffles of the pairing): that says how much two unrelated messages' profiles correlate after
+# centring. The rule, fixed in advance: the paper's "nearly uncorrelated" replicates if the matched mean r is
+# not distinguishable from shuffled pairings (two-sided rank p > 0.05); a matched r clearly above them means
+# that here the assistant's state carries the user's.
+
+# %% [markdown]
+# ### Exercise 5b · A null for "how much do the two states share?"
+# > **Difficulty:** 🔴🔴🔴⚪⚪ · **Importance:** 🔵🔵🔵🔵⚪ · **Time:** 15 minutes
+#
+# Write `pairing_null(user, assistant, n_shuffles, seed)`: `user` and `assistant` are `[n_messages, 12]` profiles.
+# Make one generator, `rng = np.random.default_rng(seed)`; for each shuffle draw `order = rng.permutation(n)`,
+# pair user profile i with assistant profile `order[i]`, take the Pearson correlation of each pair's two profiles
+# (across the 12 emotions) and average over the messages. Return a NumPy array `[n_shuffles]`. With
+# `order = np.arange(n)` the same computation gives the real statistic, so effect and null are one statistic.
+#
+# <details><summary>Hint 1 (a nudge)</summary>A shuffle must keep every profile exactly as it is and break only
+# which assistant profile goes with which user profile. Which axis of the assistant array does that reorder?</details>
+# <details><summary>Hint 2 (stuck on one correlation per row?)</summary><code>np.corrcoef</code> on two
+# 2-D arrays correlates every row with every row. For row-wise Pearson r: subtract each row's mean
+# (<code>x - x.mean(1, keepdims=True)</code>), then divide the row-wise sums of products by the product of the
+# rows' norms.</details>
+
+# %%
+def pairing_null(user: np.ndarray, assistant: np.ndarray, n_shuffles: int, seed: int = 0) -> np.ndarray:
+    """Mean over messages of r(user[i], assistant[order[i]]) for n_shuffles random orders: [n_shuffles]."""
+    # BEGIN SOLUTION
+    # Why: reordering the rows of `assistant` keeps every profile but breaks the pairing, so the null is what two
+    # unrelated messages share after centring; one generator made once gives a new order per shuffle, reproducibly.
+    rng = np.random.default_rng(seed)
+    u = user - user.mean(1, keepdims=True)
+    out = []
+    for _ in range(n_shuffles):
+        a = assistant[rng.permutation(len(user))]
+        a = a - a.mean(1, keepdims=True)
+        out.append(np.mean((u * a).sum(1) / np.sqrt((u**2).sum(1) * (a**2).sum(1))))
+    return np.array(out)
+    # END SOLUTION
+
+
+# %%
+pairing_null = checks.check_pairing_null(pairing_null)
+
+# %%
+pair_null = pairing_null(c_user.to_numpy(), c_asst.to_numpy(), 1000, seed=0)
+speakers_test = rank_test(float(np.mean(r)), pair_null, center=None)
+r_mean, r_lo, r_hi = mean_ci(np.array(r), n_resamples=2000, seed=0)
+speakers_verdict = "does not replicate" if speakers_test.distinguishable and r_mean > np.median(pair_null) else "replicates"
+speakers_reason = (f"user-end vs assistant-start profiles: mean r {r_mean:+.2f} [{r_lo:+.2f}, {r_hi:+.2f}] (raw {np.mean(r_raw):+.2f}), "
+                   f"shuffled pairings {np.median(pair_null):+.2f} (rank p = {speakers_test.p:.3g}, {speakers_test.k} shuffles); "
+                   "paper: r = 0.11")
+record_verdict("05_conversation", "speakers", speakers_verdict, speakers_reason)
+print(f"{speakers_verdict}: {speakers_reason}")
+
 # %%
 pairs_long = pd.DataFrame({"user end": c_user.to_numpy().ravel(), "assistant start": c_asst.to_numpy().ravel(),
                            "emotion": np.tile(CORE, len(speakers))})
@@ -226,7 +313,9 @@ for row, sh in zip(speakers.itertuples(), shift.itertuples(index=False)):
 # ## 4. Two of the paper's examples
 # **Sharing something sad.** Does "loving" rise at the assistant's turn when the user shares
 # something sad, compared with neutral requests? **An unsafe dose.** Does "afraid" rise with the
-# number of pills someone says they took? (Our own templates; intervals are bootstrap over messages.)
+# number of pills someone says they took? (Our own templates. The intervals are **bootstrap** intervals:
+# the messages are resampled with replacement 2,000 times and the interval holds the middle 95% of the
+# recomputed differences.)
 
 # %%
 sad_msgs = implicit[implicit.emotion == "sad"].text.tolist()
@@ -250,7 +339,9 @@ rand_cos = vectors.cosine_to(example_acts, control_dirs).numpy()
 rand_diff = rand_cos[: len(sad_msgs)].mean(0) - rand_cos[len(sad_msgs):].mean(0)
 all_cos = vectors.cosine(example_acts).numpy()
 emo_diff = pd.Series(all_cos[: len(sad_msgs)].mean(0) - all_cos[len(sad_msgs):].mean(0), index=vectors.names)
-print(f"loving's difference is larger than {np.mean(np.abs(rand_diff) < abs(diff)):.0%} of random directions' (|diff|); "
+loving_test = rank_test(diff, rand_diff)  # two-sided: a drop would count as much as a rise
+print(f"loving {diff:+.4f} ({'higher' if diff > 0 else 'lower'} after sad messages): rank p = {loving_test.p:.3g} among "
+      f"{loving_test.k} random directions (z = {loving_test.z:+.2f}); "
       f"it ranks {int((emo_diff > diff).sum()) + 1} of {len(emo_diff)} emotion vectors")
 print("emotion vectors rising most after sad messages:", emo_diff.sort_values(ascending=False).index[:5].tolist())
 
@@ -272,7 +363,28 @@ print("'afraid' by number of pills:", {n: round(float(a), 4) for n, a in zip(pil
 pill_acts = extract_activations(model, pill_prompts, layers=[vectors.layer], reduce="last")[:, 0]
 rand_pill = [spearmanr(pills, col)[0] for col in vectors.cosine_to(pill_acts, control_dirs).T.numpy()]
 rho_pills = spearmanr(pills, afraid)[0]
-print(f"afraid rho {rho_pills:+.2f}; random directions with rho at least as large: {np.mean(np.array(rand_pill) >= rho_pills):.0%}")
+pills_test = rank_test(rho_pills, rand_pill)  # two-sided: |rho| against the random directions' |rho|
+print(f"afraid rho {rho_pills:+.2f} ({'rises' if rho_pills > 0 else 'falls'} with the dose; the paper's afraid rises): "
+      f"{np.mean(np.abs(rand_pill) >= abs(rho_pills)):.0%} of random directions at least as far from 0, rank p = {pills_test.p:.3g}")
+
+# %% [markdown]
+# The verdicts of the two examples, by one rule: the paper's sign, and a two-sided rank p <= 0.05 among the 200
+# random directions. An effect of the opposite sign that passes the test is said so.
+
+# %%
+def example_verdict(effect: float, test) -> tuple[str, str]:
+    """(verdict, what it was) for an effect whose paper sign is positive, from its two-sided rank test."""
+    if not test.distinguishable:
+        return "does not replicate", "not distinguishable from random directions"
+    return ("replicates", "the paper's sign") if effect > 0 else ("does not replicate", "the opposite sign to the paper's")
+
+
+for finding, label, effect, test in [("loving_after_sad", "'loving' after sad messages", diff, loving_test),
+                                     ("afraid_pills", "'afraid' with the number of pills", rho_pills, pills_test)]:
+    verdict, what = example_verdict(effect, test)
+    reason = f"{label}: {effect:+.3g}, {what} (rank p = {test.p:.3g} among {test.k} random directions, z = {test.z:+.1f})"
+    record_verdict("05_conversation", finding, verdict, reason)
+    print(f"{verdict}: {reason}")
 
 # %% [markdown]
 # ## 5. Token by token
@@ -297,11 +409,23 @@ for name in ["desperate", "happy"]:
 
 # %% [markdown]
 # ## Recap
-# - At the assistant's turn, vectors built from stories respond to situations in conversations.
-#   How strongly, and how much better than the shuffled and random controls, is measured above.
-# - Numbers in a message can move a vector smoothly, in the expected direction or not: count them.
-# - The user's state and the assistant's state are different things; the assistant's is the one that
-#   precedes the reply.
+# What this run found, printed from its numbers (each verdict by the rule stated in its section):
+
+# %%
+print(f"- implicit scenarios: top-1 {top1:.2f} vs shuffled labels {np.mean(null):.2f} -> {implicit_verdict}")
+print(f"- dose-response: the expected sign in {n_match} of {len(dose_df)} templates, {n_beyond} beyond random "
+      f"directions -> {dose_verdict}")
+print(f"- user end vs assistant start: mean r {np.mean(r):+.2f} centred ({np.mean(r_raw):+.2f} raw), shuffled pairings "
+      f"{np.median(pair_null):+.2f}: the two states are "
+      + ("correlated beyond unrelated messages here" if speakers_verdict == "does not replicate"
+         else "not distinguishable from unrelated messages' here") + f" -> {speakers_verdict}")
+for label, (effect, test) in {"'loving' after sad messages": (diff, loving_test), "'afraid' with pills": (rho_pills, pills_test)}.items():
+    print(f"- {label}: {effect:+.3g} -> {example_verdict(effect, test)[0]}")
+
+# %% [markdown]
+# - Every control here is two-sided: an effect of the wrong sign is reported as such, never as "at least as large".
+# - The assistant's state is the one that precedes the reply; how much it shares with the user's is measured
+#   above, against messages paired at random.
 #
 # **Questions**
 # 1. Why centre each vector's scores over the scenarios before taking the top-1? What could go wrong without it?
@@ -327,9 +451,11 @@ for name in ["desperate", "happy"]:
 
 # %%
 record("05_conversation", implicit_top1=top1, implicit_top1_ci=[lo, hi], implicit_top1_null=float(np.mean(null)),
-       implicit_n=len(hit))
+       implicit_n=len(hit), implicit_top1_p=implicit_test.p)
 record("05_conversation", dose_matches=n_match, dose_templates=len(dose_df),
-       dose_mean_abs_rho=float(dose_df.spearman.abs().mean()), dose_random_mean_abs_rho=float(dose_df["random |rho| mean"].mean()))
-record("05_conversation", speakers_profile_r=float(np.mean(r)), speakers_profile_r_raw=float(np.mean(r_raw)))
+       dose_mean_abs_rho=float(dose_df.spearman.abs().mean()), dose_random_mean_abs_rho=float(dose_df["random |rho| mean"].mean()),
+       dose_beyond_random=n_beyond, dose_sign_p=float(sign_p))
+record("05_conversation", speakers_profile_r=float(np.mean(r)), speakers_profile_r_raw=float(np.mean(r_raw)),
+       speakers_profile_r_ci=[r_lo, r_hi], speakers_shuffled_r=float(np.median(pair_null)), speakers_p=speakers_test.p)
 record("05_conversation", loving_sad_minus_neutral=diff, loving_ci=[diff_lo, diff_hi],
-       afraid_pills_rho=float(spearmanr(pills, afraid)[0]))
+       afraid_pills_rho=float(rho_pills), loving_p=loving_test.p, afraid_pills_p=pills_test.p)

@@ -46,7 +46,7 @@ from course_utils.data import emotion_names, load_feels_scenes, load_neutral, lo
 from course_utils.derivatives import measure_gradients
 from course_utils.plots import save_figure, setup_style
 from course_utils.precomputed import course_vectors
-from course_utils.report import record
+from course_utils.report import record, record_verdict
 from course_utils.stats import rank_test
 from course_utils.steering import (
     continuation_logprobs,
@@ -97,14 +97,11 @@ for s in [0.05, 0.1, 0.5, 1.0]:
 # <details><summary>Hint 1 (a nudge)</summary>Inside an nnsight trace you can write a module's output as well
 # as read it: replace the layer's output by itself plus the delta, and every later layer computes
 # from the edited stream. Then read the logits at the one position that predicts the next token.</details>
-# <details><summary>Hint 2 (the approach)</summary>1. Before the trace take the layer's envoy,
-# <code>envoy = model.layer(layer)</code> (as in notebook 00: inside a block only envoys and torch, which is what
-# NDIF can run), then open <code>with torch.no_grad(), model.trace(prompt, remote=model.remote):</code>.
-# 2. Assign in place, <code>envoy.output[:] = ... + delta</code>:
-# broadcasting adds the <code>[d_model]</code> vector at every batch row and position. <code>delta</code> lives
-# on the CPU, so first move it to the output's device and dtype with <code>.to(...)</code>. 3. Keep
-# <code>model.output.logits[0, -1]</code> with <code>nnsight.save</code>, and return it as
-# <code>.float().cpu()</code>.</details>
+# <details><summary>Hint 2 (stuck on making the edit reach the model?)</summary><code>h = envoy.output</code>
+# then <code>h = h + delta</code> only rebinds your own name: the model never sees it. Assign into the output in
+# place, <code>envoy.output[:] = ...</code>, and every later layer computes from the edited stream. A
+# <code>[d_model]</code> vector broadcasts over the batch and the positions by itself; move it to the output's
+# device and dtype first (<code>.to(out.device, out.dtype)</code>).</details>
 
 # %%
 import nnsight
@@ -113,6 +110,8 @@ import nnsight
 def steered_logits(model, prompt: str, delta: torch.Tensor, layer: int) -> torch.Tensor:
     """Next-token logits [vocab] with delta added after decoder layer `layer` at every position."""
     # BEGIN SOLUTION
+    # Why: an in-place assignment into .output[:] becomes part of the forward pass, so every later layer reads the
+    # pushed stream; a [d_model] delta broadcasts over batch and positions, which is "every position".
     envoy = model.layer(layer)  # before the trace: on NDIF the block runs where there is no course code
     with torch.no_grad(), model.trace(prompt, remote=model.remote):
         out = envoy.output
@@ -132,7 +131,8 @@ steered_logits = checks.check_steered_logits(steered_logits, model)
 # of the 12 emotion words (as the next word) rises when the vector is turned on. If the vectors are
 # causal in the expected way, each vector raises its own word more than the others: a **diagonal**.
 #
-# "How fast" is the derivative at strength 0 (as in 07 and 08): one backward pass per word gives the
+# Log-probabilities in this course are in **nats** (natural logarithms): a change of +1 nat multiplies a
+# probability by e, about 2.7. "How fast" is the derivative at strength 0 (as in 07 and 08): one backward pass per word gives the
 # gradient `g_w` of log p(word) with respect to the added vector, and a vector `v` moves the word at
 # `N × g_w · v / |v|` per unit strength. The statistic is the **diagonal margin**: how much more a vector
 # raises its own word than the other words (each word centred over the vectors first). The controls,
@@ -192,17 +192,25 @@ print(f"real vectors: {feels} among label-shuffled vectors (their 95th percentil
 print(f"direct path (the same push after the last layer): margin {direct_margin:+.3f}; "
       f"full model / direct path = {float(margin) / direct_margin:.1f}x" if direct_margin > 0 else
       f"direct path (the same push after the last layer): margin {direct_margin:+.3f} (not positive)")
-print("VERDICT:", "the vectors raise their own words beyond label-shuffled vectors (rank p <= 0.05)." if feels.distinguishable
-      else "the diagonal is not distinguishable from vectors built on shuffled labels.")
+feels_verdict = "replicates" if feels.distinguishable else "does not replicate"
+feels_reason = (f"'He feels' diagonal over {len(prompts)} scenes: margin {float(margin):+.3f} nats per unit strength, top-1 "
+                f"{top1:.2f}; " + ("beyond" if feels.distinguishable else "not distinguishable from")
+                + f" label-shuffled vectors (rank p = {feels.p:.3g} among {feels.k}, z = {feels.z:+.1f}); direct path {direct_margin:+.3f}")
+record_verdict("06_steering", "feels_diagonal", feels_verdict, feels_reason)
+print(f"{feels_verdict}: {feels_reason}")
 
 # %% [markdown]
 # ## 3. Where does text break? Fluency against strength
-# Perplexity of ordinary text (stories and neutral dialogues) with a vector added, for four emotion
-# directions and random directions of the same norm. Rule, fixed before any cheating experiment:
-# **the largest strength at which every emotion direction keeps perplexity within 25% of unsteered**
-# (a mean log-prob drop of at most log 1.25 = 0.22 nats per token). The same function,
-# `steering.fluency_safe_strength`, picks the strengths of 07 and 08, each on its own text with the
-# limit its notebook states (0.5 nats/token on the measured messages).
+# **Perplexity** says how surprised a model is by a text: the exponential of the mean negative
+# log-probability per token, roughly the number of equally likely tokens it would be choosing among at each
+# step (lower is more fluent). We measure it on ordinary text (stories and neutral dialogues) with a vector
+# added, for four emotion directions and random directions of the same norm. Rule, fixed before the
+# experiments below: **the largest strength at which every emotion direction keeps perplexity within 25% of
+# unsteered** (a mean log-prob drop of at most log 1.25 = 0.22 nats per token).
+#
+# The strength this rule picks serves this notebook only: the "He feels" test at that strength and the
+# valence test of section 4. Notebooks 07 and 08 do not reuse it; each applies the same function,
+# `steering.fluency_safe_strength`, to the text it measures, with its own limit, stated and argued there.
 
 # %%
 texts = load_stories(split="test").text.tolist()[:: 45][: 2 if FAST else 12]
@@ -258,7 +266,86 @@ print(f"at strength {safe}: margin {exact_margin:+.3f} nats ({exact_margin / saf
       f"derivative said {float(margin):+.3f}), top-1 {exact_top1:.2f}")
 
 # %% [markdown]
-# ## 4. What steered text looks like
+# ## 4. Does steering change the valence of what the model would say?
+# "He feels" asks for an emotion word. A broader test: with a vector added, does the model lean towards
+# pleasant or unpleasant words in replies that are not about feelings at all? The measure, fixed before the run:
+# - **Prompts**: 48 neutral requests written for the course before this analysis (the first user message of the
+#   last 48 dialogues in `data/neutral_dialogues.jsonl`; a FAST run takes 8), each followed by the same neutral
+#   start of a reply.
+# - **Valence of a word**: VADER's lexicon (Hutto & Gilbert, 2014), about 7,500 English words that people rated
+#   from -4 (most unpleasant) to +4, independent of this course. Every word that `emotions.csv` forbids for *any*
+#   emotion (names, synonyms, their inflections) is removed from it first: a vector that only makes the model
+#   say its own name ("happy") scores nothing.
+# - **The measure**: at each token of the reply's start, the model's next-token distribution p gives an
+#   expected valence, the sum over tokens t of p(t) x valence(t) (tokens that are no lexicon word count 0);
+#   summed over the reply's tokens. No sampling, so it is exact and repeatable.
+# - **Each vector's effect**: valence at strength +s minus valence at -s (s the fluency-safe strength above), mean
+#   over prompts. With the derivative of section 2 (one backward pass per prompt), that is 2 s N g . v for every
+#   vector at once; exact runs at +s and -s check the straight line on the core vectors.
+# - **Rule, fixed in advance**: across all vectors with a valence in `emotions.csv` (NRC VAD; Mohammad, 2018),
+#   the Spearman correlation between effect and valence must be positive with two-sided rank p <= 0.05 among
+#   1,000 shuffles of the valences over the vectors (a **label-permutation null**).
+
+# %%
+from scipy.stats import spearmanr
+
+from course_utils.data import load_emotions
+from course_utils.derivatives import agreement
+from course_utils.stats import permutation_null
+from course_utils.valence import expected_valence, lexicon, text_valence, valence_gradients
+
+neutral_users = [m[0]["content"] for m in load_neutral().messages.tolist()][-48:]
+val_prompts = [chat(model, u) for u in neutral_users[: 8 if FAST else 48]]
+REPLY = "Sure. Here is what I think about it. Overall, it is a"  # the fixed neutral start of every reply
+lex = lexicon()
+print(f"{len(val_prompts)} prompts; a lexicon of {len(lex)} words without emotion words, e.g. "
+      + ", ".join(f"{w} {lex[w]:+.1f}" for w in ("awful", "bad", "fine", "good", "great")))
+
+# %%
+nrc = load_emotions().set_index("emotion").valence.dropna()
+val_names = [e for e in vectors.names if e in nrc.index]
+unit = torch.stack([vectors[e] / vectors[e].norm() for e in val_names])  # [n_vectors, d_model]
+grads = valence_gradients(model, val_prompts, REPLY, layer=LAYER)  # [prompts, d_model]
+change = (2 * safe * norm * grads.mean(0) @ unit.T).numpy()  # +s minus -s, to first order, per vector
+base_val = float(expected_valence(model, val_prompts, REPLY).mean())
+print(f"unsteered valence {base_val:+.3f}; {len(val_names)} vectors: change (+s minus -s, s = {safe}) from "
+      f"{change.min():+.3f} to {change.max():+.3f}")
+
+# %%
+rho_val = spearmanr(change, nrc[val_names].to_numpy())[0]
+perm = permutation_null(lambda v: spearmanr(change, v)[0], nrc[val_names].to_numpy(), n_resamples=1000, seed=0).null
+valence_test = rank_test(rho_val, perm)
+print(f"Spearman(change, NRC valence) = {rho_val:+.3f}: {valence_test} among shuffled valences")
+
+# %% [markdown]
+# Does the straight line hold at s? Exact runs at +s and -s for the core vectors (two passes each), beside
+# their first-order changes.
+
+# %%
+core_v = [e for e in CORE if e in val_names]
+exact_change = np.array([float((expected_valence(model, val_prompts, REPLY, vectors[e], layer=LAYER, strength=safe)
+                                - expected_valence(model, val_prompts, REPLY, vectors[e], layer=LAYER, strength=-safe)).mean())
+                         for e in core_v])
+fit = agreement(change[[val_names.index(e) for e in core_v]], exact_change)
+rho_core = spearmanr(exact_change, nrc[core_v])[0]
+print(f"core vectors: exact vs first-order change r = {fit['r']:+.2f} (largest gap {fit['max_abs_error']:.3f}); "
+      f"exact changes' Spearman with valence {rho_core:+.2f} over {len(core_v)} vectors")
+print(pd.Series(exact_change, index=core_v).sort_values().round(3).to_dict())
+
+# %%
+val_ok = valence_test.distinguishable and rho_val > 0
+what = ("positive, beyond shuffled valences" if val_ok else "the opposite sign to the expected"
+        if valence_test.distinguishable else "not distinguishable from shuffled valences")
+valence_verdict = "replicates" if val_ok else "does not replicate"
+valence_reason = (f"valence of neutral replies, +{safe} vs -{safe} ({len(val_prompts)} prompts, emotion words removed): "
+                  f"Spearman with NRC valence {rho_val:+.2f} over {len(val_names)} vectors, {what} (rank p = "
+                  f"{valence_test.p:.3g} among {valence_test.k} shuffles, z = {valence_test.z:+.1f}); perplexity of "
+                  f"ordinary text at s: {worst[safe] / base_ppl:.2f}x unsteered")
+record_verdict("06_steering", "steered_valence", valence_verdict, valence_reason)
+print(f"{valence_verdict}: {valence_reason}")
+
+# %% [markdown]
+# ## 5. What steered text looks like
 # Greedy replies to one prompt, steered with "desperate", "calm" and a random direction, at
 # increasing strengths. Judge the tone yourself, and note where the text falls apart.
 
@@ -273,7 +360,82 @@ for name, direction in [("desperate", vectors["desperate"]), ("calm", vectors["c
     print()
 
 # %% [markdown]
-# ## 5. Try it yourself
+# **Sampled replies, the same seeds in every condition.** Three samples (seeds 0, 1, 2) to one neutral request:
+# unsteered, and at +s with the core vectors of the highest and the lowest valence. One seed gives the same
+# random numbers in every condition, so what differs comes from the push. Beside each: the mean lexicon valence
+# of its words (emotion words removed, as above) and its perplexity under the *unsteered* model (how ordinary the
+# text looks to the model without the push).
+
+# %%
+hi, lo = nrc[core_v].idxmax(), nrc[core_v].idxmin()
+for name, direction in [("unsteered", None), (hi, vectors[hi]), (lo, vectors[lo])]:
+    for seed in range(3):
+        reply = generate(model, val_prompts[0], direction, layer=LAYER, strength=safe if direction is not None else 0.0,
+                         max_new_tokens=12 if FAST else 30, do_sample=True, seed=seed)[0] or "."
+        ppl = float(torch.exp(-continuation_logprobs(model, [val_prompts[0]], [reply])[0]))
+        print(f"{name:>10} seed {seed}: valence {text_valence(reply):+.2f}, perplexity {ppl:6.1f} | {reply}")
+
+# %% [markdown]
+# ### Exercise 6b · Steer every step of a generation
+# > **Difficulty:** 🔴🔴🔴🔴⚪ · **Importance:** 🔵🔵🔵🔵⚪ · **Time:** 25 minutes
+#
+# Write `steered_generate(model, prompts, direction, layer, strength, max_new_tokens=8)`: greedy replies to a
+# batch of prompts with `direction` added after decoder layer `layer`, at every position, **at every step of the
+# generation** (the pass over the prompt, then one pass per new token), at a strength relative to the layer's
+# median token norm: the added vector is strength x median norm x the unit direction, as in `steering_vector`.
+# Return each prompt's new text (a list of strings, special tokens skipped, stripped): what the library's
+# `generate(..., cache=False)` returns, which the check compares with on two prompts of different lengths.
+#
+# What you need to know:
+# - `with model.generate(...) as tracer:` runs the model once on the prompts and then once per new token.
+#   Inside an invoke, `for _ in tracer.iter[:]:` runs its body at every one of those steps; an edit written
+#   without the loop reaches the first step only.
+# - `median_token_norm(model, layer)` (from `course_utils.steering`) leaves each text's first token out: its norm
+#   is about 100 times the others', so an average that includes it mostly measures that one token.
+# - A batch is padded on the left (`models.tokenize(model, prompts)` does it), so every prompt ends in the same
+#   column and the new tokens start right after it.
+# - When the generation ends, nnsight warns that the open loop asked for a step that never came: that is expected.
+#
+# <details><summary>Hint 1 (a nudge)</summary>Build the added vector once, before the trace, and take the layer's
+# envoy there too. Then open a generation, one invoke holding the padded prompts, and in it a loop over every
+# generation step; in the loop, assign into the layer's output in place, as in exercise 6.</details>
+# <details><summary>Hint 2 (stuck on reading the result?)</summary>Code after an open <code>tracer.iter[:]</code>
+# loop, in the same invoke, never runs: the loop waits for a step that never comes. Read the ids in a second,
+# empty invoke, <code>with tracer.invoke(): out = tracer.result.save()</code>. Each row holds the padded prompt
+# first, so keep the columns from <code>enc["input_ids"].shape[1]</code> on.</details>
+
+# %%
+from course_utils.models import tokenize
+from course_utils.steering import median_token_norm  # noqa: F811  (the answer's own import, for solutions.py)
+
+
+def steered_generate(model, prompts: list[str], direction: torch.Tensor, layer: int, strength: float,
+                     max_new_tokens: int = 8) -> list[str]:
+    """Greedy new text per prompt, with strength x median norm x unit direction added after `layer` at every step."""
+    # BEGIN SOLUTION
+    # Why: tracer.iter[:] repeats the edit at every forward pass of the generation, so the push is there whenever
+    # the model picks a token; a relative strength means the same push at any layer or model; left padding puts
+    # every prompt's end in one column, so one slice keeps the new tokens of every row.
+    delta = strength * median_token_norm(model, layer) * direction / direction.norm()
+    enc, envoy = tokenize(model, list(prompts)), model.layer(layer)
+    with torch.no_grad(), model.generate(max_new_tokens=max_new_tokens, do_sample=False, remote=model.remote,
+                                         pad_token_id=model.tokenizer.pad_token_id) as tracer:
+        with tracer.invoke(enc):
+            for _ in tracer.iter[:]:  # nnsight then warns that the loop outran the model: expected
+                out = envoy.output
+                envoy.output[:] = out + delta.to(out.device, out.dtype)
+        with tracer.invoke():
+            ids = tracer.result.save()
+    return [model.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids[:, enc["input_ids"].shape[1]:]]
+    # END SOLUTION
+
+
+# %%
+steered_generate = checks.check_steered_generate(steered_generate, model)
+print(steered_generate(model, [prompt], vectors["calm"], LAYER, safe, 12))
+
+# %% [markdown]
+# ## 6. Try it yourself
 # Pick an emotion, a strength, a layer and a prompt; the reply is regenerated on every change.
 # (The vectors were built at one layer; applying them at another layer is an experiment in itself.)
 
@@ -282,15 +444,24 @@ steering_panel(model, vectors)
 
 # %% [markdown]
 # ## Recap
+# What this run found, printed from its numbers:
+
+# %%
+print(f"- fluency-safe strength {safe} (perplexity of ordinary text at most {worst[safe] / base_ppl:.2f}x unsteered)")
+print(f"- 'He feels': {feels_verdict} (rank p = {feels.p:.3g}); exact at {safe}: top-1 {exact_top1:.2f}")
+print(f"- valence of neutral replies: Spearman {rho_val:+.2f} with NRC valence over {len(val_names)} vectors, "
+      f"rank p = {valence_test.p:.3g} -> {valence_verdict}")
+
+# %% [markdown]
 # - Steering = adding `strength x median norm x unit vector` to one layer, everywhere, at every step.
 # - The "He feels ..." test asks whether each vector raises its own word more than the others do; its
 #   null is the same vectors rebuilt from shuffled labels, and the direct path says how much of the
 #   effect needs the layers above the edit.
 # - A derivative at strength 0 turns one backward pass into the effect of any number of directions;
 #   exact runs at a chosen strength say whether the straight line still holds there.
-# - Past a certain strength, any direction (emotion or random) destroys fluency. Each experiment
-#   picks its strength with the same rule on its own text (here: perplexity of ordinary text within
-#   25%; 07 and 08: at most 0.5 nats per token on the text they measure), before its outcome is seen.
+# - Past a certain strength, any direction (emotion or random) destroys fluency. Each notebook picks its
+#   strength before its outcome is seen: here perplexity of ordinary text within 25%; 07 and 08 state their
+#   own limit on the text they measure.
 #
 # **Questions**
 # 1. Why must a steering experiment always include random directions of the same norm?
@@ -303,8 +474,8 @@ steering_panel(model, vectors)
 # 2. If "desperate" raises the word "desperate", does that show the model *feels* anything? What does it show?
 #    <details><summary>Our answer</summary>No. It shows that the direction is causally used by the model: pushing
 #    on it changes what comes next in the way the concept would. That could be as shallow as a direction that
-#    promotes the word itself (the logit lens of notebook 04 shows what it promotes), or a representation of the
-#    concept that the model uses; this test alone cannot tell which. Nothing here speaks to experience. On this
+#    promotes the word itself (the direct-path control of section 2 measures that part), or a representation of
+#    the concept that the model uses; this test alone cannot tell which. Nothing here speaks to experience. On this
 #    small model, also check that the diagonal beat the permutation null and the random directions in your run
 #    before you read anything into it.</details>
 #
@@ -320,3 +491,7 @@ record("06_steering", n_scenes=len(prompts), feels_top1=top1, feels_margin=float
        feels_exact_top1=exact_top1)
 record("06_steering", fluency_safe_strength=safe, perplexity_unsteered=base_ppl,
        perplexity_by_strength=emo.groupby("strength").perplexity.max().round(2).to_dict())
+record("06_steering", valence_n_prompts=len(val_prompts), valence_n_vectors=len(val_names), valence_spearman=rho_val,
+       valence_p=valence_test.p, valence_null_n=valence_test.k, valence_z=valence_test.z, valence_unsteered=base_val,
+       valence_core_exact_spearman=rho_core, valence_exact_vs_first_order_r=fit["r"],
+       valence_perplexity_ratio=float(worst[safe] / base_ppl))

@@ -41,7 +41,9 @@ EXERCISES = {
     "project_out": "exercise 4b",
     "split_half_agreement": "exercise 4c",
     "dose_rho": "exercise 5",
+    "pairing_null": "exercise 5b",
     "steered_logits": "exercise 6",
+    "steered_generate": "exercise 6b",
     "choice_logodds": "exercise 7",
     "cheat_logodds": "exercise 8a",
     "place_in_null": "exercise 8b",
@@ -170,6 +172,14 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("dose_rho", "returning a list", "return a NumPy array"),
     ("dose_rho", "only the first direction", "one value per direction"),
     ("dose_rho", "no `return`", RETURNED_NONE),
+    ("pairing_null", "pairing each user profile with its own assistant profile (no shuffle)", "nothing was shuffled"),
+    ("pairing_null", "a new generator with the same seed inside the loop", "every shuffle drew the same order"),
+    ("pairing_null", "the global `np.random` instead of the seeded generator", "not reproducible"),
+    ("pairing_null", "shuffling the emotions (columns) instead of the messages", "you shuffled the emotions"),
+    ("pairing_null", "correlating over messages (axis 0) instead of over emotions", "correlations across messages"),
+    ("pairing_null", "keeping one r per message (no mean)", "average over the messages"),
+    ("pairing_null", "returning a list", "return a NumPy array"),
+    ("pairing_null", "no `return`", RETURNED_NONE),
     ("steered_logits", "the edit never reaches the model (logits unchanged)", "the logits are unchanged"),
     ("steered_logits", "subtracting the vector", "you subtracted the vector"),
     ("steered_logits", "steering the layer after the one asked", "neighbouring layer, one too deep"),
@@ -206,6 +216,16 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("steered_logits", "returning the predicted token id (argmax)", "the id of the predicted token"),
     ("steered_logits", "forgetting `nnsight.save`", NOT_SAVED),
     ("steered_logits", "no `return`", RETURNED_NONE),
+    ("steered_generate", "an absolute strength (the unit direction times strength, no median norm)", "an absolute length"),
+    ("steered_generate", "steering only the first step (no `tracer.iter[:]` loop, or `iter[0]`)", "only the first step"),
+    ("steered_generate", "skipping the prompt pass (`tracer.iter[1:]`)", "the prompt pass was not steered"),
+    ("steered_generate", "`output[0]` (tuple habit): only batch row 0 is steered", "only the first prompt was steered"),
+    ("steered_generate", "the direction not normalised (strength x norm x direction)", "was not normalised to unit length"),
+    ("steered_generate", "subtracting the vector", "you subtracted the vector"),
+    ("steered_generate", "the edit never reaches the model (a local name rebound)", "the text is the unsteered model's"),
+    ("steered_generate", "returning the prompt with the reply", "the prompt is still in front"),
+    ("steered_generate", "one string instead of a list", "a single string"),
+    ("steered_generate", "no `return`", RETURNED_NONE),
 ]
 
 
@@ -1377,3 +1397,171 @@ def _split_half_problem(got: Any, a: torch.Tensor, b: torch.Tensor, want: tuple)
     if not math.isclose(float(r_full), want[2], abs_tol=1e-4):
         return f"r_full = {float(r_full):.3f}, expected {want[2]:.3f}: 2 r / (1 + r)"
     return None
+
+
+# --- exercise 6b: steering every step of a generation -------------------------------------------------------------
+
+GENERATE_PROMPTS = ("The weather today is", "After the long meeting, the whole team decided to")  # two lengths: padding
+GENERATE_STRENGTH = 1.0
+GENERATE_TOKENS = 6
+
+
+def _generated(model: Any, delta: torch.Tensor, layer: int, steps: slice = slice(None), rows: Any = slice(None)) -> list[str]:
+    """Greedy new text of GENERATE_PROMPTS with delta added after `layer` at generation `steps` and batch `rows` only."""
+    import warnings
+
+    from .models import tokenize
+
+    enc, envoy = tokenize(model, list(GENERATE_PROMPTS)), model.layer(layer)
+    kwargs = {"max_new_tokens": GENERATE_TOKENS, "do_sample": False, "pad_token_id": model.tokenizer.pad_token_id}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.filterwarnings("ignore", message=".*was never reached.*")
+        with model.generate(**kwargs, remote=model.remote) as tracer:
+            with tracer.invoke(enc):
+                for _ in tracer.iter[steps]:
+                    h = envoy.output
+                    h[rows] = h[rows] + delta.to(h.device, h.dtype)
+            with tracer.invoke():
+                out = tracer.result.save()
+    return [model.tokenizer.decode(r, skip_special_tokens=True).strip() for r in out[:, enc["input_ids"].shape[1] :]]
+
+
+def check_steered_generate(fn: Callable, model: Any, layer: int | None = None) -> Callable:
+    """Exercise 6b: fn(model, prompts, direction, layer, strength, max_new_tokens) -> new text per prompt, steered every step."""
+    from .solutions import steered_generate
+    from .steering import generate, random_direction
+
+    if is_reference(fn):
+        return _verdict(fn, steered_generate, RERUN, "steered_generate")
+    layer = round(0.4 * model.n_layers) if layer is None else layer
+    direction = 3.0 * random_direction(model.d_model, 5)  # not unit length: the answer must normalise it
+    args = (model, list(GENERATE_PROMPTS), direction.clone(), layer, GENERATE_STRENGTH, GENERATE_TOKENS)
+    got, problem = _run(fn, *args)
+    if problem is None:
+        want = generate(model, list(GENERATE_PROMPTS), direction, layer=layer, strength=GENERATE_STRENGTH,
+                        max_new_tokens=GENERATE_TOKENS, cache=False)  # fmt: skip
+        rerun = lambda strength: _run(fn, *args[:4], strength, GENERATE_TOKENS)[0]  # noqa: E731
+        problem = _generate_problem(got, want, model, direction, layer, rerun)
+    return _verdict(fn, steered_generate, problem, "steered_generate")
+
+
+def _generate_problem(
+    got: Any, want: list[str], model: Any, direction: torch.Tensor, layer: int, rerun: Callable[[float], Any]
+) -> str | None:
+    """What is wrong with a list of generated texts, found by regenerating with each recognised mistake.
+
+    An absolute strength can leave the text unchanged at the check's strength; then the learner's function is run
+    again at strength x the median norm, which reproduces the library's text exactly when that is the mistake.
+    """
+    from .steering import median_token_norm
+
+    if got is None:
+        return RETURNED_NONE
+    if isinstance(got, str):
+        return f"a single string: return a list of strings, one per prompt ({len(want)} here)"
+    if not isinstance(got, (list, tuple)) or len(got) != len(want) or not all(isinstance(t, str) for t in got):
+        return f"expected a list of {len(want)} strings (one per prompt), got {_kind(got)}"
+    got = [t.strip() for t in got]
+    if got == want:
+        return None
+    if all(g.endswith(w) and g != w and p.split()[0] in g for g, w, p in zip(got, want, GENERATE_PROMPTS)):
+        return "the prompt is still in front of the reply: keep only the new tokens (the columns after the padded prompt)"
+    unit = direction / direction.norm()
+    norm = median_token_norm(model, layer)
+    delta = GENERATE_STRENGTH * norm * unit
+    absolute = (
+        "the strength was used as an absolute length: multiply the unit direction by strength x the layer's median_token_norm"
+    )
+    variants = [  # (the answer with one mistake, what the check says), tried in this order, each generated only if needed
+        (lambda: _generated(model, GENERATE_STRENGTH * unit, layer), absolute),
+        (lambda: _generated(model, delta, layer, steps=slice(0, 1)),
+         "only the first step (the prompt pass) was steered: loop over every step with `for _ in tracer.iter[:]`"),
+        (lambda: _generated(model, delta, layer, steps=slice(1, None)),
+         "the prompt pass was not steered (tracer.iter[1:]): steer every step, the first included, with tracer.iter[:]"),
+        (lambda: _generated(model, delta, layer, rows=0),
+         "only the first prompt was steered: the layer's output is one tensor [batch, tokens, d_model], so output[0] "
+         "is batch row 0, not a tuple's first element: edit output[:]"),
+        (lambda: _generated(model, GENERATE_STRENGTH * norm * direction, layer),
+         "the direction was not normalised to unit length: divide it by its norm before scaling"),
+        (lambda: _generated(model, -delta, layer), "you subtracted the vector: add it"),
+        (lambda: _generated(model, delta * 0, layer),
+         "the text is the unsteered model's: the edit never reached the model (assign into envoy.output[:] inside the loop)"),
+    ]  # fmt: skip
+    for texts, message in variants:
+        if got == texts():
+            if message == absolute and got == _generated(model, delta * 0, layer):
+                scaled = rerun(GENERATE_STRENGTH * norm)
+                if not (isinstance(scaled, list) and [str(t).strip() for t in scaled] == want):
+                    continue  # unchanged text, and not because of the strength's scale: the edit itself never arrived
+            return message
+    return "the texts differ from the library's steered generation: compare your added vector and the steps it reaches"
+
+
+# --- exercise 5b: the shuffled-pairing null -------------------------------------------------------------------------
+
+
+def _pairing_data() -> tuple[np.ndarray, np.ndarray]:
+    """Fixed [10, 12] user and assistant profiles that share a pattern per message (so the pairing matters)."""
+    rng = np.random.default_rng(11)
+    shared = rng.normal(size=(10, 12))
+    return shared + 0.8 * rng.normal(size=(10, 12)), shared + 0.8 * rng.normal(size=(10, 12))
+
+
+def _row_r(u: np.ndarray, a: np.ndarray, axis: int = 1) -> np.ndarray:
+    """Pearson r of matching rows (axis=1) or columns (axis=0) of two arrays."""
+    u, a = u - u.mean(axis, keepdims=True), a - a.mean(axis, keepdims=True)
+    return (u * a).sum(axis) / np.sqrt((u**2).sum(axis) * (a**2).sum(axis))
+
+
+def _pairing_variant(user: np.ndarray, assistant: np.ndarray, k: int, seed: int, mistake: str) -> np.ndarray:
+    """The reference's shuffles with one recognised mistake: 'columns' (emotions shuffled) or 'axis' (r over messages)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(k):
+        if mistake == "columns":
+            out.append(_row_r(user, assistant[:, rng.permutation(user.shape[1])]).mean())
+        else:
+            out.append(_row_r(user, assistant[rng.permutation(len(user))], axis=0).mean())
+    return np.array(out)
+
+
+def check_pairing_null(fn: Callable) -> Callable:
+    """Exercise 5b: fn(user [n, e], assistant [n, e], n_shuffles, seed) -> [n_shuffles] mean r over shuffled pairings."""
+    from .solutions import pairing_null
+
+    if is_reference(fn):
+        return _verdict(fn, pairing_null, RERUN, "pairing_null")
+    user, assistant = _pairing_data()
+    got, problem = _run(fn, user.copy(), assistant.copy(), 50, 3)
+    if problem is None:
+        again, _ = _run(fn, user.copy(), assistant.copy(), 50, 3)
+        problem = _pairing_problem(got, again, pairing_null(user, assistant, 50, 3), user, assistant)
+    return _verdict(fn, pairing_null, problem, "pairing_null")
+
+
+def _pairing_problem(got: Any, again: Any, want: np.ndarray, user: np.ndarray, assistant: np.ndarray) -> str | None:
+    """What is wrong with a returned null of mean pairing correlations."""
+    if got is None:
+        return RETURNED_NONE
+    if isinstance(got, (list, tuple)):
+        return f"got a {type(got).__name__}: return a NumPy array (np.array(...)), shape {want.shape}"
+    if not isinstance(got, np.ndarray):
+        return f"expected a NumPy array of shape {want.shape}, got {_kind(got)}"
+    if got.shape == (want.shape[0], len(user)):
+        return f"shape {got.shape}: one r per message and shuffle: average over the messages, one value per shuffle"
+    if got.shape != want.shape:
+        return f"expected shape {want.shape} (one value per shuffle), got {got.shape}"
+    if np.allclose(got, want, atol=1e-6):
+        return None
+    if not (isinstance(again, np.ndarray) and again.shape == got.shape and np.allclose(got, again)):
+        return "not reproducible: two calls with the same seed differ: draw from np.random.default_rng(seed), made once"
+    matched = _row_r(user, assistant).mean()
+    if np.allclose(got, matched):
+        return "nothing was shuffled: every value is the matched statistic (pair user i with assistant order[i])"
+    if np.allclose(got, got[0]):
+        return "every shuffle drew the same order: make the generator once, before the loop, not inside it"
+    if np.allclose(got, _pairing_variant(user, assistant, len(want), 3, "columns"), atol=1e-6):
+        return "you shuffled the emotions within each profile: shuffle which message's assistant profile is paired"
+    if np.allclose(got, _pairing_variant(user, assistant, len(want), 3, "axis"), atol=1e-6):
+        return "those are correlations across messages (one per emotion): correlate each pair's two profiles across emotions"
+    return "values differ from the reference: per shuffle, order = rng.permutation(n), then mean r(user[i], assistant[order[i]])"

@@ -147,8 +147,27 @@ from scipy.stats import spearmanr  # noqa: F811  (the answer's own import, for s
 
 def dose_rho(values, acts: torch.Tensor, vectors, directions: torch.Tensor) -> np.ndarray:
     """Spearman rho between values and each direction's cosine score (from vectors.origin): [k]."""
+    # Why: cosine_to measures each activation from vectors.origin, as the emotion scores do, so the vector and its
+    # random controls are scored by one statistic; Spearman uses ranks, so a curve that rises in steps still counts.
     cos = vectors.cosine_to(acts, directions).numpy()  # [n, k]
     return np.array([spearmanr(values, cos[:, j])[0] for j in range(cos.shape[1])])
+
+
+# --- 05_emotions_in_conversation.py, cell 26 ---
+
+
+def pairing_null(user: np.ndarray, assistant: np.ndarray, n_shuffles: int, seed: int = 0) -> np.ndarray:
+    """Mean over messages of r(user[i], assistant[order[i]]) for n_shuffles random orders: [n_shuffles]."""
+    # Why: reordering the rows of `assistant` keeps every profile but breaks the pairing, so the null is what two
+    # unrelated messages share after centring; one generator made once gives a new order per shuffle, reproducibly.
+    rng = np.random.default_rng(seed)
+    u = user - user.mean(1, keepdims=True)
+    out = []
+    for _ in range(n_shuffles):
+        a = assistant[rng.permutation(len(user))]
+        a = a - a.mean(1, keepdims=True)
+        out.append(np.mean((u * a).sum(1) / np.sqrt((u**2).sum(1) * (a**2).sum(1))))
+    return np.array(out)
 
 
 # --- 06_steering.py, cell 8 ---
@@ -157,12 +176,38 @@ import nnsight
 
 def steered_logits(model, prompt: str, delta: torch.Tensor, layer: int) -> torch.Tensor:
     """Next-token logits [vocab] with delta added after decoder layer `layer` at every position."""
+    # Why: an in-place assignment into .output[:] becomes part of the forward pass, so every later layer reads the
+    # pushed stream; a [d_model] delta broadcasts over batch and positions, which is "every position".
     envoy = model.layer(layer)  # before the trace: on NDIF the block runs where there is no course code
     with torch.no_grad(), model.trace(prompt, remote=model.remote):
         out = envoy.output
         envoy.output[:] = out + delta.to(out.device, out.dtype)  # delta lives on the CPU
         logits = nnsight.save(model.output.logits[0, -1])
     return logits.float().cpu()
+
+
+# --- 06_steering.py, cell 34 ---
+from course_utils.models import tokenize
+from course_utils.steering import median_token_norm  # noqa: F811  (the answer's own import, for solutions.py)
+
+
+def steered_generate(model, prompts: list[str], direction: torch.Tensor, layer: int, strength: float,
+                     max_new_tokens: int = 8) -> list[str]:
+    """Greedy new text per prompt, with strength x median norm x unit direction added after `layer` at every step."""
+    # Why: tracer.iter[:] repeats the edit at every forward pass of the generation, so the push is there whenever
+    # the model picks a token; a relative strength means the same push at any layer or model; left padding puts
+    # every prompt's end in one column, so one slice keeps the new tokens of every row.
+    delta = strength * median_token_norm(model, layer) * direction / direction.norm()
+    enc, envoy = tokenize(model, list(prompts)), model.layer(layer)
+    with torch.no_grad(), model.generate(max_new_tokens=max_new_tokens, do_sample=False, remote=model.remote,
+                                         pad_token_id=model.tokenizer.pad_token_id) as tracer:
+        with tracer.invoke(enc):
+            for _ in tracer.iter[:]:  # nnsight then warns that the loop outran the model: expected
+                out = envoy.output
+                envoy.output[:] = out + delta.to(out.device, out.dtype)
+        with tracer.invoke():
+            ids = tracer.result.save()
+    return [model.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids[:, enc["input_ids"].shape[1]:]]
 
 
 # --- 07_emotions_and_choices.py, cell 10 ---

@@ -24,7 +24,7 @@ from course_utils.solutions import masked_mean
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_LINE = re.compile(r"^CHECK (\w+): (.*)$", re.M)  # as tests/test_notebooks.py parses them
-NEEDS_MODEL = {"residual_after", "next_token_probs", "two_prompt_reads", "steered_logits", "choice_logodds"}
+NEEDS_MODEL = {"residual_after", "next_token_probs", "two_prompt_reads", "steered_logits", "steered_generate", "choice_logodds"}
 
 
 SCENARIO = load_scenarios("cheat_scenarios").iloc[0].to_dict()
@@ -158,6 +158,61 @@ def _not_saved_steer(model, prompt, delta, layer):
     return logits  # noqa: F821
 
 
+def _generate_wrong(
+    model,
+    prompts,
+    direction,
+    layer,
+    strength,
+    n=8,
+    *,
+    absolute=False,
+    steps=slice(None),
+    row=slice(None),
+    normalise=True,
+    sign=1.0,
+    rebind=False,
+    keep_prompt=False,
+    loop=True,
+):
+    """A learner's steered generation with one mistake switched on (the keywords say which)."""
+    from course_utils.models import tokenize
+    from course_utils.steering import median_token_norm
+
+    unit = direction / direction.norm() if normalise else direction
+    delta = sign * strength * (1.0 if absolute else median_token_norm(model, layer)) * unit
+    enc, envoy = tokenize(model, list(prompts)), model.layer(layer)
+    with torch.no_grad(), model.generate(max_new_tokens=n, do_sample=False, pad_token_id=model.tokenizer.pad_token_id) as tracer:
+        with tracer.invoke(enc):
+            for _ in tracer.iter[steps] if loop else [None]:  # loop=False: the edit written once, without tracer.iter
+                h = envoy.output
+                if rebind:
+                    h = h + delta  # noqa: F841  (rebinds a local name: the model never sees it)
+                else:
+                    h[row] = h[row] + delta
+        with tracer.invoke():
+            ids = tracer.result.save()
+    start = 0 if keep_prompt else enc["input_ids"].shape[1]
+    return [model.tokenizer.decode(r, skip_special_tokens=True).strip() for r in ids[:, start:]]
+
+
+def _pairing_wrong(
+    user, assistant, k, seed=0, *, shuffle=True, same=False, global_rng=False, columns=False, axis=1, mean=True, as_list=False
+):
+    """A learner's shuffled-pairing null with one mistake switched on (the keywords say which)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(k):
+        if same:
+            rng = np.random.default_rng(seed)  # a new generator in the loop: the same order every time
+        n = user.shape[1] if columns else len(user)
+        order = (np.random.permutation(n) if global_rng else rng.permutation(n)) if shuffle else np.arange(n)
+        a = assistant[:, order] if columns else assistant[order]
+        r = checks._row_r(user, a, axis=axis)
+        out.append(r.mean() if mean else r)
+    return out if as_list else np.array(out)
+
+
 R, S, EV, PO = solutions.residual_after, solutions.steered_logits, solutions.emotion_vectors, solutions.project_out
 BOW, SA, SH = solutions.bow_accuracy, solutions.shuffled_accuracies, solutions.split_half_agreement
 
@@ -279,6 +334,24 @@ WRONG: list[tuple[str, str, object]] = [
     ("steered_logits", "the id of the predicted token", lambda m, p, d, l: S(m, p, d, l).argmax()),
     ("steered_logits", checks.NOT_SAVED, _not_saved_steer),
     ("steered_logits", checks.RETURNED_NONE, lambda m, p, d, l: None),
+    ("pairing_null", "nothing was shuffled", lambda *a: _pairing_wrong(*a, shuffle=False)),
+    ("pairing_null", "every shuffle drew the same order", lambda *a: _pairing_wrong(*a, same=True)),
+    ("pairing_null", "not reproducible", lambda *a: _pairing_wrong(*a, global_rng=True)),
+    ("pairing_null", "you shuffled the emotions", lambda *a: _pairing_wrong(*a, columns=True)),
+    ("pairing_null", "correlations across messages", lambda *a: _pairing_wrong(*a, axis=0)),
+    ("pairing_null", "average over the messages", lambda *a: _pairing_wrong(*a, mean=False)),
+    ("pairing_null", "return a NumPy array", lambda *a: _pairing_wrong(*a, as_list=True)),
+    ("pairing_null", checks.RETURNED_NONE, lambda *a: None),
+    ("steered_generate", "an absolute length", lambda *a: _generate_wrong(*a, absolute=True)),
+    ("steered_generate", "only the first step", lambda *a: _generate_wrong(*a, loop=False)),
+    ("steered_generate", "the prompt pass was not steered", lambda *a: _generate_wrong(*a, steps=slice(1, None))),
+    ("steered_generate", "only the first prompt was steered", lambda *a: _generate_wrong(*a, row=0)),
+    ("steered_generate", "was not normalised to unit length", lambda *a: _generate_wrong(*a, normalise=False)),
+    ("steered_generate", "you subtracted the vector", lambda *a: _generate_wrong(*a, sign=-1.0)),
+    ("steered_generate", "the text is the unsteered model's", lambda *a: _generate_wrong(*a, rebind=True)),
+    ("steered_generate", "the prompt is still in front", lambda *a: _generate_wrong(*a, keep_prompt=True)),
+    ("steered_generate", "a single string", lambda *a: " ".join(solutions.steered_generate(*a))),
+    ("steered_generate", checks.RETURNED_NONE, lambda *a: None),
 ]
 
 
@@ -481,6 +554,7 @@ def test_each_mistake_gets_its_own_message(exercise, mistake, fragment, request,
 
 ARGS = {  # what each check's function is called with, to compare the marked reference with the reference
     "place_in_null": lambda: (0.3, np.linspace(-1, 1, 41)),
+    "pairing_null": lambda: (*np.random.default_rng(0).normal(size=(2, 6, 12)), 20, 1),
     "masked_mean": lambda: (torch.randn(2, 5, 3), torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]), 1),
     "emotion_vectors": lambda: (torch.randn(5, 3), ["a", "b", "a", "b", "b"], ["b", "a"]),
     "project_out": lambda: (torch.randn(3, 4), torch.eye(4)[:2]),
@@ -507,7 +581,7 @@ def test_rerunning_a_check_after_a_fallback_never_passes_the_reference(exercise,
     if exercise in ARGS:  # the marked reference computes exactly what the reference does
         args = ARGS[exercise]()
         a, b = again(*args), reference(*args)
-        assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+        assert torch.equal(a, b) if isinstance(a, torch.Tensor) else np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
 
 
 @pytest.mark.parametrize("exercise", list(checks.EXERCISES))

@@ -19,8 +19,8 @@ import make_notebooks  # noqa: E402
 
 SOURCES = sorted((ROOT / "course_src").glob("[0-9][0-9]_*.py"))
 STUB = 'raise NotImplementedError("exercise not done yet")'
-NUDGE = "<details><summary>Hint 1 (a nudge)</summary>"
-APPROACH = "<details><summary>Hint 2 (the approach)</summary>"
+NUDGE = "<details><summary>Hint 1 ("  # a nudge towards the idea, without code
+APPROACH = "<details><summary>Hint 2 ("  # the approach, keyed to one sticking point: "Hint 2 (stuck on ...?)"
 SOLUTION_SUMMARY = "<details><summary>Solution</summary>"
 ANSWER = "<details><summary>Our answer</summary>"
 FENCED = re.compile(r"^(`{3,})python\n(.*?)\n\1$", re.M | re.S)
