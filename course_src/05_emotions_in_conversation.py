@@ -372,19 +372,20 @@ print(f"afraid rho {rho_pills:+.2f} ({'rises' if rho_pills > 0 else 'falls'} wit
 # random directions. An effect of the opposite sign that passes the test is said so.
 
 # %%
-def example_verdict(effect: float, test) -> tuple[str, str]:
-    """(verdict, what it was) for an effect whose paper sign is positive, from its two-sided rank test."""
+def example_verdict(label: str, effect: float, test) -> tuple[str, str]:
+    """(verdict, reason) for an effect whose paper sign is positive, from its two-sided rank test."""
     if not test.distinguishable:
-        return "does not replicate", "not distinguishable from random directions"
-    return ("replicates", "the paper's sign") if effect > 0 else ("does not replicate", "the opposite sign to the paper's")
+        verdict, what = "does not replicate", "not distinguishable from random directions"
+    else:
+        verdict, what = ("replicates", "the paper's sign") if effect > 0 else ("does not replicate", "the opposite sign to the paper's")
+    return verdict, f"{label}: {effect:+.3g}, {what} (rank p = {test.p:.3g} among {test.k} random directions, z = {test.z:+.1f})"
 
 
-for finding, label, effect, test in [("loving_after_sad", "'loving' after sad messages", diff, loving_test),
-                                     ("afraid_pills", "'afraid' with the number of pills", rho_pills, pills_test)]:
-    verdict, what = example_verdict(effect, test)
-    reason = f"{label}: {effect:+.3g}, {what} (rank p = {test.p:.3g} among {test.k} random directions, z = {test.z:+.1f})"
-    record_verdict("05_conversation", finding, verdict, reason)
-    print(f"{verdict}: {reason}")
+loving_verdict, loving_reason = example_verdict("'loving' after sad messages", diff, loving_test)
+record_verdict("05_conversation", "loving_after_sad", loving_verdict, loving_reason)
+pills_verdict, pills_reason = example_verdict("'afraid' with the number of pills", rho_pills, pills_test)
+record_verdict("05_conversation", "afraid_pills", pills_verdict, pills_reason)
+print(f"{loving_verdict}: {loving_reason}\n{pills_verdict}: {pills_reason}")
 
 # %% [markdown]
 # ## 5. Token by token
@@ -419,8 +420,8 @@ print(f"- user end vs assistant start: mean r {np.mean(r):+.2f} centred ({np.mea
       f"{np.median(pair_null):+.2f}: the two states are "
       + ("correlated beyond unrelated messages here" if speakers_verdict == "does not replicate"
          else "not distinguishable from unrelated messages' here") + f" -> {speakers_verdict}")
-for label, (effect, test) in {"'loving' after sad messages": (diff, loving_test), "'afraid' with pills": (rho_pills, pills_test)}.items():
-    print(f"- {label}: {effect:+.3g} -> {example_verdict(effect, test)[0]}")
+print(f"- 'loving' after sad messages: {diff:+.3g} -> {loving_verdict}")
+print(f"- 'afraid' with the number of pills: rho {rho_pills:+.2f} -> {pills_verdict}")
 
 # %% [markdown]
 # - Every control here is two-sided: an effect of the wrong sign is reported as such, never as "at least as large".
