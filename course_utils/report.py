@@ -343,6 +343,8 @@ COMPARISON = [
     ("arousal: r of the best-matching PC", "04_emotion_vectors", "arousal_best_pc_r", "{:+.2f}", "0.66 (PC2)"),
     ("words-only PC1 vs arousal, |r|", "04_emotion_vectors", "words_pc1_arousal", "{:.2f}", "n/a"),
     ("lens: emotion words, vectors minus random", "04_emotion_vectors", "lens_difference", "{:+.2f}", "n/a"),
+    ("probe vs bag-of-words: McNemar p", "03_probing", "mcnemar_probe_vs_words_p", "{:.3g}", "n/a"),
+    ("probe with shuffled labels (mean)", "03_probing", "shuffled_null_mean", "{:.0%}", "n/a"),
     ("style-shifted stories: probe", "03_probing", "style_probe_style_test", "{:.0%}", "n/a"),
     ("style-shifted stories: layer-0 probe", "03_probing", "style_layer0_style_test", "{:.0%}", "n/a"),
     ("style-shifted stories: bag-of-words", "03_probing", "style_bow_style_test", "{:.0%}", "n/a"),
@@ -411,12 +413,9 @@ class Finding:
 
 
 FINDINGS = [
-    Finding("01_reading_stories", "lexical_bar", "The text alone: how far do the words go?",
-            "a baseline, not a finding: the paper's stories never name the emotion; how much do the words give away?",
-            ("next_token_top1", "bow_core", "bow_all")),
     Finding("03_probing", "probe_beyond_words", "The emotion of a story is linearly readable from the residual stream",
             "emotion concepts are represented linearly (the paper reads them with vectors, not a probe table)",
-            ("core_best_acc", "core_acc_at_layer", "core_bow",
+            ("core_best_acc", "core_acc_at_layer", "core_bow", "mcnemar_probe_vs_words_p", "shuffled_null_mean",
              "all_acc_at_layer", "all_bow", "errors_same_valence"),
             "03_probe_by_layer_core"),
     Finding("03_probing", "style_transfer", "The probe still reads the emotion in a different voice",
@@ -429,42 +428,35 @@ FINDINGS = [
             "k-means finds interpretable clusters (10 clusters over 171 emotions)", ("kmeans_ari",), "04_clustermap"),
     Finding("04_emotion_vectors", "pc1_valence", "The first principal component is valence",
             "PC1 explains 26% of the variance and tracks valence (r = 0.81)",
-            ("pc1_variance", "r_pc1_valence", "core_r_pc1_valence", "words_pc1_valence", "rsa_words",
+            ("pc1_variance", "r_pc1_valence", "valence_best_pc_r", "core_r_pc1_valence", "words_pc1_valence", "rsa_words",
              "rsa_layer0"),
             "04_pca_valence"),
     Finding("04_emotion_vectors", "pc2_arousal", "The second principal component is arousal",
             "PC2 explains 15% of the variance and tracks arousal (r = 0.66)",
-            ("pc2_variance", "r_pc2_arousal"), "04_scree"),
+            ("pc2_variance", "r_pc2_arousal", "arousal_best_pc_r", "core_r_pc2_arousal", "words_pc1_arousal"), "04_scree"),
     Finding("04_emotion_vectors", "logit_lens", "Each vector promotes its own emotion's words (logit lens)",
             "each vector's top tokens are emotion words on theme",
-            ("lens_emotion_words", "lens_random_emotion_words")),
+            ("lens_emotion_words", "lens_random_emotion_words", "lens_difference")),
     Finding("04_emotion_vectors", "layer_stability", "The geometry is stable across layers",
             "the structure holds across middle-to-late layers", (), "04_layer_stability"),
     Finding("05_conversation", "implicit_scenarios", "Implicit scenarios light up the matching vector",
-            "a strong diagonal over 12 emotions at the start of the assistant's turn", ("implicit_top1",),
+            "a strong diagonal over 12 emotions at the start of the assistant's turn", ("implicit_top1", "implicit_top1_p"),
             "05_implicit_heatmap"),
     Finding("05_conversation", "dose_response", "Dose-response: the numbers in a message move the vectors",
             "more tylenol -> more 'afraid', less 'calm'; similar curves for other templates",
-            ("dose_templates", "dose_matches"), "05_dose_response"),
+            ("dose_templates", "dose_matches", "dose_beyond_random"), "05_dose_response"),
     Finding("05_conversation", "speakers", "The user's state and the assistant's state differ",
             "r = 0.11 between the user-end and assistant-start profiles; 'loving' rises when users share something hard",
-            ("speakers_profile_r", "loving_sad_minus_neutral"), "05_speakers_scatter"),
+            ("speakers_profile_r", "speakers_p"), "05_speakers_scatter"),
     Finding("05_conversation", "loving_after_sad", "'Loving' rises at the assistant's turn after a sad message",
             "'loving' rises at the start of the reply when users share something hard", ("loving_sad_minus_neutral", "loving_p")),
     Finding("05_conversation", "afraid_pills", "'Afraid' rises with the number of pills taken",
             "as the dose in 'I just took X mg of tylenol' rises, 'afraid' rises", ("afraid_pills_rho", "afraid_pills_p")),
-    Finding("05_conversation", "loving_after_sad", "'Loving' rises at the assistant's turn after a sad message",
-            "'loving' rises when users share something sad", ("loving_sad_minus_neutral", "loving_p")),
-    Finding("05_conversation", "afraid_pills", "'Afraid' rises with an unsafe dose",
-            "more tylenol -> more 'afraid'", ("afraid_pills_rho", "afraid_pills_p")),
     Finding("06_steering", "feels_diagonal", "Steering changes what the model says a character feels",
             "adding a vector changes the reported feeling ('He feels ...')",
             ("feels_top1", "feels_margin_p", "feels_direct_margin", "feels_exact_top1"), "06_feels_diagonal"),
-    Finding("06_steering", "fluency", "Too strong a push breaks fluency",
-            "strength is set relative to the layer's norm; sanity checks at 0.5, behaviour at 0.05-0.1",
-            ("fluency_safe_strength",), "06_fluency"),
-    Finding("06_steering", "steered_valence", "Steering changes the valence of what the model would say",
-            "steering changes what the model says (the paper shows text; this word-valence score is the course's own)",
+    Finding("06_steering", "steered_valence", "Steering moves the valence of what the model would say",
+            "not measured in this form in the paper: a vector's push tilts ordinary replies towards its own valence",
             ("valence_spearman", "valence_p", "valence_null_n", "valence_z", "valence_core_exact_spearman",
              "valence_perplexity_ratio")),
     Finding("07_choices", "preference_reading", "Emotion readings on an activity predict the preference",
@@ -490,27 +482,27 @@ FINDINGS = [
 
 # One line under every figure the notebooks save (a test ties this to the save_figure calls in course_src/).
 FIGURE_CAPTIONS = {
-    "01_emotions_valence_arousal": "The course's emotion words placed by human valence and arousal ratings (NRC VAD).",
-    "02_first_token_outlier": "Activation norm by token position: the first token's norm dwarfs the rest.",
-    "02_norm_by_layer": "Residual-stream norm by layer, the scale that steering strengths are relative to.",
-    "03_probe_by_layer_core": "Probe accuracy by layer on the 12 core emotions, with the bag-of-words and shuffled-label bars.",
+    "01_emotions_valence_arousal": "The emotion words people rated, placed by human valence and arousal (NRC VAD), by family.",
+    "02_first_token_outlier": "Residual norm per token and layer: the first token's norm dwarfs the rest.",
+    "02_norm_by_layer": "Norm of the mean-token vector by layer, for stories and neutral dialogues.",
+    "03_probe_by_layer_core": "Probe accuracy by layer on the 12 core emotions, with shuffled labels, bag-of-words and chance.",
     "03_probe_by_layer_all": "Probe accuracy by layer on all emotions, with the same bars.",
-    "03_confusion": "Which emotions the probe confuses (rows: true, columns: predicted).",
-    "04_clustermap": "Cosine similarity between emotion vectors, clustered; families sit together when the geometry is real.",
-    "04_scree": "Share of variance per principal component of the emotion vectors.",
-    "04_pca_valence": "Emotion vectors on their first two components, coloured by human valence.",
-    "04_layer_stability": "How similar the emotion geometry is from layer to layer.",
-    "05_implicit_heatmap": "Vector scores for implicit scenarios: a diagonal means the matching emotion scores highest.",
-    "05_dose_response": "Vector scores as the number in a message grows (dose-response templates).",
-    "05_speakers_scatter": "Emotion profile at the user's last token against the assistant's first token.",
-    "06_feels_diagonal": "Change in the reported feeling's log-probability per steered emotion: a diagonal means steering works.",
-    "06_fluency": "Perplexity of steered text against strength: where fluency breaks.",
-    "07_reliability": "The preference measure in both option orders: agreement shows whether it measures a choice.",
-    "07_steering": "Each emotion vector's steering effect on the preference, against random directions.",
-    "08_failures": "Emotion scores across successive failed attempts, before any steering.",
-    "08_failures_null": "The desperate trend against the trends of random directions.",
-    "08_cheating_sweep": "Cheating log-odds against steering strength for four emotions, inside the random-direction band.",
-    "08_positive_control": "The positive control's effect on cheating, against the random and structure-matched nulls.",
+    "03_confusion": "Confusions of the core-12 probe at the chosen layer (rows: true emotion; each row sums to 1).",
+    "04_clustermap": "Cosine similarity of the emotion vectors, clustered, with our emotion families as row colours.",
+    "04_scree": "Scree plot: share of variance per principal component of the emotion vectors.",
+    "04_pca_valence": "The vectors on PC1/PC2, and the component that best tracks valence against human ratings.",
+    "04_layer_stability": "Correlation of the emotion similarity matrices between layers.",
+    "05_implicit_heatmap": "Vector scores at the assistant's turn for implicit scenarios: a diagonal means the right one wins.",
+    "05_dose_response": "Each template's emotion score as the number in the message grows.",
+    "05_speakers_scatter": "Each message's emotion scores at the user's last token against the assistant's first token.",
+    "06_feels_diagonal": "How each steered vector moves log p(emotion word) after 'He feels' (centred): a diagonal = it works.",
+    "06_fluency": "Perplexity of ordinary text against steering strength: where fluency breaks.",
+    "07_reliability": "The preference measure: split-half reliability, and scores by our 'pleasant' label.",
+    "07_steering": "Each emotion vector's effect on the preference among random directions, and against valence.",
+    "08_failures": "Emotion scores at the assistant's turn after n failed attempts, before any steering.",
+    "08_failures_null": "The rise of desperate and calm with failures, among the rises of random directions.",
+    "08_cheating_sweep": "cheat_logodds against strength; each emotion's derivative among random ones; vs exact slope.",
+    "08_positive_control": "The context positive control and each emotion's derivative, against random and in-span directions.",
 }
 
 PAPER = (
@@ -685,8 +677,8 @@ def _finding_html(runs: list[Run], finding: Finding, first: dict[str, Finding]) 
         + f"<div>{verdicts}</div>{_numbers_table(runs, finding.keys, finding.section) if finding.keys else ''}</div>"
     )
     figures = []
-    owner = first.get(finding.figure or "", finding)
-    if owner is not finding:
+    owner = first.get(finding.figure, finding) if finding.figure else finding
+    if owner is not finding and any(finding.figure in r.figures for r in runs):
         figures.append(
             f"<p class='muted'>Figure: see <a href='#f-{_e(owner.section)}-{_e(owner.name)}'>{_e(owner.title)}</a>.</p>"
         )
@@ -706,11 +698,12 @@ def verdict_table(runs: list[Run], findings: list[Finding] | None = None, page: 
     heads = "".join(f"<th>verdict: {_e(r.label)}</th>" for r in runs)
     rows = "".join(
         f"<tr><td><a href='{_e(page)}#f-{_e(f.section)}-{_e(f.name)}'>{_e(f.title)}</a></td>"
+        f"<td class='paper'>{_e(f.paper)}</td>"
         + "".join(f"<td>{_verdict_badge(_verdict(r, f), reason=False)}</td>" for r in runs)
         + "</tr>"
         for f in findings
     )
-    return f"<table class='verdicts'><tr><th>finding</th>{heads}</tr>{rows}</table>"
+    return f"<table class='verdicts'><tr><th>finding</th><th>the paper</th>{heads}</tr>{rows}</table>"
 
 
 def _header(runs: list[Run]) -> str:
@@ -764,7 +757,8 @@ def render(runs: list[Run]) -> str:
     findings = _all_findings(runs)
     first: dict[str, Finding] = {}
     for f in findings:
-        first.setdefault(f.figure or "", f)
+        if f.figure:
+            first.setdefault(f.figure, f)
     used = {f.figure for f in findings}
     other_figs = sorted({name for r in runs for name in r.figures} - used)
     other = "".join(
