@@ -21,6 +21,8 @@ from .run_course import notebooks as course_notebooks
 
 # nbconvert's lab template loads require.js and MathJax from a CDN; the site must work offline, so they go.
 _REMOTE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']https?://[^\"']*[\"'][^>]*>\s*</script>", re.I)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = "[an interactive panel: open the notebook in Jupyter and run it to use it]"
 
 
 class SiteError(RuntimeError):
@@ -56,9 +58,20 @@ def _nav(current: str) -> str:
     )
 
 
+def without_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook with each widget output replaced by a note: a static page has no kernel to drive it, and
+    nbconvert would otherwise fetch the widget renderer from the network."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if WIDGET_VIEW in output.get("data", {}):
+                output["data"] = {"text/plain": WIDGET_NOTE}
+    return nb
+
+
 def render_notebook(path: Path) -> tuple[str, str]:
     """(title, self-contained HTML) of one executed notebook: outputs and figures inline, no remote scripts."""
-    nb = nbformat.read(path, as_version=4)
+    nb = without_widgets(nbformat.read(path, as_version=4))
     title = notebook_title(nb, path.stem)
     exporter = HTMLExporter(template_name="lab", embed_images=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title, "path": str(path.parent)}})

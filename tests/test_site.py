@@ -14,6 +14,7 @@ import pytest
 from course_utils import site
 
 ROOT = Path(__file__).resolve().parents[1]
+WIDGET = "application/vnd.jupyter.widget-view+json"
 PNG_B64 = (  # a 1x1 PNG, what a notebook's figure output holds (base64)
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 )
@@ -33,6 +34,14 @@ def fake_course(build: Path) -> Path:
             nbformat.v4.new_output("stream", name="stdout", text=f"accuracy {i}\n"),
             nbformat.v4.new_output("display_data", data={"image/png": PNG_B64, "text/plain": "<Figure>"}),
         ]
+        if name.startswith("06_"):  # an interactive panel, as papermill saves it: a widget view and the widget state
+            view = {"model_id": "abc", "version_major": 2, "version_minor": 0}
+            nb.cells[1].outputs.append(
+                nbformat.v4.new_output(
+                    "execute_result", data={WIDGET: view, "text/plain": "VBox(children=(...))"}, execution_count=1
+                )
+            )
+            nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
         nbformat.write(nb, folder / name)
     (build / "figures").mkdir()
     (build / "figures" / "06_feels_diagonal.png").write_bytes(base64.b64decode(PNG_B64))
@@ -107,6 +116,8 @@ def test_every_image_resolves_and_nothing_is_fetched(built_site):
         found = refs(page)
         assert all(resolves(src, page) for src in found.images), (page.name, [s[:60] for s in found.images])
         assert not [r for r in found.resources if urlparse(r).scheme in ("http", "https")], (page.name, found.resources)
+        assert "unpkg.com" not in page.read_text(), f"{page.name} would load the widget renderer from the network"
+    assert "interactive panel" in (built_site / "06_steering.html").read_text()  # said in words instead
     notebook = built_site / "03_probing.html"
     assert len(refs(notebook).images) == 1 and "accuracy 3" in notebook.read_text()  # the output and its figure inline
     report_page = (built_site / "report.html").read_text()
