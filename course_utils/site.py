@@ -86,8 +86,12 @@ def _index(entries: list[tuple[str, str, str]], run_: report.Run) -> str:
     fast = run.get("fast")
     rows = "".join(
         f"<tr><td><a href='{html.escape(href)}'>{html.escape(title)}</a></td>"
-        f"<td class='num'>{html.escape(str(timings.get(stem, {}).get('seconds', '?')))} s</td>"
-        f"<td>{html.escape(str(timings.get(stem, {}).get('status', 'unknown')))}</td></tr>"
+        + (
+            f"<td class='num'>{float(timings[stem]['seconds']):.0f} s</td><td>{html.escape(str(timings[stem]['status']))}</td>"
+            if stem in timings
+            else "<td class='muted' colspan='2'>not timed by the last run</td>"
+        )
+        + "</tr>"
         for stem, href, title in entries
     )
     banner = (

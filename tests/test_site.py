@@ -106,6 +106,7 @@ def test_index_links_all_nine_notebooks_and_the_report(built_site):
     assert len(expected) == 9 and all(e in links for e in expected) and "report.html" in links
     assert all((built_site / link.split("#")[0]).is_file() for link in links)
     assert "This is a FAST run" in (built_site / "index.html").read_text()
+    assert "<td class='num'>3 s</td><td>ok</td>" in (built_site / "index.html").read_text()  # each notebook's time
     assert "report.html#f-06_steering-feels_diagonal" in links  # the verdicts, each linking to its finding
 
 
