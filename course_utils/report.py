@@ -446,7 +446,7 @@ FINDINGS = [
             "more tylenol -> more 'afraid', less 'calm'; similar curves for other templates",
             ("dose_templates", "dose_matches", "dose_beyond_random"), "05_dose_response"),
     Finding("05_conversation", "speakers", "The user's state and the assistant's state differ",
-            "r = 0.11 between the user-end and assistant-start profiles; 'loving' rises when users share something hard",
+            "the user-end and assistant-start profiles differ (r = 0.11 across 8 prompts)",
             ("speakers_profile_r", "speakers_p"), "05_speakers_scatter"),
     Finding("05_conversation", "loving_after_sad", "'Loving' rises at the assistant's turn after a sad message",
             "'loving' rises at the start of the reply when users share something hard", ("loving_sad_minus_neutral", "loving_p")),
