@@ -343,8 +343,9 @@ for c in range(k):
 # emotions relate, and how many times each of them appears in the full matrix.</details>
 # <details><summary>Hint 2 (one cosine per emotion)</summary>The first output is one number per emotion, not a
 # matrix: each emotion's vector from half A against the same emotion's vector from half B, never against the
-# other emotions. Once every row has unit length, a row-by-row product does it; a matrix product compares every
-# row with every row.</details>
+# other emotions. Once every row has unit length, an elementwise product summed along each row
+# (<code>*</code>, then <code>.sum(1)</code>) does it; a matrix product (<code>@</code>) compares every row with every
+# row.</details>
 
 # %%
 def split_half_agreement(half_a: torch.Tensor, half_b: torch.Tensor) -> tuple[np.ndarray, float, float]:
@@ -769,22 +770,24 @@ record("04_emotion_vectors", rsa_words=rsa_rows["model vs words"][0], rsa_words_
        lens_random_emotion_words=float(rand_counts.mean()))
 
 # %%
+abs_r_ci = lambda pc, y: list(pearson_ci(np.sign(pearsonr(proj[rated, pc], y[rated])[0]) * proj[rated, pc], y[rated])[1:])  # noqa: E731
 record("04_emotion_vectors", raw_cosine_top1=raw_top1[0], r_pc1_valence_p=val_p, r_pc2_arousal_p=aro_p,
-       valence_best_pc_r_ci=list(pearson_ci(proj[rated, best_val], val[rated])[1:]),
-       arousal_best_pc_r_ci=list(pearson_ci(proj[rated, best_aro], aro[rated])[1:]),
+       valence_best_pc_r_ci=abs_r_ci(best_val, val), arousal_best_pc_r_ci=abs_r_ci(best_aro, aro),  # intervals of |r|
        words_pc1_valence_ci=list(r_val_w[1:]), words_pc1_arousal_ci=list(r_aro_w1[1:]),
        core_r_pc1_valence_ci=list(r_val_core[1:]), core_r_pc2_arousal_ci=list(r_aro_core[1:]),
        lens_difference=lens_diff[0], lens_difference_ci=list(lens_diff[1:]), lens_random_n=N_RANDOM)
 record("04_emotion_vectors", split_half_seeds=len(SEEDS), split_half_emotions=len(halvable), split_half_r=r_halves.mean(),
        split_half_r_range=[r_halves.min(), r_halves.max()], split_half_r_ci=list(r_half_ci[1:3]),
-       split_half_r_full=r_fulls.mean(), split_half_cosine_median=cos_halves.median(), split_half_cosine_min=cos_halves.min())
+       split_half_r_full=r_fulls.mean(), split_half_r_full_ci=[spearman_brown(max(v, 0)) for v in r_half_ci[1:3]],
+       split_half_cosine_median=cos_halves.median(), split_half_cosine_min=cos_halves.min())
 record("04_emotion_vectors", partial_r2=partial.r2, partial_delta_r2=partial.delta_r2, partial_p=partial.p,
        partial_n_rated=int(rated.sum()), partial_resamples=len(partial.null),
        **{f"partial_beta_{key}": partial.table.loc[name, "beta"] for key, name in
           (("valence", "|valence difference|"), ("arousal", "|arousal difference|"), ("words", "words-only similarity"),
            ("layer0", "layer-0 similarity"))},
        **{f"partial_beta_{key}_ci": list(partial.table.loc[name, ["low", "high"]]) for key, name in
-          (("valence", "|valence difference|"), ("arousal", "|arousal difference|"))})
+          (("valence", "|valence difference|"), ("arousal", "|arousal difference|"), ("words", "words-only similarity"),
+           ("layer0", "layer-0 similarity"))})
 if later:
     record("04_emotion_vectors", layer_stability_min_r=to_layer.r.min(), layer_stability_layers=later,
            layer_stability_r={str(k): v for k, v in to_layer.r.round(4).items()},
