@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -131,6 +132,12 @@ def test_resolves_refuses_what_a_browser_could_not_show(tmp_path):
     assert resolves("fig.png", page) and resolves("data:image/png;base64," + PNG_B64, page)
     assert not resolves("missing.png", page) and not resolves("https://example.org/a.png", page)
     assert not resolves("data:image/png;base64,", page)
+
+
+def test_make_site_runs_this_module():
+    make = (ROOT / "Makefile").read_text()
+    assert re.search(r"^site: setup\n\t\$\(BIN\)/python -m course_utils\.site$", make, re.M)
+    assert "site" in re.search(r"^\.PHONY:(.*)$", make, re.M).group(1).split()
 
 
 def test_a_course_not_run_names_the_missing_notebooks(tmp_build, capsys):
