@@ -55,6 +55,14 @@ def printed_lines(notebook: Path) -> list[str]:
     return [line.rstrip() for line in text.splitlines() if line.strip()]
 
 
+def failed(notebook: Path) -> bool:
+    """True if the executed notebook stopped on an error (papermill marks it, and the cell holds an error output)."""
+    nb = nbformat.read(notebook, as_version=4)
+    return bool(nb.metadata.get("papermill", {}).get("exception")) or any(
+        o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+
+
 def screen_lines(lines: list[str]) -> list[str]:
     """The lines a TA checks (see SCREEN), shortened to MAX_CHARS, at most MAX_LINES."""
     kept = [line if len(line) <= MAX_CHARS else line[: MAX_CHARS - 3] + "..." for line in lines if SCREEN.search(line)]
@@ -91,6 +99,8 @@ def render(results: dict, build: Path) -> str:
         nb = build / "notebooks" / f"{section}.ipynb"
         if nb.is_file():
             lines = screen_lines(printed_lines(nb))
+            if failed(nb):
+                out += ["", "**This notebook stopped on an error in this run**: the lines below go up to the failure."]
             out += ["", "On the screen (selected printed lines):", "", "```text", *(lines or ["(no matching line)"]), "```"]
         else:
             out += ["", "(no executed notebook in this run)"]
