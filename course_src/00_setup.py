@@ -117,7 +117,7 @@ print("reply:", reply)
 
 # %% [markdown]
 # A 135-million-parameter model is tiny by today's standards (the paper studied a frontier model).
-# Its answers are often clumsy. That is fine: we are going to study what it *represents*, and
+# Judge its reply above for yourself; clumsy or not, we are going to study what it *represents*, and
 # later we will measure behaviour with log-probabilities over many prompts rather than trusting
 # one sampled answer.
 
