@@ -82,12 +82,13 @@ def fluency_safe_strength(
     for c in sorted((float(c) for c in candidates), reverse=True):
         got = drop(c)
         worst, over = float("-inf"), 0
-        for k, d in enumerate([got] if isinstance(got, (int, float)) else got, 1):
+        single = not isinstance(got, Iterable) or torch.is_tensor(got)  # a number (python, numpy or 0-d tensor)
+        for k, d in enumerate([got] if single else got, 1):
             worst = max(worst, float(d))
             if float(d) > max_drop:
                 over = k
                 break
-        if over and not isinstance(got, (int, float)):
+        if over and not single:
             print(f"strength {c}: drop {worst:.3f} > {max_drop:.3f} at direction {over} (the rest not needed)")
             continue
         print(f"strength {c}: largest drop {worst:.3f} nats/token (allowed {max_drop:.3f})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import nnsight
+import numpy as np
 import pytest
 import torch
 
@@ -188,6 +189,8 @@ def test_fluency_safe_strength_is_the_largest_passing_candidate(capsys):
     assert tried == [1.0, 0.5]  # from the largest down, stopping at the first that passes
     assert "strength 1.0: largest drop 0.900" in capsys.readouterr().out
     assert fluency_safe_strength([1.0, 0.5], lambda c: 0.9, max_drop=0.5) == 0.5  # none passes: the smallest
+    assert fluency_safe_strength([1.0, 0.5], lambda c: np.float32(c / 2), max_drop=0.3) == 0.5  # numpy numbers too
+    assert fluency_safe_strength([1.0, 0.5], lambda c: torch.tensor(c / 2), max_drop=0.3) == 0.5
     assert "using the smallest, 0.5" in capsys.readouterr().out
     with pytest.raises(ValueError, match="candidates is empty"):
         fluency_safe_strength([], drop, max_drop=0.5)
