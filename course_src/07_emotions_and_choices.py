@@ -1,8 +1,8 @@
 # %% [markdown]
 # # 07 · Emotions and choices
 #
-# **Time:** about 25 minutes (the full run takes about 2.5 minutes on a 2-core laptop) ·
-# **Before this:** `06_steering`
+# **Time:** 25 minutes for the core path (sections 1-4); "Going further" holds the rest. How long the cells
+# take to run on your machine: `docs/timings.md` · **Before this:** `06_steering`
 #
 # **Joining here?** Set `FAST = True` in the parameters cell: the notebook then loads the
 # precomputed emotion vectors of the bundled model (`data/precomputed/`) and runs on 16 activities.
@@ -43,34 +43,16 @@ from course_utils.paths import fast_mode
 FAST = fast_mode(FAST)
 
 # %% [markdown]
-# ## Decided before any number (pre-registration)
-# Everything below was fixed before the first preference number was computed.
-# - **Items**: the 64 activities of `data/activities.jsonl`, half pleasant by our own labels (written
-#   before any model was run). The first 16 are the **pilot** items, the other 48 the **main** items
-#   (the file is ordered so that any 8 consecutive rows are balanced).
-# - **Pairs**: every item meets 4 others, each pair asked in both orders. **Preference** = half the
-#   difference of the two orders' log-odds (the position cancels), **position bias** = half the sum.
-#   Bradley-Terry turns the pairs into one score per item.
-# - **The pilot chooses the answer format** among three (`preferences.FORMATS`): letters A/B, numbers
-#   1/2, or the option's own words after *"I would rather"*. Rule: among the formats where the order
-#   decides fewer than 90% of the pairs, the one whose scores agree best with our labels (Pearson r);
-#   if none qualifies, letters.
-# - **Validity gate, on the main items, before any reading or steering**: the measure is *valid* if
-#   the order decides fewer than 90% of the pairs **and** its agreement with our labels has a 95%
-#   interval above 0. If it is not valid, the notebook prints no reading or steering verdict.
-# - **Text positive control**: each main activity against itself, framed "..., which will be lovely"
-#   and "..., which will be dreadful": a measure of choice must prefer the lovely framing.
-# - **Reading**: an emotion predicts preference if its r with the scores has rank p <= 0.05 among
-#   1,000 random directions read the same way (cosine from the vectors' origin on *"This afternoon I
-#   will <activity>."*).
-# - **Steering** (on the tokens of one option only, at the vectors' layer): each direction's
-#   derivative of the steered option's preference at strength 0, on pairs of a held-out **test half**
-#   of the main items. The primary statistic: the Spearman correlation, across every emotion vector
-#   with a human valence rating, between its steering derivative and its valence, against 10,000
-#   permutations of the valence labels. Named directions (happy, angry) against 10,000 random
-#   directions; exact effects at ±S beside the derivatives. A **cross-fitted positive control**: the
-#   "preferred minus dispreferred" direction of the **build half**, first read on the test half, then
-#   steered on it.
+# ## The rules, fixed before the numbers
+# - **Items**: the 64 activities of `data/activities.jsonl`, half pleasant by our labels; the first 16 are
+#   the **pilot**, the other 48 the **main** items. Each pair is asked in both orders.
+# - **The pilot picks the answer format** (`preferences.FORMATS`): among formats where the order decides
+#   fewer than 90% of pairs, the one that agrees best with our labels; if none qualifies, letters.
+# - **Validity gate** (main items, before any reading or steering): the order decides fewer than 90% of
+#   pairs and the agreement with our labels has a 95% interval above 0. If not, no verdict is printed.
+# - **Text control**: the same activity framed "lovely" vs "dreadful"; a measure of choice must prefer lovely.
+# - **Steering, primary**: Spearman of every emotion vector's steering derivative with its valence,
+#   against 10,000 label permutations; named directions against 10,000 random directions (rank p <= 0.05).
 
 # %%
 import matplotlib.pyplot as plt
@@ -103,7 +85,7 @@ from course_utils.preferences import (
     split_half,
     steering_effect,
 )
-from course_utils.report import record
+from course_utils.report import record, record_verdict
 from course_utils.stats import mean_ci, pearson_ci, rank_test, spearman_ci
 from course_utils.steering import fluency_safe_strength, median_token_norm, random_direction
 
@@ -139,13 +121,11 @@ print("option A:", repr(prompt[slice(*span_a)]), "| option B:", repr(prompt[slic
 # logits matter. Turn them into log-probabilities and look up two entries: the token of the letter A and the
 # token of the letter B. Take care which token that is: the answer starts a new line, with no space before
 # it.</details>
-# <details><summary>Hint 2 (the approach)</summary>1. Trace the prompt (<code>model.trace(prompt,
-# remote=model.remote)</code> under <code>torch.no_grad()</code>) and keep
-# <code>model.output.logits[0, -1]</code> with <code>nnsight.save</code>. 2. After the block,
-# <code>torch.log_softmax(logits.float().cpu(), -1)</code>. 3. The ids are
-# <code>word_token_id(model, "A", space=False)</code> and the same for <code>"B"</code> (after "assistant"
-# and a newline the answer has no leading space); return the difference of the two log-probabilities as a
-# Python <code>float</code>.</details>
+# <details><summary>Hint 2 (the approach)</summary>Stuck on "the values are gone after the trace"? Inside
+# <code>with model.trace(...)</code> the logits are placeholders that nnsight fills in when the block ends, and
+# it keeps only what you mark: wrap <code>model.output.logits[0, -1]</code> in <code>nnsight.save</code> inside
+# the block, and do the log-softmax and the look-ups after it. For the token ids,
+# <code>word_token_id(model, "A", space=False)</code>.</details>
 
 # %%
 import nnsight
@@ -159,9 +139,10 @@ def choice_logodds(model, prompt: str) -> float:
     with torch.no_grad(), model.trace(prompt, remote=model.remote):
         logits = nnsight.save(model.output.logits[0, -1])
     logp = torch.log_softmax(logits.float().cpu(), -1)
+    # Why: only the last position predicts the answer; log-softmax makes the two entries comparable log-probabilities
+    # whatever else the model would say, and the difference of the two is the log-odds of A over B.
     return float(logp[word_token_id(model, "A", space=False)] - logp[word_token_id(model, "B", space=False)])
     # END SOLUTION
-
 
 # %%
 choice_logodds = checks.check_choice_logodds(choice_logodds, model)
@@ -196,7 +177,7 @@ names = main.activity.tolist()
 n = len(names)
 pairs = pair_design(n, PER_ITEM, seed=0)
 if not FAST:
-    print(f"{2 * len(pairs)} prompts: about a minute on a 2-core laptop the first time, instant once cached.")
+    print(f"{2 * len(pairs)} prompts: see docs/timings.md for this notebook's run time; instant once cached.")
 pref = pair_logodds(model, names, pairs, fmt=FORMAT)
 bt = bradley_terry(pairs, pref.preference.to_numpy(), n)
 main = main.assign(score=bt)
@@ -241,31 +222,7 @@ save_figure(fig, "07_reliability")
 plt.show()
 
 # %% [markdown]
-# ## 4. Reading: do emotion scores on an activity predict the preference?
-# Each emotion's cosine score on *"This afternoon I will <activity>."*, correlated with the scores;
-# the null is 1,000 random directions read the same way (the same statistic).
-
-# %%
-acts = extract_activations(model, [f"This afternoon I will {a}." for a in names], layers=[LAYER])[:, 0]
-emo_scores = pd.DataFrame(vectors.cosine(acts).numpy(), columns=vectors.names)
-rand_r = np.array([np.corrcoef(col, bt)[0, 1] for col in vectors.cosine_to(acts, random_directions(model.d_model, 1000, 7)).T.numpy()])
-reading = pd.DataFrame([(e, *pearson_ci(emo_scores[e], bt)) for e in vectors.names], columns=["emotion", "r", "low", "high"])
-reading["rank p"] = [rank_test(r, rand_r).p for r in reading.r]
-reading = reading.set_index("emotion")
-valence = load_emotions().set_index("emotion").valence.reindex(reading.index)
-rated = valence.notna()
-rho_val, rho_lo, rho_hi = spearman_ci(valence[rated], reading.r[rated])
-n_predict = int((reading["rank p"] <= 0.05).sum())
-print(f"{n_predict} of {len(reading)} emotions beyond 1,000 random directions (rank p <= 0.05; about "
-      f"{0.05 * len(reading):.0f} expected by chance); rho(valence, r) over {int(rated.sum())} rated emotions "
-      f"{rho_val:+.2f} [{rho_lo:+.2f}, {rho_hi:+.2f}]")
-if VALID:
-    print("VERDICT (reading):", "valence organises the readings." if rho_lo > 0 else
-          "valence does not organise the readings in this run (interval includes 0 or is negative).")
-reading.sort_values("r").iloc[[0, 1, 2, -3, -2, -1]]
-
-# %% [markdown]
-# ## 5. Steering one option: a derivative for every emotion vector
+# ## 4. Steering one option: a derivative for every emotion vector
 # The test half of the main items is steered; the build half gives the positive control. For each pair,
 # one backward pass gives the gradient of the steered option's preference with respect to a vector
 # added on that option's tokens; each direction's slope is then `N × g · d` (as in 08).
@@ -275,6 +232,9 @@ order = np.random.default_rng(1).permutation(n)
 build_half, test_half = np.sort(order[: n // 2]), np.sort(order[n // 2 :])
 steer_pairs = test_half[pair_design(len(test_half), 2, seed=2)[: len(test_half)]]  # one cycle: each steered once
 norm = median_token_norm(model, LAYER)
+acts = extract_activations(model, [f"This afternoon I will {a}." for a in names], layers=[LAYER])[:, 0]  # the control's
+valence = load_emotions().set_index("emotion").valence.reindex(vectors.names)
+rated = valence.notna()
 grads = preference_gradients(model, names, steer_pairs, layer=LAYER, fmt=FORMAT)  # [pairs, d_model]
 null_slopes = slopes(grads, random_directions(model.d_model, N_NULL, seed=0), norm).mean(0).numpy()
 effects = pd.Series(slopes(grads, vectors.vectors, norm).mean(0).numpy(), index=vectors.names)
@@ -300,10 +260,77 @@ print(f"positive control read on the test items: r = {control_read[0]:+.2f} [{co
 for name, t in tests.items():
     print(f"{name}: derivative {t}")
 
+# %%
+EXPECTED_SIGN = {"happy": 1, "angry": -1, "positive control": 1}
+for name, t in tests.items():
+    sign = "" if np.sign(t.effect) == EXPECTED_SIGN[name] else " (its sign is opposite to the expected one)"
+    print(f"{name}: " + ("distinguishable from random directions" if t.distinguishable else
+                         "not distinguishable from random directions") + sign)
+
+# %%
+gate = (f"the order decides {order_decides:.0%} of pairs and r with our label is {r_label:+.2f} "
+        f"[{r_label_lo:+.2f}, {r_label_hi:+.2f}]")
+if not VALID:
+    verdict, reason = "cannot be measured on this model", f"the measure failed its validity gate: {gate}"
+elif steer_test.distinguishable and steer_test.effect > 0:
+    verdict, reason = "replicates", f"steering effects follow valence: rho {steer_test}"
+else:
+    verdict, reason = "cannot be measured on this model", (f"steering effects vs valence: rho {steer_test} -> not "
+                                                          "distinguishable from permuted labels" + (
+                                                              "; its sign is opposite" if steer_test.effect < 0 else ""))
+record_verdict("07_choices", "preference_steering", verdict, reason)
+print(f"VERDICT (primary): {verdict}. {reason}")
+
 # %% [markdown]
+# ## Recap
+# - A preference measured by log-probabilities must be asked in both orders, and a measure is
+#   validated before it is read or steered: a pilot chose its format, a gate fixed in advance asked
+#   whether it is a choice at all, and a text control asked whether it moves when the options obviously change.
+# - A reliable measure is not yet a valid one: a model that always answers "A" can be very consistent.
+
+# %%
+print(f"This run: format {FORMAT!r}; {gate}; reliability {reliability:.2f}; lovely minus dreadful "
+      f"{text_effect:+.3f} [{text_lo:+.3f}, {text_hi:+.3f}] -> measure {'valid' if VALID else 'NOT valid'}; "
+      f"steering vs valence {steer_test.effect:+.2f} (p {steer_test.p:.3g}).")
+
+# %% [markdown]
+# ## Going further
+# Reading emotion scores against the preference (A), the exact steering effects beside the derivatives
+# (B), and questions.
+
+# %% [markdown]
+# ### A. Reading: do emotion scores on an activity predict the preference?
+# Each emotion's cosine score on *"This afternoon I will <activity>."* (section 4 read these activations),
+# correlated with the scores; the null is 1,000 random directions read the same way (the same statistic).
+
+# %%
+emo_scores = pd.DataFrame(vectors.cosine(acts).numpy(), columns=vectors.names)
+rand_r = np.array([np.corrcoef(col, bt)[0, 1] for col in vectors.cosine_to(acts, random_directions(model.d_model, 1000, 7)).T.numpy()])
+reading = pd.DataFrame([(e, *pearson_ci(emo_scores[e], bt)) for e in vectors.names], columns=["emotion", "r", "low", "high"])
+reading["rank p"] = [rank_test(r, rand_r).p for r in reading.r]
+reading = reading.set_index("emotion")
+rho_val, rho_lo, rho_hi = spearman_ci(valence[rated], reading.r[rated])
+n_predict = int((reading["rank p"] <= 0.05).sum())
+
+# %%
+print(f"{n_predict} of {len(reading)} emotions beyond 1,000 random directions (rank p <= 0.05; about "
+      f"{0.05 * len(reading):.0f} expected by chance); rho(valence, r) over {int(rated.sum())} rated emotions "
+      f"{rho_val:+.2f} [{rho_lo:+.2f}, {rho_hi:+.2f}]")
+reading_verdict = ("cannot be measured on this model" if not VALID else "replicates" if rho_lo > 0
+                   else "cannot be measured on this model")
+reading_reason = (f"rho(valence, reading r) {rho_val:+.2f} [{rho_lo:+.2f}, {rho_hi:+.2f}]"
+                  + ("" if VALID else "; the measure failed its validity gate"))
+record_verdict("07_choices", "preference_reading", reading_verdict, reading_reason)
+print(f"VERDICT (reading): {reading_verdict}. {reading_reason}")
+reading.sort_values("r").iloc[[0, 1, 2, -3, -2, -1]]
+
+# %% [markdown]
+# ### B. Exact effects at ±S
 # Exact effects at ±S beside the derivatives: half the change of the steered option's preference from
 # −S to +S. The strength follows the course's fluency rule: the largest candidate at which the answers'
 # total probability drops by at most 0.5 nats on average, for both emotions and signs.
+# Why not 06's strength: 06 keeps *generated* text fluent, while here only the two answers are scored, so the
+# rule asks only that their probability stays, which allows a larger push.
 
 # %%
 base = pair_logodds(model, names, steer_pairs, fmt=FORMAT)
@@ -311,8 +338,8 @@ base = pair_logodds(model, names, steer_pairs, fmt=FORMAT)
 
 def answer_drop(c: float) -> float:
     """The largest drop of the two answers' total log-probability over the tested emotions and both signs."""
-    return max(base.letter_logprob.mean() - pair_logodds(model, names, steer_pairs, vectors[e], layer=LAYER,
-               strength=sgn * c, fmt=FORMAT).letter_logprob.mean() for e in TESTED for sgn in (1, -1))
+    return float(max(base.letter_logprob.mean() - pair_logodds(model, names, steer_pairs, vectors[e], layer=LAYER,
+                 strength=sgn * c, fmt=FORMAT).letter_logprob.mean() for e in TESTED for sgn in (1, -1)))
 
 
 STRENGTH = fluency_safe_strength([1.0, 0.5, 0.25, 0.1] if not FAST else [0.5], answer_drop, max_drop=0.5)
@@ -347,31 +374,8 @@ axes[1].set(title=f"Every emotion vector (rho = {rho_steer:+.2f}, p = {steer_tes
 save_figure(fig, "07_steering")
 plt.show()
 
-# %%
-EXPECTED_SIGN = {"happy": 1, "angry": -1, "positive control": 1}
-if not VALID:
-    print("VERDICT: none. The measure failed its validity gate (section 3), so no steering result is read from it; "
-          "run this notebook on a bigger model, where the same cells decide.")
-else:
-    for name, t in tests.items():
-        sign = "" if np.sign(t.effect) == EXPECTED_SIGN[name] else " (its sign is opposite to the expected one)"
-        print(f"VERDICT {name}: " + ("distinguishable from random directions" if t.distinguishable else
-                                     "not distinguishable from random directions") + sign)
-    print("VERDICT (primary): steering effects " + ("follow" if steer_test.distinguishable and steer_test.effect > 0
-                                                   else "are not shown to follow") + " the emotions' valence "
-          f"(rho {steer_test.effect:+.2f}, permutation p {steer_test.p:.3g})")
-
 # %% [markdown]
-# ## Recap
-# - A preference measured by log-probabilities must be asked in both orders, and a measure is
-#   validated before it is read or steered: a pilot chose its format, a gate fixed in advance asked
-#   whether it is a choice at all (does the order decide? does it follow pleasantness?), and a text
-#   control asked whether it moves when the options obviously change.
-# - A reliable measure is not yet a valid one: a model that always answers "A" can be very consistent.
-# - Reading and steering are different claims, each with its own null of the same statistic: random
-#   directions read the same way, and random directions' steering derivatives (10,000, for the cost of
-#   one backward pass per pair).
-#
+# ### C. Questions
 # **Questions**
 # 1. Why steer only the tokens of one option rather than the whole prompt?
 #    <details><summary>Our answer</summary>Steering the whole prompt pushes both options, the question and the

@@ -47,6 +47,7 @@ EXERCISES = {
     "choice_logodds": "exercise 7",
     "cheat_logodds": "exercise 8a",
     "place_in_null": "exercise 8b",
+    "design_contexts": "exercise 8c",
 }
 
 # (exercise, mistake, fragment of what the check says). One row per recognised mistake, in the order of EXERCISES.
@@ -210,6 +211,13 @@ MISTAKES: list[tuple[str, str, str]] = [
     ("place_in_null", "the band from the null's min and max", "the min and max"),
     ("place_in_null", "returning only the percentile", "return both"),
     ("place_in_null", "no `return`", RETURNED_NONE),
+    ("design_contexts", "returning one string instead of the pair", "return a pair (permissive, strict)"),
+    ("design_contexts", "the same message twice", "the same message twice"),
+    ("design_contexts", "borrowing words of the scored messages ('tests', 'acceptable')", "shares words with the scored"),
+    ("design_contexts", "two messages of different lengths", "lengths differ"),
+    ("design_contexts", "two unrelated messages (not a minimal pair)", "differ in more than the permission"),
+    ("design_contexts", "the strict message first (or a permission that lowers cheating)", "makes the cheat message less"),
+    ("design_contexts", "no `return`", RETURNED_NONE),
     ("steered_logits", "returning log-probabilities (log_softmax)", "these are log-probabilities"),
     ("steered_logits", "normalising delta", "delta was normalised to unit length"),
     ("steered_logits", "adding delta twice (scaled by 2)", "match delta scaled by"),
@@ -1565,3 +1573,50 @@ def _pairing_problem(got: Any, again: Any, want: np.ndarray, user: np.ndarray, a
     if np.allclose(got, _pairing_variant(user, assistant, len(want), 3, "axis"), atol=1e-6):
         return "those are correlations across messages (one per emotion): correlate each pair's two profiles across emotions"
     return "values differ from the reference: per shuffle, order = rng.permutation(n), then mean r(user[i], assistant[order[i]])"
+
+
+def check_design_contexts(fn: Callable, model: Any, n_scenarios: int = 4) -> Callable:
+    """Exercise 08c: fn() -> (permissive, strict) context notes, judged by a control's properties, not one answer."""
+    from .solutions import design_contexts
+
+    if is_reference(fn):
+        return _verdict(fn, design_contexts, RERUN, "design_contexts")
+    got, problem = _run(fn)
+    if problem is None:
+        problem = _contexts_problem(got, model, n_scenarios)
+    return _verdict(fn, design_contexts, problem, "design_contexts")
+
+
+def _contexts_problem(got: Any, model: Any, n_scenarios: int) -> str | None:
+    """The first property of a context control that (permissive, strict) lacks, or None."""
+    from .cheating import content_words, context_logodds, shared_words
+    from .data import load_scenarios
+
+    if got is None:
+        return RETURNED_NONE
+    if not isinstance(got, (tuple, list)) or len(got) != 2 or not all(isinstance(t, str) and t.strip() for t in got):
+        return f"expected two non-empty strings: return a pair (permissive, strict), got {_kind(got)}"
+    permissive, strict = got
+    if " ".join(permissive.lower().split()) == " ".join(strict.lower().split()):
+        return "the same message twice: the strict message must withhold the permission the other one grants"
+    scenarios = load_scenarios("cheat_scenarios").to_dict("records")
+    taken = shared_words([permissive, strict], scenarios)
+    if taken:
+        return f"shares words with the scored messages {sorted(taken)}: the control could move them by echoing them"
+    n_a, n_b = (len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in (permissive, strict))
+    if abs(n_a - n_b) > 0.2 * max(n_a, n_b):
+        return f"the lengths differ ({n_a} vs {n_b} tokens): match them within 20%, so that length is not what differs"
+    a, b = content_words(permissive), content_words(strict)
+    if len(a & b) < 0.5 * len(a | b):
+        return (
+            f"the two messages differ in more than the permission (they share {len(a & b)} of {len(a | b)} "
+            "content words): keep everything else the same"
+        )
+    items = scenarios[:n_scenarios]
+    change = float((context_logodds(model, items, permissive) - context_logodds(model, items, strict)).mean())
+    if change <= 0:
+        return (
+            f"your pair makes the cheat message less likely ({change:+.3f} nats/token on {len(items)} scenarios): "
+            "is the permissive message first? If it is, reword the permission"
+        )
+    return None

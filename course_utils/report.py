@@ -201,6 +201,13 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "positive_control_slope",
         "positive_control_ci",
         "positive_control_detects",
+        "positive_control_z",
+        "positive_control_fold_p",
+        "text_control",
+        "text_control_ci",
+        "equivalence_bound",
+        "circular_control_derivative",
+        "circular_control_p",
         "matched_null_n",
         "verdict_*",
     ),
@@ -324,8 +331,11 @@ COMPARISON = [
     ("desperate: derivative's rank p among 10,000 random directions", "08_cheating", "p_desperate", "{:.3g}", "n/a"),
     ("calm: derivative's rank p among 10,000 random directions", "08_cheating", "p_calm", "{:.3g}", "n/a"),
     ("derivative vs exact slope, r", "08_cheating", "agreement_r", "{:+.2f}", "n/a"),
-    ("positive control (cheat - honest) slope, test half", "08_cheating", "positive_control_slope", "{:+.3f}", "n/a"),
-    ("positive control: derivative's rank p, test half", "08_cheating", "positive_control_p", "{:.3g}", "n/a"),
+    ("context control at the text level (permissive - strict)", "08_cheating", "text_control", "{:+.3f}", "n/a"),
+    ("context control as a direction, exact slope (cross-fitted)", "08_cheating", "positive_control_slope", "{:+.3f}", "n/a"),
+    ("context control: derivative (cross-fitted, prompt tokens)", "08_cheating", "positive_control_derivative", "{:+.3f}", "n/a"),
+    ("context control: derivative's rank p (cross-fitted)", "08_cheating", "positive_control_p", "{:.3g}", "n/a"),
+    ("circular upper bound (cheat - honest words): rank p", "08_cheating", "circular_control_p", "{:.3g}", "n/a"),
     ("desperate: rank p in the structure-matched null", "08_cheating", "matched_p_desperate", "{:.3g}", "n/a"),
     # Rows that carry an interval the notebooks record (the report shows every interval).
     ("model's next-token guess of the emotion, top-1 of 12", "01_reading_stories", "next_token_top1", "{:.0%}", "n/a"),
@@ -477,7 +487,8 @@ FINDINGS = [
             "08_cheating_sweep"),
     Finding("08_cheating", "positive_control", "The cheating measure can move (positive control)",
             "not in the paper: a control that shows a null result here is informative",
-            ("positive_control_slope", "positive_control_p"), "08_positive_control"),
+            ("text_control", "positive_control_derivative", "positive_control_p", "positive_control_slope"),
+            "08_positive_control"),
 ]  # fmt: skip
 
 # One line under every figure the notebooks save (a test ties this to the save_figure calls in course_src/).

@@ -111,3 +111,56 @@ def test_random_direction_in_span_stays_in_the_span():
     coef = torch.linalg.lstsq(basis.T, v[:, None]).solution
     torch.testing.assert_close(basis.T @ coef[:, 0], v, atol=1e-5, rtol=0)
     assert v.norm() == pytest.approx(1.0) and not torch.equal(v, random_direction_in_span(basis, seed=5))
+
+
+def test_the_course_context_pair_shares_no_word_with_the_scored_messages():
+    from course_utils.cheating import CONTROL_CONTEXTS, content_words, shared_words
+
+    assert shared_words(list(CONTROL_CONTEXTS.values())) == set()
+    assert shared_words(["Special-casing the tests is acceptable here."]) >= {"tests", "acceptable"}
+    assert content_words("The tests, and THE limit!") == {"tests", "limit"}  # stop words and case dropped
+    with pytest.raises(TypeError, match="list of strings"):
+        shared_words("one string")
+
+
+def test_context_logodds_is_cheat_logodds_with_that_text_in_the_conversation(model, two):
+    """The text-level control scores the same two messages after a prompt that holds the context's text."""
+    from course_utils.cheating import context_logodds, context_prompt, scenario_prompt
+    from course_utils.steering import continuation_logprobs
+
+    got = context_logodds(model, two, "Be brief.")
+    prompt = context_prompt(model, two[0], "Be brief.")
+    assert "Be brief." in prompt and "Be brief." not in scenario_prompt(model, two[0])
+    lp = continuation_logprobs(model, [prompt, prompt], [two[0]["cheat"], two[0]["honest"]])
+    assert float(got[0]) == pytest.approx(float(lp[0] - lp[1]), abs=1e-5)
+    assert "Be brief." in scenario_prompt(model, two[0], system="Be brief.")
+    assert scenario_prompt(model, two[0], note="Be brief.").rstrip().endswith("assistant")  # the reply still comes next
+    with pytest.raises(ValueError, match="text must be a non-empty string"):
+        context_logodds(model, two, " ")
+
+
+def test_prompt_only_steering_never_touches_the_scored_messages(model, vectors, two):
+    """prompt_only adds the vector at the prompt's tokens only: a different number from steering every position."""
+    every = evaluate(model, vectors, "calm", [2.0], two, cache=False).cheat_logodds
+    prompt = evaluate(model, vectors, "calm", [2.0], two, cache=False, prompt_only=True).cheat_logodds
+    base = evaluate(model, vectors, "calm", [0.0], two, cache=False).cheat_logodds
+    assert not torch.allclose(torch.tensor(every.values), torch.tensor(prompt.values), atol=1e-4)
+    assert not torch.allclose(torch.tensor(prompt.values), torch.tensor(base.values), atol=1e-4)
+
+
+def test_split_halves_and_the_cross_fitted_null():
+    import numpy as np
+
+    from course_utils.cheating import cross_fitted_null, split_halves
+
+    items = [{"id": i} for i in ["d", "a", "c", "b"]]
+    assert split_halves(items).tolist() == [False, True, False, True]  # a, b first by sorted id
+    with pytest.raises(ValueError, match="two distinct ids"):
+        split_halves([{"id": "a"}, {"id": "a"}])
+    s = np.arange(12, dtype=float).reshape(4, 3)  # 4 scenarios x 3 directions
+    first = np.array([True, True, False, False])
+    # draw j: the second half reads direction j, the first half direction j + 1 (its own direction, as the control)
+    want = [(s[:2, (j + 1) % 3].sum() + s[2:, j].sum()) / 4 for j in range(3)]
+    assert cross_fitted_null(s, first).tolist() == pytest.approx(want)
+    with pytest.raises(ValueError, match="per_scenario must be"):
+        cross_fitted_null(s[:, :1], first)

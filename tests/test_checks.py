@@ -24,7 +24,15 @@ from course_utils.solutions import masked_mean
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_LINE = re.compile(r"^CHECK (\w+): (.*)$", re.M)  # as tests/test_notebooks.py parses them
-NEEDS_MODEL = {"residual_after", "next_token_probs", "two_prompt_reads", "steered_logits", "steered_generate", "choice_logodds"}
+NEEDS_MODEL = {
+    "residual_after",
+    "next_token_probs",
+    "two_prompt_reads",
+    "steered_logits",
+    "steered_generate",
+    "choice_logodds",
+    "design_contexts",
+}
 
 
 SCENARIO = load_scenarios("cheat_scenarios").iloc[0].to_dict()
@@ -408,7 +416,8 @@ def _cheat_lp(model, scenario, reduce="mean"):
     return continuation_logprobs(model, [p, p], [scenario["cheat"], scenario["honest"]], reduce=reduce)
 
 
-CL, PN = solutions.cheat_logodds, solutions.place_in_null
+CL, PN, DC = solutions.cheat_logodds, solutions.place_in_null, solutions.design_contexts
+UNRELATED = "Kindly greet each visitor warmly at the museum door."  # no scored word, about as long as DC()[0]
 WRONG += [
     ("cheat_logodds", "honest minus cheat", lambda m, s: -CL(m, s)),
     ("cheat_logodds", "a sum over tokens", lambda m, s: float(_cheat_lp(m, s, "sum").diff().neg()[0])),
@@ -422,6 +431,17 @@ WRONG += [
     ("place_in_null", "the min and max", lambda v, n: (PN(v, n)[0], bool(v < n.min() or v > n.max()))),
     ("place_in_null", "return both", lambda v, n: PN(v, n)[0]),
     ("place_in_null", checks.RETURNED_NONE, lambda v, n: None),
+    ("design_contexts", "return a pair (permissive, strict)", lambda: DC()[0]),
+    ("design_contexts", "the same message twice", lambda: (DC()[0], DC()[0])),
+    (
+        "design_contexts",
+        "shares words with the scored",
+        lambda: ("Special-casing the tests is acceptable.", "Special-casing the tests is never acceptable."),
+    ),
+    ("design_contexts", "lengths differ", lambda: (DC()[0], "Shortcuts are forbidden.")),
+    ("design_contexts", "differ in more than the permission", lambda: (DC()[0], UNRELATED)),
+    ("design_contexts", "makes the cheat message less", lambda: DC()[::-1]),
+    ("design_contexts", checks.RETURNED_NONE, lambda: None),
 ]
 
 
@@ -603,6 +623,18 @@ def test_a_learners_own_correct_variant_passes(capsys):
         return torch.stack(rows)
 
     assert checks.check_masked_mean(mine) is mine
+    assert capsys.readouterr().out.startswith("PASS")
+
+
+def test_a_context_pair_of_ones_own_design_passes(model, capsys):
+    """Exercise 8c is judged by properties: the course's own context pair, a different answer, passes too."""
+    from course_utils.cheating import CONTROL_CONTEXTS
+
+    def mine():
+        return CONTROL_CONTEXTS["permissive"], CONTROL_CONTEXTS["strict"]
+
+    assert mine() != solutions.design_contexts()
+    assert checks.check_design_contexts(mine, model) is mine
     assert capsys.readouterr().out.startswith("PASS")
 
 
