@@ -313,7 +313,7 @@ COMPARISON = [
     ("... rank p among shuffled valences (two-sided)", "06_steering", "valence_p", "{:.3g}", "n/a"),
     ("... shuffles in that null", "06_steering", "valence_null_n", "{}", "n/a"),
     ("... z against that null", "06_steering", "valence_z", "{:+.1f}", "n/a"),
-    ("... exact +s/-s changes, 12 core vectors (Spearman)", "06_steering", "valence_core_exact_spearman", "{:+.2f}", "n/a"),
+    ("... exact +s/-s changes, 6 core vectors (Spearman)", "06_steering", "valence_core_exact_spearman", "{:+.2f}", "n/a"),
     ("... perplexity of ordinary text at s / unsteered", "06_steering", "valence_perplexity_ratio", "{:.2f}", "n/a"),
     ("'He feels' top-1 at the fluency-safe strength (exact)", "06_steering", "feels_exact_top1", "{:.0%}", "diagonal"),
     ("answer format chosen by the pilot", "07_choices", "answer_format", "{}", "n/a"),
