@@ -487,7 +487,7 @@ FINDINGS = [
             "08_cheating_sweep"),
     Finding("08_cheating", "positive_control", "The cheating measure can move (positive control)",
             "not in the paper: a control that shows a null result here is informative",
-            ("text_control", "positive_control_derivative", "positive_control_p", "positive_control_slope"),
+            ("text_control", "positive_control_derivative", "positive_control_p", "positive_control_slope", "circular_control_p"),
             "08_positive_control"),
 ]  # fmt: skip
 
