@@ -1,7 +1,8 @@
 # %% [markdown]
 # # 05 · Emotions in conversation
 #
-# **Time:** about 25 minutes · **Before this:** `04_emotion_vectors`
+# **Time:** about 35 minutes for the core path (sections 1-3; 20 without exercise 5b); *Going further*
+# (sections 4-5) adds about 10 · **Before this:** `04_emotion_vectors`
 #
 # **Joining here?** Set `FAST = True` in the parameters cell: the notebook then loads the
 # precomputed emotion vectors of the bundled model (`data/precomputed/`) instead of building them,
@@ -308,6 +309,12 @@ shift = shift - shift.mean(axis=0)
 for row, sh in zip(speakers.itertuples(), shift.itertuples(index=False)):
     top = pd.Series(sh, index=CORE).sort_values(ascending=False).index[:2].tolist()
     print(f"user {row.user_emotion:>12} -> good stance {row.assistant_stance:<13} | vectors rising most at the assistant start: {top}")
+
+# %% [markdown]
+# ## Going further
+# The core path ends here: sections 1-3 hold the notebook's three findings and their controls, and the
+# recap at the end sums them up. The two sections below replay two of the paper's examples and read the
+# emotions token by token; they are for those with time, and the recap reports them too.
 
 # %% [markdown]
 # ## 4. Two of the paper's examples

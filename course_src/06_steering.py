@@ -1,7 +1,8 @@
 # %% [markdown]
 # # 06 · Steering: pushing on an emotion direction
 #
-# **Time:** about 25 minutes · **Before this:** `04_emotion_vectors`
+# **Time:** about 35 minutes for the core path (sections 1-4); *Going further* (section 5, exercise 6b
+# and section 6) adds about 35 · **Before this:** `04_emotion_vectors`
 #
 # **Joining here?** Set `FAST = True` in the parameters cell: the notebook then loads the
 # precomputed emotion vectors of the bundled model (`data/precomputed/`) instead of building them,
@@ -344,6 +345,12 @@ valence_reason = (f"valence of neutral replies, +{safe} vs -{safe} ({len(val_pro
                   f"ordinary text at s: {worst[safe] / base_ppl:.2f}x unsteered")
 record_verdict("06_steering", "steered_valence", valence_verdict, valence_reason)
 print(f"{valence_verdict}: {valence_reason}")
+
+# %% [markdown]
+# ## Going further
+# The core path ends here: sections 1-4 hold the two steering findings (what a character feels, the
+# valence of a reply) with their controls and the fluency rule. Below: steered text to read, the hardest
+# exercise of the course (6b: steering every step of a generation with `tracer.iter`), and a sandbox.
 
 # %% [markdown]
 # ## 5. What steered text looks like

@@ -186,7 +186,7 @@ def steered_logits(model, prompt: str, delta: torch.Tensor, layer: int) -> torch
     return logits.float().cpu()
 
 
-# --- 06_steering.py, cell 34 ---
+# --- 06_steering.py, cell 35 ---
 from course_utils.models import tokenize
 from course_utils.steering import median_token_norm  # noqa: F811  (the answer's own import, for solutions.py)
 
