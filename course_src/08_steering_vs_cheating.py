@@ -183,10 +183,11 @@ check_ps, honest = ps[:10], [s["honest"] for s in scenarios[:10]]
 base = continuation_logprobs(model, check_ps, honest).mean()
 
 
-def honest_drop(c: float) -> float:
-    """The largest drop of the honest message's mean log-prob over the four emotions and both signs."""
-    return max(float(base - continuation_logprobs(model, check_ps, honest, vectors[e], layer=LAYER, strength=sgn * c).mean())
-               for e in ["desperate", "calm", "happy", "sad"] for sgn in (1, -1))
+def honest_drop(c: float):
+    """The honest message's mean log-prob drop for each emotion and sign, one at a time (the rule stops at the first
+    drop over the limit, so a strength that fails is not measured in all eight directions)."""
+    return (float(base - continuation_logprobs(model, check_ps, honest, vectors[e], layer=LAYER, strength=sgn * c).mean())
+            for e in ["desperate", "calm", "happy", "sad"] for sgn in (1, -1))
 
 
 if STRENGTH is None:
