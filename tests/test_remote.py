@@ -411,20 +411,27 @@ def test_every_exercise_answer_runs_on_ndif(remote_pair, requests, capsys):
         "steered_logits": ("The weather today is", _delta(local, 14), 1),
         "choice_logodds": ("Pick one. (A) a walk (B) a bath. Answer:",),
         "cheat_logodds": (scenario,),
+        "next_token_probs": ("The weather today is", 2, 0.5),
+        "two_prompt_reads": ("A short one.", "A much longer prompt, with more words in it.", 2),
+        "steered_generate": (["The weather today is"], _delta(local, 14), 1, 0.5, 3),
     }
     answers = {
         name: fn
         for name, fn in vars(solutions).items()
         if inspect.isfunction(fn)
         and fn.__module__ == solutions.__name__
-        and next(iter(inspect.signature(fn).parameters)) == "model"
+        and next(iter(inspect.signature(fn).parameters), None) == "model"
     }
     assert set(answers) == set(args), f"give the new model-running answers arguments here: {set(answers) ^ set(args)}"
     for name, fn in answers.items():
         before = len(requests)
         want, got = fn(local, *args[name]), fn(remote, *args[name])
         assert len(requests) > before, f"{name} sent no request"
-        torch.testing.assert_close(torch.as_tensor(got), torch.as_tensor(want), atol=1e-4, rtol=0, msg=name)
+        for g, w in zip(got, want) if isinstance(want, (list, tuple)) else [(got, want)]:
+            if isinstance(w, str):
+                assert g == w, name
+            else:
+                torch.testing.assert_close(torch.as_tensor(g), torch.as_tensor(w), atol=1e-4, rtol=0, msg=name)
     assert checks.check_residual_after(solutions.residual_after, remote) is solutions.residual_after
 
     def subtracted(model, prompt, delta, layer):  # a learner's wrong answer, written the remote-safe way
