@@ -96,7 +96,7 @@ def _design(mats: Sequence[np.ndarray], idx: np.ndarray | None = None) -> np.nda
             keep = idx[i] != idx[j]
             v = m[idx[i][keep], idx[j][keep]]
         sd = v.std()
-        cols.append((v - v.mean()) / sd if sd > 0 else v * 0.0)
+        cols.append((v - v.mean()) / sd if sd > 0 else np.zeros_like(v, dtype=float))
     return np.column_stack(cols)
 
 
