@@ -14,6 +14,10 @@ The one set of rules for the data (the data card, data/README.md, explains them)
 * the other text files (neutral dialogues, scenarios, activities): no forbidden word of the 12 core emotions,
   and no name of any of the 171 emotions except those in NAME_ALLOWED (everyday senses: "kind of", "content",
   "safe", ...), see `emotion_word_problems`;
+* a situation story (situation_stories.jsonl, `load_situation_stories`): a core emotion, form 'situation', split
+  'situation_test', a 'sentence' or 'short' length; no forbidden word of any core emotion, no emotion name (as for the
+  other text files) and no REACTION_WORDS (body, face, emotional behaviour, feeling): it tells only what happens;
+  a topic of topics.csv; no near-duplicate among them or of a story in stories.jsonl;
 * the corpus as a whole (`check_corpus`, run by the tests and by `scripts/make_story_plan.py --merge`): every
   story matches its row of story_plan.jsonl and no two stories are near-duplicates (word 5-gram Jaccard above
   JACCARD_MAX).
@@ -48,6 +52,24 @@ JACCARD_MAX = 0.3  # near-duplicate: word 5-gram Jaccard similarity above this
 # "light-dependent", "the past tense", "worn out pads", "stuck in an elevator", "case-sensitive", "what kind of",
 # "safe to delete", "a patient", "an alert".
 NAME_ALLOWED = ("content", "dependent", "tense", "worn out", "stuck", "sensitive", "kind", "safe", "patient", "alert")
+# The situation split (data/situation_stories.jsonl): stories that tell only what happens, for the 12 core emotions.
+SITUATION_SPLIT, SITUATION_FORM, SITUATION_LENGTHS = "situation_test", "situation", ("sentence", "short")
+# Why: a situation story must carry its emotion by events alone, so words for a body's reaction, a face, an emotional
+# act or a feeling (what the main corpus uses to show emotion, and what bag-of-words learns) are not allowed in it.
+REACTION_WORDS = frozenset(
+    """smile smiled smiles smiling grin grinned grins grinning beam beamed beaming laugh laughed laughs laughing laughter
+    giggle giggled giggling chuckle chuckled cry cried cries crying tear tears tearful teary weep wept weeping sob sobbed
+    sobbing sniffle sniffled shake shook shaking shaky tremble trembled trembling shiver shivered shivering shudder
+    shuddered quiver quivered shout shouted shouting yell yelled yelling scream screamed screaming shriek shrieked roar
+    roared hug hugged hugging hugs embrace embraced kiss kissed kissing slam slammed slamming sigh sighed sighing gasp
+    gasped gasping groan groaned heart heartbeat pulse breath breathe breathed breathing sweat sweated sweating sweaty
+    blush blushed blushing flushed frown frowned frowning scowl scowled glare glared glaring clench clenched fist fists
+    jaw gritted wince winced flinch flinched cringe cringed paced pacing fidget fidgeted fidgeting stomp stomped stormed
+    pale paled stare stared staring gulp gulped beg begged begging plead pleaded pleading cheer cheered cheering whoop
+    whooped hum hummed humming grimace grimaced nauseous numb tingling throat goosebumps feel feels felt feeling feelings
+    mood dread panic terror horror grief shame rage fury worry worries anxiety relief regret dismay delight bliss misery
+    envy awe disappointed disappointment glad thrill""".split()
+)
 # A story's fields with fixed values: field -> allowed values.
 STORY_CHOICES = {"form": FORMS, "person": PERSONS, "register": REGISTERS, "length": LENGTHS, "split": SPLITS}
 # Every JSONL file: its required fields and each field's type.
@@ -72,6 +94,7 @@ SCHEMAS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "activities": {"id": str, "activity": str, "pleasant": bool, "social": bool, "effortful": bool},
     "feels_scenes": {"id": str, "text": str, "pronoun": str},
 }
+SCHEMAS["situation_stories"] = SCHEMAS["stories"]
 PRONOUNS = ("he", "she", "they")
 SCENARIOS = ("implicit", "dose", "speakers", "failures", "cheat_scenarios")
 TOKEN = re.compile(r"[A-Za-z]+")
@@ -120,6 +143,8 @@ def check_record(
             raise _fail(path, line, name, f"unknown emotion {record[name]!r} (not in emotions.csv)")
     if schema == "stories":
         _check_story(record, path, line, known)
+    if schema == "situation_stories":
+        _check_situation(record, path, line)
     if schema in ("neutral_dialogues", "failures"):
         for i, m in enumerate(record["messages"]):
             if (
@@ -194,6 +219,30 @@ def _check_story(record: dict[str, Any], path: Path | str, line: int | None, kno
         if own:
             words_found = ", ".join(dict.fromkeys(w for w, _ in own))
             raise _fail(path, line, "text", f"forbidden word(s) of its own emotion '{record['emotion']}': {words_found}")
+
+
+def reaction_words_in(text: str) -> list[str]:
+    """The REACTION_WORDS (body, face, emotional behaviour, feeling) that a text contains as whole words, in text order."""
+    return list(dict.fromkeys(w for w in (t.lower() for t in TOKEN.findall(text)) if w in REACTION_WORDS))
+
+
+def _check_situation(record: dict[str, Any], path: Path | str, line: int | None) -> None:
+    """The situation-story rules: a core emotion, the fixed form and split, a short length, no emotion or reaction word."""
+    choices = {"emotion": emotion_names(core_only=True), "form": (SITUATION_FORM,), "split": (SITUATION_SPLIT,),
+               "person": PERSONS, "register": REGISTERS, "length": SITUATION_LENGTHS}  # fmt: skip
+    for name, allowed in choices.items():
+        if record[name] not in allowed:
+            raise _fail(path, line, name, f"{record[name]!r} is not allowed; use one of {', '.join(allowed)}")
+    text, length = record["text"], record["length"]
+    words, (lo, hi) = len(text.split()), length_bounds(length)
+    if not lo <= words <= hi:
+        raise _fail(path, line, "text", f"{words} words; a '{length}' story has {lo}-{hi}")
+    problems = emotion_word_problems(text)
+    if problems:
+        raise _fail(path, line, "text", f"emotion word(s) {', '.join(problems)}: a situation story names no emotion")
+    reactions = reaction_words_in(text)
+    if reactions:
+        raise _fail(path, line, "text", f"reaction word(s) {', '.join(reactions)}: tell only what happens (REACTION_WORDS)")
 
 
 def read_jsonl(path: Path, schema: str, emotions: Iterable[str] | None = None) -> pd.DataFrame:
@@ -304,6 +353,38 @@ def load_stories(
         if not isinstance(per_emotion, int) or per_emotion < 1:
             raise ValueError(f"per_emotion={per_emotion!r} must be a positive int or None")
         df = df.groupby(["emotion", "split"], sort=False).head(per_emotion)
+    return df.reset_index(drop=True)
+
+
+def load_situation_stories(emotions: Iterable[str] | str | None = None, per_emotion: int | None = None) -> pd.DataFrame:
+    """The situation split (same fields as load_stories, form 'situation', split 'situation_test'), validated.
+
+    Each story tells only what happens: the record rules (_check_situation), a topic of topics.csv, and no
+    near-duplicate among them or of any story in stories.jsonl. emotions: 'core', a core name or a list;
+    per_emotion: the first n stories of each emotion (FAST).
+    """
+    path = data_dir() / "situation_stories.jsonl"
+    df = read_jsonl(path, "situation_stories", emotions=emotion_names())
+    topics = set(load_topics().id)
+    for n, topic in enumerate(df.topic, 1):
+        if topic not in topics:
+            raise _fail(path, n, "topic", f"{topic!r} is not an id of topics.csv")
+    corpus = load_stories()
+    texts = df.text.tolist() + corpus.text.tolist()
+    for i, j, x in near_duplicates(texts):
+        other = f"line {j + 1}" if j < len(df) else f"stories.jsonl story {corpus.id.iloc[j - len(df)]}"
+        raise _fail(path, i + 1, "text", f"near-duplicate of {other} (5-gram Jaccard {x:.2f} > {JACCARD_MAX})")
+    if emotions is not None:
+        core = emotion_names(core_only=True)
+        emotions = core if emotions == "core" else [emotions] if isinstance(emotions, str) else list(emotions)
+        unknown = [e for e in emotions if e not in core]
+        if unknown:
+            raise ValueError(f"emotions: {unknown} have no situation stories; allowed: 'core' or any of {core}")
+        df = df[df.emotion.isin(emotions)]
+    if per_emotion is not None:
+        if not isinstance(per_emotion, int) or per_emotion < 1:
+            raise ValueError(f"per_emotion={per_emotion!r} must be a positive int or None")
+        df = df.groupby("emotion", sort=False).head(per_emotion)
     return df.reset_index(drop=True)
 
 

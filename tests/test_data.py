@@ -377,3 +377,83 @@ def test_feels_scenes_are_neutral_and_validated(data_copy):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"line 3, field 'pronoun': 'it' is not one of"):
         data.load_feels_scenes()
+
+
+@pytest.fixture(scope="module")
+def situations():
+    return data.load_situation_stories()
+
+
+def test_situation_stories_are_balanced(situations, emotions):
+    """20 stories for each core emotion; person and register balanced per emotion; every topic under several emotions."""
+    assert situations.groupby("emotion").size().to_dict() == dict.fromkeys(emotions.loc[emotions.core, "emotion"], 20)
+    assert set(situations.form) == {"situation"} and set(situations.split) == {"situation_test"} and situations.id.is_unique
+    for attribute in ("person", "register"):
+        counts = pd.crosstab(situations.emotion, situations[attribute])
+        assert (counts == 5).all().all(), counts
+    assert situations.groupby("topic").emotion.nunique().min() >= 3, "no topic belongs to few emotions"
+    assert (situations.groupby("topic").emotion.agg(lambda e: e.value_counts().iloc[0]) <= 2).all()
+
+
+def test_situation_stories_tell_only_what_happens(situations, stories):
+    """No emotion word, no reaction word (REACTION_WORDS), no near-duplicate of each other or of the main corpus."""
+    leaks = [
+        (r.id, w) for r in situations.itertuples() for w in data.emotion_word_problems(r.text) + data.reaction_words_in(r.text)
+    ]
+    assert leaks == [], leaks[:10]
+    assert data.near_duplicates([*situations.text, *stories.text]) == []
+    assert data.reaction_words_in("She smiled; her Heart raced, then she felt fine") == ["smiled", "heart", "felt"]
+    assert data.reaction_words_in("The heartbeat-free hearth") == ["heartbeat"]  # whole words only
+
+
+BUS = "The bus came late, and the driver waited at the stop until she had crossed the road with her bags."
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"text": BUS + " She smiled."}, r"field 'text': reaction word\(s\) smiled: tell only what happens"),
+        ({"text": BUS + " Her heart raced."}, r"field 'text': reaction word\(s\) heart"),
+        ({"text": BUS + " She was happy."}, r"field 'text': emotion word\(s\) 'happy' \(happy\)"),
+        ({"text": BUS + " She was sleepy."}, r"field 'text': emotion word\(s\) 'sleepy' \(an emotion name\)"),
+        ({"text": "The bus came late."}, r"field 'text': 4 words; a 'sentence' story has 12-42"),
+        ({"form": "dialogue"}, r"field 'form': 'dialogue' is not allowed; use one of situation$"),
+        ({"split": "test"}, r"field 'split': 'test' is not allowed; use one of situation_test$"),
+        ({"emotion": "joyful"}, r"field 'emotion': 'joyful' is not allowed; use one of happy, calm"),
+        ({"length": "paragraph"}, r"field 'length': 'paragraph' is not allowed; use one of sentence, short$"),
+        ({"topic": "moon_landing"}, r"field 'topic': 'moon_landing' is not an id of topics.csv"),
+        ({"id": "situation-happy-000"}, r"field 'id': duplicate id 'situation-happy-000' \(first on line 1\)"),
+    ],
+)
+def test_bad_situation_lines_are_named(data_copy, change, message):
+    path = data_copy / "situation_stories.jsonl"
+    lines = path.read_text().splitlines()
+    lines[1] = json.dumps({**json.loads(lines[1]), **change})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"situation_stories.jsonl, line 2, " + message):
+        data.load_situation_stories()
+
+
+def test_situation_near_duplicates_are_named(data_copy, stories):
+    """A situation story that repeats another line, or a story of stories.jsonl, is named with what it repeats."""
+    path = data_copy / "situation_stories.jsonl"
+    original = path.read_text().splitlines()
+    lines = original.copy()
+    lines[2] = json.dumps({**json.loads(lines[2]), "text": json.loads(lines[0])["text"] + " It was Monday."})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"line 1, field 'text': near-duplicate of line 3 \(5-gram Jaccard 0\.\d+ > 0.3\)"):
+        data.load_situation_stories()
+    clean = [r for r in stories.itertuples() if r.length == "sentence" and not data.reaction_words_in(r.text)]
+    story = next(r for r in clean if not data.emotion_word_problems(r.text))
+    lines = original.copy()
+    lines[2] = json.dumps({**json.loads(lines[2]), "text": story.text})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"line 3, field 'text': near-duplicate of stories.jsonl story {story.id} "):
+        data.load_situation_stories()
+
+
+def test_load_situation_stories_filters():
+    small = data.load_situation_stories(emotions=["sad", "calm"], per_emotion=3)
+    assert small.emotion.tolist() == ["calm"] * 3 + ["sad"] * 3
+    with pytest.raises(ValueError, match=r"emotions: \['joyful'\] have no situation stories; allowed: 'core'"):
+        data.load_situation_stories(emotions="joyful")
