@@ -6,7 +6,9 @@ model's representation keeps more of it. Four readers, all fitted on the `train`
 emotion vectors (cosine top-1), the same vectors with the within-emotion directions of the training stories
 projected out (`vectors.without_story_variation`), a linear probe on the same layer, and the bag-of-words baseline.
 `leave_one_form_out` scores them inside the training split, one training form held out at a time: the
-cross-validation that chooses a readout before any style-shifted number is seen.
+cross-validation that chooses a readout before any style-shifted number is seen. The situation stories
+(`data.load_situation_stories`, split "situation_test"), appended to the stories, add a third test where no story
+describes a reaction: `transfer_table(..., splits=SITUATION_SPLITS)`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ STORY_READER = "emotion vectors, story variation removed"
 READERS = ("emotion vectors", STORY_READER, "probe", "bag of words")
 VECTOR_READERS = READERS[:2]  # the two vector readouts leave_one_form_out chooses between
 EVAL_SPLITS = ("test", "style_test")
+SITUATION_SPLITS = (*EVAL_SPLITS, "situation_test")  # with data.load_situation_stories appended to the stories
 
 
 def reader_predictions(
@@ -93,18 +96,26 @@ def leave_one_form_out(
     return pd.DataFrame(rows).set_index("held-out form")
 
 
-def transfer_table(stories: pd.DataFrame, predictions: dict[str, np.ndarray], emotions: Sequence[str]) -> pd.DataFrame:
-    """Accuracy [95% Wilson] per reader (the keys of `predictions`, one of them "bag of words") on the in-style test
-    and the style-shifted test, the drop between them [95% bootstrap], and McNemar's exact p against bag-of-words
-    on the same stories."""
-    emotions = list(emotions)
+def transfer_table(
+    stories: pd.DataFrame,
+    predictions: dict[str, np.ndarray],
+    emotions: Sequence[str],
+    splits: Sequence[str] = EVAL_SPLITS,
+) -> pd.DataFrame:
+    """Accuracy [95% Wilson] per reader (the keys of `predictions`, one of them "bag of words") on each of `splits`
+    (default: the in-style test and the style-shifted test; SITUATION_SPLITS adds the situation stories), the drop
+    from the in-style to the style-shifted test [95% bootstrap], and McNemar's exact p against bag-of-words on the
+    same stories."""
+    emotions, splits = list(emotions), list(splits)
     if "bag of words" not in predictions:
         raise ValueError(f"predictions needs a 'bag of words' reader (the lexical baseline); got {list(predictions)}")
+    if not set(EVAL_SPLITS) <= set(splits):
+        raise ValueError(f"splits={splits}: must include {list(EVAL_SPLITS)} (the drop compares them)")
     rows = []
     for reader in predictions:
         row: dict = {"reader": reader}
         correct = {}
-        for split in EVAL_SPLITS:
+        for split in splits:
             sel = (stories.split == split).to_numpy() & stories.emotion.isin(emotions).to_numpy()
             if not sel.any():
                 raise ValueError(f"no {split} stories for these emotions")

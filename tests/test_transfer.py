@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from course_utils.stats import mcnemar
-from course_utils.transfer import READERS, STORY_READER, leave_one_form_out, reader_predictions, transfer_table
+from course_utils.transfer import (
+    READERS,
+    SITUATION_SPLITS,
+    STORY_READER,
+    leave_one_form_out,
+    reader_predictions,
+    transfer_table,
+)
 from course_utils.vectors import EmotionVectors
 
 
@@ -54,6 +61,22 @@ def test_the_table_shows_words_failing_out_of_style_while_the_representation_tra
     assert table.loc["probe", "test n"] == 60 and table.loc["probe", "chance"] == 0.5
     with pytest.raises(ValueError, match="have no vector"):
         reader_predictions(acts, stories, vec, ["joy", "awe"])
+
+
+def test_the_table_adds_the_situation_split_as_a_third_test():
+    stories, acts = _synthetic()
+    situation = (stories.split == "style_test").to_numpy()
+    stories = pd.concat([stories, stories[situation].assign(split="situation_test")], ignore_index=True)
+    acts = torch.cat([acts, acts[torch.tensor(situation)]])
+    vec = EmotionVectors(names=["joy", "gloom"], layer=0, vectors=torch.eye(8)[:2])
+    preds = reader_predictions(acts, stories, vec, ["joy", "gloom"])
+    table = transfer_table(stories, preds, ["joy", "gloom"], splits=SITUATION_SPLITS)
+    assert table.loc["probe", "situation_test"] == table.loc["probe", "style_test"] >= 0.9
+    assert table.loc["probe", "situation_test n"] == 60 and table.loc["probe", "situation_test p vs words"] < 0.001
+    assert len(table.loc["bag of words", "situation_test ci"]) == 2 and "situation_test p vs words" in table
+    assert "situation_test" not in transfer_table(stories, preds, ["joy", "gloom"])  # the default: the two tests only
+    with pytest.raises(ValueError, match=r"must include \['test', 'style_test'\]"):
+        transfer_table(stories, preds, ["joy", "gloom"], splits=["test", "situation_test"])
 
 
 def _confounded(n_per: int = 24, seed: int = 0):
