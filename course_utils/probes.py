@@ -78,6 +78,53 @@ def probe_by_layer(
     return table.astype({"layer": int})
 
 
+def shuffled_null(
+    X_train: np.ndarray | torch.Tensor,
+    y_train: Sequence[str],
+    X_test: np.ndarray | torch.Tensor,
+    y_test: Sequence[str],
+    n_shuffles: int,
+    seed: int = 0,
+    cache: bool = True,
+) -> np.ndarray:
+    """Test accuracies of n_shuffles probes, each on the training labels in a new order from one seeded generator.
+
+    The same draws as exercise 3's answer (rng = default_rng(seed), one rng.permutation per shuffle), fitted in
+    parallel and cached under build/cache/probes, keyed by the exact features, labels, count, seed and this code.
+    """
+    if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, (int, np.integer)) or n_shuffles < 1:
+        raise ValueError(f"n_shuffles must be a positive integer, got {n_shuffles!r}")
+    X_train, X_test = (torch.as_tensor(np.asarray(x, dtype=np.float32)) for x in (X_train, X_test))
+    if X_train.dim() != 2 or X_test.dim() != 2:
+        raise ValueError("X_train and X_test must be [n_texts, d_model] (one layer)")
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if len(y_train) != X_train.shape[0] or len(y_test) != X_test.shape[0]:
+        raise ValueError("labels must have one entry per text")
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(y_train) for _ in range(int(n_shuffles))]  # drawn in sequence: the answer's draws
+    request = {
+        "what": "shuffled_null",
+        "train": tensor_sha256(X_train),
+        "test": tensor_sha256(X_test),
+        "labels": texts_sha256([str(y) for y in y_train] + ["|"] + [str(y) for y in y_test]),
+        "n_shuffles": int(n_shuffles),
+        "seed": int(seed),
+    }
+
+    def compute() -> dict[str, torch.Tensor]:
+        jobs = (delayed(_shuffled_accuracy)(X_train.numpy(), order, X_test.numpy(), y_test) for order in orders)
+        accs = Parallel(n_jobs=min(N_JOBS, len(orders)))(jobs)
+        return {"accuracy": torch.tensor(accs, dtype=torch.float64)}
+
+    key = request_key(request, code_version(_shuffled_accuracy, fit_probe, make_probe))
+    return cached("probes", key, compute, use=cache)["accuracy"].numpy()
+
+
+def _shuffled_accuracy(X_train: np.ndarray, y_order: np.ndarray, X_test: np.ndarray, y_test: np.ndarray) -> float:
+    """Test accuracy of one probe fitted on one order of the training labels (one job of shuffled_null)."""
+    return float(np.mean(fit_probe(X_train, y_order).predict(X_test) == y_test))
+
+
 def _layer_row(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, layer: int, C: float) -> dict:
     """Fit and score the probe of one layer (one job of probe_by_layer)."""
     correct = fit_probe(X_train, y_train, C).predict(X_test) == y_test

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from course_utils.probes import accuracy_ci, bag_of_words_baseline, probe_by_layer
+from course_utils.probes import accuracy_ci, bag_of_words_baseline, probe_by_layer, shuffled_null
 
 
 def _toy(n_per=20, seed=0):
@@ -41,6 +41,34 @@ def test_probe_tables_are_cached_exactly_and_keyed_by_labels(tmp_cache, monkeypa
     probe_by_layer(acts, y[::-1].copy(), test_acts, ty, layers=[2], cache=False)
     assert probe_by_layer(acts, y, test_acts, ty, layers=[2], shuffle_seed=0) is not None
     assert len(list((tmp_cache / "probes").glob("*"))) == 2  # the shuffled labels are another request
+
+
+def test_shuffled_null_equals_the_exercise_answer_and_is_cached(tmp_cache, monkeypatch):
+    """Notebook 03 takes its verdict's null from shuffled_null: it must be exactly the answer's draws, read back."""
+    from course_utils import probes
+    from course_utils.solutions import shuffled_accuracies
+
+    acts, y = _toy(n_per=10)
+    test_acts, ty = _toy(n_per=10, seed=1)
+    args = (acts[:, 2], y, test_acts[:, 2], ty)
+    got = shuffled_null(*args, 6, seed=3)
+    np.testing.assert_array_equal(got, shuffled_accuracies(*args, 6, seed=3))
+    assert np.ptp(got) > 0  # every shuffle is a new order
+    with monkeypatch.context() as m:
+        m.setattr(probes, "Parallel", lambda **k: pytest.fail("refitted instead of reading the cache"))
+        np.testing.assert_array_equal(shuffled_null(*args, 6, seed=3), got)
+    np.testing.assert_array_equal(shuffled_null(*args, 8, seed=3)[:6], got)  # more shuffles extend the same sequence
+    assert len(list((tmp_cache / "probes").glob("*"))) == 2
+
+
+def test_shuffled_null_argument_errors():
+    acts, y = _toy()
+    with pytest.raises(ValueError, match="n_shuffles must be a positive integer"):
+        shuffled_null(acts[:, 2], y, acts[:, 2], y, 0)
+    with pytest.raises(ValueError, match=r"\[n_texts, d_model\]"):
+        shuffled_null(acts, y, acts, y, 3)
+    with pytest.raises(ValueError, match="one entry per text"):
+        shuffled_null(acts[:, 2], y[:-1], acts[:, 2], y, 3)
 
 
 def test_probe_argument_errors():
