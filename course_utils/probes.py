@@ -27,9 +27,48 @@ def make_probe(C: float = PROBE_C) -> object:
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
 
 
-def fit_probe(X_train: np.ndarray, y_train: Sequence[str], C: float = PROBE_C) -> object:
-    """Fit one probe on [n, d] features."""
-    return make_probe(C).fit(np.asarray(X_train, dtype=np.float32), list(y_train))
+def fit_probe(X_train: np.ndarray, y_train: Sequence[str], C: float = PROBE_C, cache: bool = True) -> object:
+    """Fit one probe on [n, d] features.
+
+    With cache (default) the fitted parameters are stored under build/cache/probes, keyed by the exact features,
+    labels, C and this code, and a rerun rebuilds the same probe from them (the same numbers, bit for bit).
+    """
+    X, y = np.asarray(X_train, dtype=np.float32), list(y_train)
+    if not cache:
+        return make_probe(C).fit(X, y)
+    classes = np.unique(np.asarray(y))  # what LogisticRegression.fit stores as classes_
+    request = {
+        "what": "fit_probe",
+        "X": tensor_sha256(torch.from_numpy(np.ascontiguousarray(X))),
+        "labels": texts_sha256([str(v) for v in y]),
+        "classes": [str(c) for c in classes] + [classes.dtype.kind],
+        "C": float(C),
+    }
+    key = request_key(request, code_version(make_probe, _probe_params, _probe_from))
+    return _probe_from(cached("probes", key, lambda: _probe_params(make_probe(C).fit(X, y))), classes, C)
+
+
+def _probe_params(probe: object) -> dict[str, torch.Tensor]:
+    """The fitted attributes of a probe's scaler and regression as tensors (classes_ aside: it is the labels')."""
+    return {
+        f"{part}.{name}" + (".scalar" if np.ndim(value) == 0 else ""): torch.as_tensor(np.atleast_1d(value))
+        for part, step in (("scaler", probe[0]), ("regression", probe[-1]))
+        for name, value in vars(step).items()
+        if name.endswith("_") and not name.startswith("_") and name != "classes_"
+    }
+
+
+def _probe_from(params: dict[str, torch.Tensor], classes: np.ndarray, C: float) -> object:
+    """A probe rebuilt from `_probe_params` and its sorted classes, ready to predict."""
+    probe = make_probe(C)
+    for name, tensor in params.items():
+        part, attr, *scalar = name.split(".")
+        value = tensor.numpy()
+        if scalar:  # stored as [1]: a number such as n_features_in_ (int) or n_samples_seen_
+            value = value[0].item() if value.dtype.kind in "iub" else value[0]
+        setattr(probe[0] if part == "scaler" else probe[-1], attr, value)
+    probe[-1].classes_ = classes
+    return probe
 
 
 def probe_by_layer(
@@ -122,12 +161,12 @@ def shuffled_null(
 
 def _shuffled_accuracy(X_train: np.ndarray, y_order: np.ndarray, X_test: np.ndarray, y_test: np.ndarray) -> float:
     """Test accuracy of one probe fitted on one order of the training labels (one job of shuffled_null)."""
-    return float(np.mean(fit_probe(X_train, y_order).predict(X_test) == y_test))
+    return float(np.mean(fit_probe(X_train, y_order, cache=False).predict(X_test) == y_test))  # the null is cached
 
 
 def _layer_row(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, layer: int, C: float) -> dict:
     """Fit and score the probe of one layer (one job of probe_by_layer)."""
-    correct = fit_probe(X_train, y_train, C).predict(X_test) == y_test
+    correct = fit_probe(X_train, y_train, C, cache=False).predict(X_test) == y_test  # the table is cached
     acc, lo, hi = accuracy_ci(correct)
     return {"layer": layer, "accuracy": acc, "ci_low": lo, "ci_high": hi}
 

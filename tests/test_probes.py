@@ -52,12 +52,40 @@ def test_shuffled_null_equals_the_exercise_answer_and_is_cached(tmp_cache, monke
     test_acts, ty = _toy(n_per=10, seed=1)
     args = (acts[:, 2], y, test_acts[:, 2], ty)
     got = shuffled_null(*args, 6, seed=3)
-    np.testing.assert_array_equal(got, shuffled_accuracies(*args, 6, seed=3))
     assert np.ptp(got) > 0  # every shuffle is a new order
     with monkeypatch.context() as m:
         m.setattr(probes, "Parallel", lambda **k: pytest.fail("refitted instead of reading the cache"))
         np.testing.assert_array_equal(shuffled_null(*args, 6, seed=3), got)
     np.testing.assert_array_equal(shuffled_null(*args, 8, seed=3)[:6], got)  # more shuffles extend the same sequence
+    assert len(list((tmp_cache / "probes").glob("*"))) == 2  # one file per null (its probes are not stored one by one)
+    np.testing.assert_array_equal(got, shuffled_accuracies(*args, 6, seed=3))
+
+
+@pytest.mark.parametrize("labels", ["str", "object", "int"])
+def test_fit_probe_rebuilt_from_the_cache_is_the_fitted_probe(tmp_cache, monkeypatch, labels):
+    """A cached probe predicts exactly what a fresh fit does (labels, probabilities, classes and their dtype)."""
+    from course_utils import cache as cache_module
+    from course_utils import probes
+    from course_utils.probes import fit_probe
+
+    acts, y = _toy(n_per=15)
+    y = np.where(np.arange(len(y)) % 3 == 0, "c", y)  # three classes
+    y = {"str": list(y), "object": y.astype(object), "int": np.unique(y, return_inverse=True)[1] * 10 - 5}[labels]
+    X, Xt = acts[:, 2].numpy(), _toy(n_per=15, seed=1)[0][:, 2].numpy()
+    fresh = fit_probe(X, y, cache=False)
+    first = fit_probe(X, y)
+    with monkeypatch.context() as m:
+        m.setattr(probes.LogisticRegression, "fit", lambda *a, **k: pytest.fail("refitted instead of reading the cache"))
+        again = fit_probe(X, y)
+        cache_module._MEMO.clear()  # read back from the file itself
+        from_disk = fit_probe(X, y)
+    for p in (first, again, from_disk):
+        np.testing.assert_array_equal(p.predict(Xt), fresh.predict(Xt))
+        np.testing.assert_array_equal(p.predict_proba(Xt), fresh.predict_proba(Xt))
+        np.testing.assert_array_equal(p[-1].classes_, fresh[-1].classes_)
+        assert p[-1].classes_.dtype == fresh[-1].classes_.dtype
+    assert len(list((tmp_cache / "probes").glob("*"))) == 1
+    fit_probe(X, y, C=0.1)  # another C is another probe
     assert len(list((tmp_cache / "probes").glob("*"))) == 2
 
 
