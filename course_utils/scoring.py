@@ -12,6 +12,7 @@ own window and layer masks. Results are cached on disk per request.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import weakref
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 
 import nnsight
 import torch
+from transformers import DynamicCache
 
 from .cache import cached, code_version, request_key, tensor_sha256, texts_sha256
 from .models import CourseModel, model_key
@@ -283,12 +285,74 @@ def _batch_logprobs(model: CourseModel, batches: list, delta: torch.Tensor | Non
     if not model.remote:
         for enc, keep, idx, tgt, where, _ in batches:
             prefix = _unsteered_prefix(model, enc, layer) if delta is not None and reuse_prefix else None
-            with torch.no_grad(), model.trace(enc, logits_to_keep=keep):
+            start = _replay_start(enc, where, keep) if prefix is not None else 0
+            past = _unsteered_past(model, enc, start) if start and model not in _NO_REPLAY else None
+            cache = {}
+            if past is not None:  # the columns before the first steered token are unchanged: replay from it on their K/V
+                cache = {_CACHE_ARG[type(model._module)]: past, "use_cache": True}
+                enc, where, prefix = _columns_from(enc, start), where[:, start:], prefix[:, start:]
+            with torch.no_grad(), model.trace(enc, logits_to_keep=keep, **cache):
                 token_lp = nnsight.save(_token_logprobs(model, idx, tgt, delta, where, layer, prefix))
             yield token_lp
         return
     for start in range(0, len(batches), SESSION_BATCHES):
         yield from _remote_logprobs(model, [b[:5] for b in batches[start : start + SESSION_BATCHES]], delta, layer)
+
+
+def _replay_start(enc: dict[str, torch.Tensor], where: torch.Tensor | None, keep: int) -> int:
+    """The first column any row steers (0: replay everything), for a packed batch (4-D mask) steered on spans only."""
+    if where is None or enc["attention_mask"].dim() != 4 or not where.any():
+        return 0
+    first = int(where.float().argmax(1)[where.any(1)].min())
+    return max(0, min(first, enc["input_ids"].shape[1] - keep))
+
+
+def _columns_from(enc: dict[str, torch.Tensor], start: int) -> dict[str, torch.Tensor]:
+    """A packed batch's columns from `start` on: their ids and positions, their mask rows over every column."""
+    return {
+        "input_ids": enc["input_ids"][:, start:],
+        "attention_mask": enc["attention_mask"][:, :, start:],
+        "position_ids": enc["position_ids"][:, start:],
+    }
+
+
+_NO_REPLAY: weakref.WeakSet = weakref.WeakSet()  # models whose cache cannot be replayed from (run whole)
+
+
+class _CacheArg(dict):
+    """The forward argument that takes a key/value cache, per model class (`cache` in recent transformers)."""
+
+    def __missing__(self, cls: type) -> str:
+        self[cls] = "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+        return self[cls]
+
+
+_CACHE_ARG = _CacheArg()
+
+
+def _unsteered_past(model: CourseModel, enc: dict[str, torch.Tensor], start: int) -> DynamicCache | None:
+    """The unsteered keys and values of a packed batch's first `start` columns at every layer, memoised like the prefix
+    (None where the model's cache does not keep every column: then the batch is run whole)."""
+    memo = _PREFIXES.setdefault(model, {})
+    key = ("past", model_key(model), start, tuple(map(tuple, enc["input_ids"].tolist())), tensor_sha256(enc["attention_mask"]))
+    if key not in memo:
+        device = next(model._module.parameters()).device
+        with torch.no_grad():  # the whole batch, as the plain pass computes it; its first `start` columns are kept
+            out = model._module(**{k: v.to(device) for k, v in enc.items()}, use_cache=True, logits_to_keep=1)
+        past = getattr(out, "cache", None) or out.past_key_values
+        layers = getattr(past, "layers", None) or []
+        T = enc["input_ids"].shape[1]
+        if len(layers) != model.n_layers or any(getattr(x, "keys", None) is None or x.keys.shape[-2] != T for x in layers):
+            _NO_REPLAY.add(model)  # e.g. a sliding-window layer that drops old columns: not tried again for this model
+            return None
+        kv = torch.stack([torch.stack([x.keys[..., :start, :], x.values[..., :start, :]]) for x in layers])
+        size = kv.numel() * kv.element_size()
+        if size > PREFIX_CACHE_BYTES:
+            return DynamicCache(ddp_cache_data=[(k, v) for k, v in kv])
+        _evict_prefixes(size)
+        memo[key] = (next(_PREFIX_CLOCK), kv)
+    memo[key] = (next(_PREFIX_CLOCK), memo[key][1])
+    return DynamicCache(ddp_cache_data=[(k, v) for k, v in memo[key][1]])  # a fresh cache: the replay appends to it
 
 
 def _remote_logprobs(model: CourseModel, chunk: list, delta: torch.Tensor | None, layer: int | None) -> list[torch.Tensor]:
@@ -367,6 +431,9 @@ CODE_VERSION = code_version(  # part of every cache key
     _batch_logprobs,
     _remote_logprobs,
     _unsteered_prefix,
+    _replay_start,
+    _columns_from,
+    _unsteered_past,
     packing_problem,
 )
 
