@@ -75,6 +75,27 @@ def test_option_steering_moves_only_through_the_steered_option(model):
         P.pair_logodds(model, ACTS, np.array([[0, 9]]))
 
 
+def test_option_steering_replays_from_the_first_steered_token(model, monkeypatch):
+    """Steering one option reruns only the columns from its first token, on the unsteered keys and values of the
+    columns before it (the shared system prompt and question): the same numbers as the full steered pass."""
+    from course_utils import scoring
+    from course_utils.steering import continuation_logprobs
+
+    starts, past = [], scoring._unsteered_past
+    monkeypatch.setattr(scoring, "_unsteered_past", lambda m, enc, start: starts.append(start) or past(m, enc, start))
+    pairs = np.array([[0, 1], [2, 3], [4, 0]])
+    v = torch.randn(model.d_model, generator=torch.Generator().manual_seed(1))
+    for steer in ("a", "b"):
+        prompts, spans, firsts, seconds, reduce = P._pair_prompts(model, ACTS, pairs, steer, "letters")
+        args = (model, prompts + prompts, firsts + seconds, v)
+        kw = dict(layer=10, strength=2.0, reduce=reduce, steer_spans=spans + spans, cache=False)
+        full = continuation_logprobs(*args, reuse_prefix=False, **kw)
+        replayed = continuation_logprobs(*args, **kw)
+        assert (full - replayed).abs().max() <= 1e-5
+        assert (full - continuation_logprobs(*args[:3], cache=False, reduce=reduce)).abs().max() > 1e-3  # it steers
+    assert starts and min(starts) > 20  # the replay starts after the shared prefix, at an option
+
+
 def test_positive_control_direction_is_liked_minus_disliked():
     acts = torch.eye(4)
     d = P.positive_control_direction(acts, np.array([3.0, -1.0, 2.0, 0.0]), np.array([0, 1, 2, 3]))
@@ -117,3 +138,29 @@ def test_answer_formats_and_their_errors(model):
     assert answers("rather", "x y", "z") == (" x y", " z", "mean") and answers("numbers", "a", "b") == ("1", "2", "sum")
     with pytest.raises(ValueError, match="fmt='yesno': use one of"):
         choice_prompt(model, "a", "b", "yesno")
+
+
+@pytest.mark.parametrize("n", [5, 40])
+def test_spearman_permutation_null_is_the_loop_of_spearmanr(n):
+    """07's permutation null: the same draws and the same rank-test count as the loop it replaces (ties included)."""
+    from scipy.stats import spearmanr
+
+    from course_utils.stats import rank_test
+
+    g = np.random.default_rng(n)
+    y = np.round(g.uniform(-1, 1, n), 1)  # valences with ties
+    x = y + g.normal(0, 0.5, n)
+    rng = np.random.default_rng(3)
+    loop = np.array([spearmanr(x, rng.permutation(y))[0] for _ in range(2000)])
+    got = P.spearman_permutation_null(x, y, 2000, seed=3)
+    assert np.abs(got - loop).max() < 1e-12
+    observed = spearmanr(x, y)[0]
+    for alternative in ("two-sided", "greater"):
+        assert rank_test(observed, got, alternative=alternative).p == rank_test(observed, loop, alternative=alternative).p
+    # with 5 items many orders give the observed rho itself: those draws are scipy's own numbers, bit for bit
+    same = np.isclose(np.abs(loop), abs(observed), atol=1e-9)
+    np.testing.assert_array_equal(got[same], loop[same])
+    with pytest.raises(ValueError, match="n_perm must be a positive integer"):
+        P.spearman_permutation_null(x, y, 0)
+    with pytest.raises(ValueError, match="same length"):
+        P.spearman_permutation_null(x, y[:-1], 10)
