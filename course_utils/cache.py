@@ -114,6 +114,11 @@ def _remember(path: Path, tensors: dict[str, torch.Tensor]) -> None:
         _MEMO.pop(next(iter(_MEMO)))
 
 
+def clear_memo() -> None:
+    """Forget every file kept in the in-process memo (run_course does it between notebooks sharing a kernel)."""
+    _MEMO.clear()
+
+
 def cached(kind: str, key: str, compute: Callable[[], dict[str, torch.Tensor]], use: bool = True) -> dict[str, torch.Tensor]:
     """`compute()`'s tensors, read from build/cache/<kind>/ when an intact file for `key` exists, else computed and stored."""
     if not use:

@@ -384,6 +384,11 @@ PREFIX_CACHE_BYTES = 512 * 2**20  # at most this much (on the model's device) in
 _PREFIX_CLOCK = itertools.count()
 
 
+def clear_prefix_memo() -> None:
+    """Forget every memoised prefix (run_course does it between notebooks sharing a kernel)."""
+    _PREFIXES.clear()
+
+
 def _prefix_bytes() -> int:
     """Bytes held by the prefix memo, all models together."""
     return sum(t.numel() * t.element_size() for memo in list(_PREFIXES.values()) for _, t in memo.values())

@@ -4,7 +4,32 @@ from __future__ import annotations
 
 import json
 
-from course_utils import report, run_course
+import pytest
+
+from course_utils import cache, report, run_course
+
+REAL_KERNEL = run_course.SharedKernel
+
+
+class NoKernel:
+    """Stands in for the shared kernel where execute_notebook is mocked (no Jupyter kernel is started)."""
+
+    def __init__(self, cwd):
+        self.km = None
+
+    def fresh(self, cwd):
+        pass
+
+    def peak_gb(self):
+        return None
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(autouse=True)
+def no_kernel(monkeypatch):
+    monkeypatch.setattr(run_course, "SharedKernel", NoKernel)
 
 
 def test_report_table_comes_from_results_json(tmp_path, monkeypatch):
@@ -52,3 +77,32 @@ def test_a_partial_run_of_another_mode_does_not_mix_numbers(tmp_path, monkeypatc
     assert run_course.main(["--fast", "--only", "00_setup"]) == 0  # a FAST partial run starts afresh
     fresh = report.read_results()
     assert "08_cheating" not in fresh and fresh["run"]["fast"] is True
+
+
+def test_the_shared_kernel_starts_each_notebook_from_an_empty_namespace_and_memo(tmp_path):
+    shared = REAL_KERNEL(tmp_path)
+    try:
+        kc = shared.km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        code = "import torch\nfrom course_utils import cache\nleft_over = 1\ncache._MEMO[('x', 0, 0)] = {'t': torch.ones(1)}"
+        assert kc.execute_interactive(code, timeout=60)["content"]["status"] == "ok"
+        kc.stop_channels()
+        shared.fresh(tmp_path)
+        kc = shared.km.client()
+        kc.start_channels()
+        reply = kc.execute_interactive(f"import os, sys\nassert os.getcwd() == {str(tmp_path)!r}\nleft_over", timeout=60)
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "NameError"
+        code = "assert len(sys.modules['course_utils.cache']._MEMO) == 0"
+        assert kc.execute_interactive(code, timeout=60)["content"]["status"] == "ok"
+        kc.stop_channels()
+        peak = shared.peak_gb()
+        assert peak is None or 0.01 < peak < 4
+    finally:
+        shared.close()
+
+
+def test_clear_memo_forgets_every_file():
+    cache._MEMO[("x", 0, 0)] = {}
+    cache.clear_memo()
+    assert cache._MEMO == {}
