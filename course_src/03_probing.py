@@ -40,7 +40,7 @@ from sklearn.metrics import confusion_matrix
 from course_utils import checks, load_model
 from course_utils.data import load_emotions, load_stories
 from course_utils.plots import layer_curves, save_figure, setup_style
-from course_utils.probes import accuracy_ci, bag_of_words_probe, probe_by_layer
+from course_utils.probes import accuracy_ci, bag_of_words_probe, probe_by_layer, shuffled_null
 from course_utils.report import record, record_verdict
 from course_utils.stats import MIN_NULL, mcnemar, rank_test
 from course_utils.transfer import transfer_table
@@ -144,8 +144,11 @@ def shuffled_accuracies(X_train, y_train, X_test, y_test, n_shuffles: int, seed:
 shuffled_accuracies = checks.check_shuffled_accuracies(shuffled_accuracies)
 N_SHUFFLES = 20 if FAST else 100  # fixed in advance: 100 draws is the course's minimum for a rank test
 sel_tr, sel_te = is_train & is_core, is_test & is_core
-null_acc = shuffled_accuracies(acts[sel_tr, LAYER], stories.emotion[sel_tr].values, acts[sel_te, LAYER],
-                               stories.emotion[sel_te].values, N_SHUFFLES, seed=1)
+null_data = (acts[sel_tr, LAYER], stories.emotion[sel_tr].values, acts[sel_te, LAYER], stories.emotion[sel_te].values)
+# All the shuffles from the library: the same draws as your function, fitted in parallel and cached (a rerun is instant).
+null_acc = shuffled_null(*null_data, N_SHUFFLES, seed=1)
+assert np.allclose(shuffled_accuracies(*null_data, 3, seed=1), null_acc[:3]), \
+    "your first 3 shuffles differ from the library's: draw them with rng = np.random.default_rng(seed), rng.permutation(y_train)"
 vs_shuffled = rank_test(at_layer.accuracy, null_acc, alternative="greater", min_null=min(N_SHUFFLES, MIN_NULL))
 print(f"{N_SHUFFLES} shuffled-label probes at layer {LAYER}: mean {null_acc.mean():.3f}, range {null_acc.min():.3f}-"
       f"{null_acc.max():.3f} (chance {core_chance:.3f}); the real probe ({at_layer.accuracy:.3f}) has rank p = "
@@ -283,7 +286,7 @@ print(f"guessing a style-shifted story's emotion from its topic alone (the commo
 # the shuffled null only. *Does not replicate*: it does not beat the shuffled null.
 
 # %%
-null_style = shuffled_accuracies(acts[tr, LAYER], stories.emotion[tr].values, acts[st, LAYER], y_st, N_SHUFFLES, seed=1)
+null_style = shuffled_null(acts[tr, LAYER], stories.emotion[tr].values, acts[st, LAYER], y_st, N_SHUFFLES, seed=1)
 vs_null = rank_test(style.loc[probe_name, "style_test"], null_style, alternative="greater", min_null=min(N_SHUFFLES, MIN_NULL))
 only_probe, only_words, p_words = mcnemar(predictions[probe_name][st] == y_st, predictions["bag of words"][st] == y_st)
 verdict = ("replicates" if vs_null.distinguishable and p_words <= 0.05 and only_probe > only_words else
