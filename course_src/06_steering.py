@@ -44,7 +44,6 @@ import torch
 
 from course_utils import chat, checks, load_model
 from course_utils.data import emotion_names, load_feels_scenes, load_neutral, load_stories
-from course_utils.derivatives import measure_gradients
 from course_utils.plots import save_figure, setup_style
 from course_utils.precomputed import course_vectors
 from course_utils.report import record, record_verdict
@@ -53,10 +52,12 @@ from course_utils.steering import (
     continuation_logprobs,
     fluency_safe_strength,
     generate,
+    generate_each,
     median_token_norm,
     perplexity,
     random_direction,
     steering_vector,
+    word_gradients,
 )
 from course_utils.vectors import build_emotion_vectors, label_shuffled_vectors
 from course_utils.widgets import steering_panel
@@ -151,14 +152,8 @@ scenes = scenes.head(8) if FAST else scenes
 prompts = [f"{t} How does {p} feel? {p.capitalize()} feels" for t, p in zip(scenes.text, scenes.pronoun)]
 words = [" " + w for w in CORE]
 
-
-def word_gradients(layer: int) -> torch.Tensor:
-    """[12 words, d_model]: the mean over scenes of the gradient of log p(word) w.r.t. a vector added after `layer`."""
-    return torch.stack([measure_gradients(model, prompts, [w] * len(prompts), [1.0] * len(prompts), layer=layer,
-                                          reduce="sum").mean(0) for w in words])
-
-
-g_words = word_gradients(LAYER)
+# [12 words, d_model]: the mean over scenes of d log p(word) / d the added vector (one forward pass, one backward per word)
+g_words = word_gradients(model, prompts, words, layer=LAYER).mean(1)
 print(f"{len(prompts)} scenes; gradients {tuple(g_words.shape)} (words x d_model)")
 
 # %%
@@ -188,7 +183,7 @@ plt.show()
 names_s, shuffled = label_shuffled_vectors(model, LAYER, N_SHUFFLE, seed=0, **SUBSET)
 null_margins = margins(shuffled[:, [names_s.index(e) for e in CORE]])[1].numpy()
 feels = rank_test(float(margin), null_margins, alternative="greater")
-direct_margin = float(margins(core_vecs, word_gradients(model.n_layers - 1))[1])
+direct_margin = float(margins(core_vecs, word_gradients(model, prompts, words, layer=model.n_layers - 1).mean(1))[1])
 print(f"real vectors: {feels} among label-shuffled vectors (their 95th percentile {np.quantile(null_margins, 0.95):+.3f})")
 print(f"direct path (the same push after the last layer): margin {direct_margin:+.3f}; "
       f"full model / direct path = {float(margin) / direct_margin:.1f}x" if direct_margin > 0 else
@@ -293,7 +288,7 @@ from scipy.stats import spearmanr
 from course_utils.data import load_emotions
 from course_utils.derivatives import agreement
 from course_utils.stats import permutation_null
-from course_utils.valence import expected_valence, lexicon, text_valence, valence_gradients
+from course_utils.valence import expected_valence, expected_valence_each, lexicon, text_valence, valence_gradients
 
 neutral_users = [m[0]["content"] for m in load_neutral().messages.tolist()][-48:]
 val_prompts = [chat(model, u) for u in neutral_users[: 8 if FAST else 48]]
@@ -325,9 +320,10 @@ print(f"Spearman(change, NRC valence) = {rho_val:+.3f}: {valence_test} among shu
 # %%
 core_v = [e for e in CORE if e in val_names]
 exact_v = sorted(core_v, key=nrc.get)[::2]
-exact_change = np.array([float((expected_valence(model, val_prompts, REPLY, vectors[e], layer=LAYER, strength=safe)
-                                - expected_valence(model, val_prompts, REPLY, vectors[e], layer=LAYER, strength=-safe)).mean())
-                         for e in exact_v])
+# the twelve exact conditions (+s and -s for each vector) run as rows of the same batches
+each = expected_valence_each(model, val_prompts, REPLY, [vectors[e] for e in exact_v for _ in "+-"],
+                             [sign * safe for _ in exact_v for sign in (1, -1)], layer=LAYER)
+exact_change = (each[0::2] - each[1::2]).mean(1).double().numpy()
 fit = agreement(change[[val_names.index(e) for e in exact_v]], exact_change)
 rho_core = spearmanr(exact_change, nrc[exact_v])[0]
 print(f"exact vs first-order change r = {fit['r']:+.2f} (largest gap {fit['max_abs_error']:.3f}); "
@@ -360,12 +356,13 @@ print(f"{valence_verdict}: {valence_reason}")
 # %%
 prompt = chat(model, "Tell me how your week has been.")
 show = [0.0, safe, 2 * safe, 1.0] if not FAST else [0.0, safe]
-for name, direction in [("desperate", vectors["desperate"]), ("calm", vectors["calm"]),
-                        ("random", random_direction(model.d_model, 0))]:
-    for s in show:
-        reply = generate(model, prompt, direction, layer=LAYER, strength=s, max_new_tokens=12 if FAST else 30)[0]
-        print(f"{name:>9} {s:+.2f}: {reply}")
-    print()
+named = [("desperate", vectors["desperate"]), ("calm", vectors["calm"]), ("random", random_direction(model.d_model, 0))]
+conditions = [(name, direction, s) for name, direction in named for s in show]
+# every condition is one row of a single batched generation; strength 0 (the unsteered reply) runs once
+replies = generate_each(model, prompt, [d for _, d, _ in conditions], [s for *_, s in conditions], layer=LAYER,
+                        max_new_tokens=12 if FAST else 30)
+for (name, _, s), reply in zip(conditions, replies):
+    print(f"{name:>9} {s:+.2f}: {reply}" + ("\n" if s == show[-1] else ""))
 
 # %% [markdown]
 # **Sampled replies, the same seeds in every condition.** Three samples (seeds 0, 1, 2) to one neutral request:
@@ -376,12 +373,13 @@ for name, direction in [("desperate", vectors["desperate"]), ("calm", vectors["c
 
 # %%
 hi, lo = nrc[core_v].idxmax(), nrc[core_v].idxmin()
-for name, direction in [("unsteered", None), (hi, vectors[hi]), (lo, vectors[lo])]:
-    for seed in range(3):
-        reply = generate(model, val_prompts[0], direction, layer=LAYER, strength=safe if direction is not None else 0.0,
-                         max_new_tokens=12 if FAST else 30, do_sample=True, seed=seed)[0] or "."
-        ppl = float(torch.exp(-continuation_logprobs(model, [val_prompts[0]], [reply])[0]))
-        print(f"{name:>10} seed {seed}: valence {text_valence(reply):+.2f}, perplexity {ppl:6.1f} | {reply}")
+sampled = [(name, seed, generate(model, val_prompts[0], direction, layer=LAYER, strength=safe if direction is not None
+                                 else 0.0, max_new_tokens=12 if FAST else 30, do_sample=True, seed=seed)[0] or ".")
+           for name, direction in [("unsteered", None), (hi, vectors[hi]), (lo, vectors[lo])] for seed in range(3)]
+# each reply's perplexity under the unsteered model: one scoring call for all nine
+ppls = torch.exp(-continuation_logprobs(model, [val_prompts[0]] * len(sampled), [r for *_, r in sampled]))
+for (name, seed, reply), ppl in zip(sampled, ppls.tolist()):
+    print(f"{name:>10} seed {seed}: valence {text_valence(reply):+.2f}, perplexity {ppl:6.1f} | {reply}")
 
 # %% [markdown]
 # ### Exercise 6b · Steer every step of a generation

@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 from .activations import extract_activations
-from .cache import cached, code_version, request_key, tensor_sha256, texts_sha256
+from .cache import cache_path, cached, code_version, read, request_key, tensor_sha256, texts_sha256
 from .models import CourseModel, model_key, tokenize
+from .scoring import CODE_VERSION as SCORING_VERSION
+from .scoring import _batch, _model_dtype, _rows, _unsteered_prefix
 from .scoring import continuation_logprobs as _score
 
 REFERENCE_TEXTS = 32  # default reference corpus: this many training stories and this many neutral dialogues
@@ -142,9 +144,34 @@ def generate(
         raise ValueError("prompts is empty")
     if direction is not None and layer is None:
         raise ValueError("layer is required when a direction is given")
+    delta = _added_vector(model, direction, layer, strength)
+    key = _generate_key(model, prompts, delta, layer, max_new_tokens, do_sample, temperature, seed)
+    new = cached(
+        "generations",
+        key,
+        lambda: {"tokens": _generate(model, prompts, delta, layer, max_new_tokens, do_sample, temperature, seed)},
+        use=cache,
+    )["tokens"]
+    return [model.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
+
+
+def _added_vector(model: CourseModel, direction: torch.Tensor | None, layer: int | None, strength: float) -> torch.Tensor | None:
+    """steering_vector, or None for no direction and for strength 0 (the unsteered run: computed once, cached once)."""
     delta = steering_vector(model, direction, layer, strength) if direction is not None else None
-    if delta is not None and not delta.any():
-        delta = None  # strength 0 is the unsteered run: computed once, cached once
+    return delta if delta is not None and delta.any() else None
+
+
+def _generate_key(
+    model: CourseModel,
+    prompts: list[str],
+    delta: torch.Tensor | None,
+    layer: int | None,
+    max_new_tokens: int,
+    do_sample: bool,
+    temperature: float,
+    seed: int,
+) -> str:
+    """The cache key of one generation request (the model, the prompts, the exact added vector, the decoding)."""
     request = {
         "what": "generate",
         "model": model_key(model),
@@ -157,14 +184,55 @@ def generate(
         "temperature": temperature if do_sample else None,
         "seed": seed if do_sample else None,
     }
-    key = request_key(request, CODE_VERSION)
-    new = cached(
-        "generations",
-        key,
-        lambda: {"tokens": _generate(model, prompts, delta, layer, max_new_tokens, do_sample, temperature, seed)},
-        use=cache,
-    )["tokens"]
-    return [model.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
+    return request_key(request, CODE_VERSION)
+
+
+def generate_each(
+    model: CourseModel,
+    prompt: str,
+    directions: Sequence[torch.Tensor | None],
+    strengths: Sequence[float],
+    *,
+    layer: int,
+    max_new_tokens: int = 40,
+    cache: bool = True,
+) -> list[str]:
+    """Greedy replies to one prompt, one per (direction, strength): `generate`'s texts, the uncached ones in one batch.
+
+    Each condition reads and writes the cache entry `generate(model, prompt, direction, layer=layer,
+    strength=strength, max_new_tokens=max_new_tokens)` does; the missing ones run together as the rows of one
+    generation, each row with its own added vector (strength 0 or None: the unsteered row, run once).
+    """
+    if not isinstance(prompt, str):
+        raise TypeError("prompt must be one string")
+    if len(directions) != len(strengths) or not directions:
+        raise ValueError(f"directions ({len(directions)}) and strengths ({len(strengths)}): give one of each per condition")
+    deltas = [_added_vector(model, d, layer, s) for d, s in zip(directions, strengths)]
+    keys = [_generate_key(model, [prompt], d, layer, max_new_tokens, False, 1.0, 0) for d in deltas]
+    todo = list(dict.fromkeys(k for k in keys if not cache or read(cache_path(k, "generations"), k, "generation") is None))
+    if todo:
+        rows = [deltas[keys.index(k)] for k in todo]
+        stacked = torch.stack([torch.zeros(model.d_model) if d is None else d for d in rows])[:, None, :]  # [rows, 1, d]
+        steered = any(d is not None for d in rows)
+        new = _generate(model, [prompt] * len(todo), stacked if steered else None, layer, max_new_tokens, False, 1.0, 0)
+        done = {k: _until_end(row, _eos_ids(model)) for k, row in zip(todo, new)}
+    tokens = [
+        cached("generations", k, lambda k=k: {"tokens": done[k]}, use=cache)["tokens"][0] if cache else done[k][0] for k in keys
+    ]
+    return [model.tokenizer.decode(row, skip_special_tokens=True).strip() for row in tokens]
+
+
+def _eos_ids(model: CourseModel) -> set[int]:
+    """The token ids that end a generation (the generation config's and the tokenizer's end-of-sequence ids)."""
+    eos = getattr(getattr(model._module, "generation_config", None), "eos_token_id", None)
+    ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    return ids | ({model.tokenizer.eos_token_id} if model.tokenizer.eos_token_id is not None else set())
+
+
+def _until_end(row: torch.Tensor, ends: set[int]) -> torch.Tensor:
+    """[1, n]: one batch row's new tokens up to its first end token included (a row generated alone stops there)."""
+    stop = next((j for j, t in enumerate(row.tolist()) if t in ends), len(row) - 1)
+    return row[: stop + 1][None].contiguous()
 
 
 def _generate(
@@ -252,6 +320,85 @@ def continuation_logprobs(
     )
 
 
+def word_gradients(
+    model: CourseModel, prompts: Sequence[str], words: Sequence[str], *, layer: int, batch_size: int = 4, cache: bool = True
+) -> torch.Tensor:
+    """[n_words, n_prompts, d_model]: d log p(word | prompt) (its tokens summed) / d a vector added after `layer`.
+
+    For each word, the numbers of `derivatives.measure_gradients(model, prompts, [word] * n, [1.0] * n, layer=layer,
+    reduce="sum")` (which sums a repeated prompt's rows; here each prompt keeps its own). Words of one token share
+    one forward pass per batch (they are all read from the prompt's last position), then one backward pass each;
+    longer words, and a remote model, take measure_gradients one word at a time.
+    """
+    from .derivatives import measure_gradients
+
+    prompts, words = list(prompts), list(words)
+    if not prompts or not words or any(not isinstance(t, str) or not t for t in [*prompts, *words]):
+        raise ValueError("prompts and words must be non-empty lists of non-empty strings")
+    model.layer(layer)  # validates the index
+    ids = [model.tokenizer(w, add_special_tokens=False)["input_ids"] for w in words]
+    single = [w for w, i in enumerate(ids) if len(i) == 1 and not model.remote]
+    out = torch.zeros(len(words), len(prompts), model.d_model)
+    distinct = list(dict.fromkeys(prompts))
+    where = [distinct.index(p) for p in prompts]
+    for w in (w for w in range(len(words)) if w not in single):
+        n = len(distinct)
+        out[w] = measure_gradients(model, distinct, [words[w]] * n, [1.0] * n, layer=layer, reduce="sum", cache=cache)[where]
+    if single:
+        request = {
+            "what": "word_gradients",
+            "model": model_key(model),
+            "texts_sha256": texts_sha256(distinct),
+            "token_ids": [ids[w][0] for w in single],
+            "continuation": words[single[0]],
+            "layer": int(layer),
+            "batch_size": batch_size,
+        }
+        key = request_key(request, WORD_GRADIENTS_VERSION)
+        compute = lambda: {
+            "grad": _word_gradients(model, distinct, words[single[0]], [ids[w][0] for w in single], layer, batch_size)
+        }  # noqa: E731
+        out[single] = cached("gradients", key, compute, use=cache)["grad"][:, where]
+    return out
+
+
+def _word_gradients(
+    model: CourseModel, prompts: list[str], first: str, token_ids: list[int], layer: int, batch_size: int
+) -> torch.Tensor:
+    """[n_ids, n_prompts, d]: the rows measure_gradients builds for word `first`, one forward each, one backward per id."""
+    tok = model.tokenizer
+    rows = sorted(_rows(tok, prompts, [first] * len(prompts), pack=False), key=lambda r: len(r["prompt"]))
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    out = torch.zeros(len(token_ids), len(prompts), model.d_model)
+    frozen = [p for p in model._module.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)  # gradients w.r.t. the added vector only, never the weights
+    try:
+        for start in range(0, len(rows), batch_size):
+            enc, src, _, (items, _) = _batch(rows[start : start + batch_size], pad_id, _model_dtype(model))
+            prefix = _unsteered_prefix(model, enc, layer)
+            T = enc["input_ids"].shape[1]
+            keep = T - int(src[:, 0].min())
+            delta = torch.zeros(prefix.shape[0], 1, prefix.shape[-1], device=prefix.device, requires_grad=True)
+            with torch.enable_grad():
+                with model.trace(enc, logits_to_keep=keep):
+                    for i in range(layer):
+                        model.layer(i).skip(prefix)
+                    model.layer(layer).skip(prefix + delta.to(prefix.dtype))
+                    logits = model.output.logits.save()
+                rows_i = torch.arange(logits.shape[0], device=logits.device)
+                last = logits[rows_i, (src[:, 0] - (T - keep)).to(logits.device)].float()  # [b, vocab]: the next token
+                lp = last[:, token_ids] - torch.logsumexp(last, -1, keepdim=True)  # [b, n_ids]
+                for j in range(len(token_ids)):
+                    (grad,) = torch.autograd.grad(lp[:, j].sum(), delta, retain_graph=j < len(token_ids) - 1)
+                    for r, _, _, i in items:
+                        out[j, i] = grad[r, 0].float().cpu()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return out
+
+
 def perplexity(
     model: CourseModel,
     texts: Sequence[str],
@@ -272,3 +419,4 @@ def perplexity(
 
 
 CODE_VERSION = code_version(_generate)  # part of every generation's cache key
+WORD_GRADIENTS_VERSION = code_version(_word_gradients) + SCORING_VERSION  # part of every word_gradients key

@@ -22,7 +22,7 @@ from functools import lru_cache
 import nnsight
 import torch
 
-from .cache import cached, code_version, request_key, tensor_sha256, texts_sha256
+from .cache import cache_path, cached, code_version, read, request_key, tensor_sha256, texts_sha256
 from .data import _entry_tokens, load_emotions
 from .models import CourseModel, model_key
 from .scoring import _batch, _model_dtype, _packed_rows, _unsteered_prefix
@@ -104,18 +104,116 @@ def expected_valence(
     if delta is not None and not delta.any():
         delta = None  # strength 0 is the unsteered run: one computation, one cache key
     values = token_valences(model)
+    key = _valence_key(model, prompts, continuation, delta, layer, batch_size)
+    compute = lambda: {"valence": _compute(model, list(prompts), continuation, delta, layer, values, batch_size)}  # noqa: E731
+    return cached("valence", key, compute, use=cache)["valence"]
+
+
+def expected_valence_each(
+    model: CourseModel,
+    prompts: Sequence[str],
+    continuation: str,
+    directions: Sequence[torch.Tensor],
+    strengths: Sequence[float],
+    *,
+    layer: int,
+    batch_size: int = 8,
+    cache: bool = True,
+) -> torch.Tensor:
+    """[n_conditions, n_prompts]: `expected_valence` for each (direction, strength), the uncached ones in shared passes.
+
+    Each condition reads and writes the cache entry its own `expected_valence` call does; the missing ones run as
+    extra rows of the same batches, on the unsteered prefix computed once (a remote model runs them one by one).
+    """
+    if len(directions) != len(strengths) or not len(directions):
+        raise ValueError(f"directions ({len(directions)}) and strengths ({len(strengths)}): give one of each per condition")
+    one = lambda d, s, c=cache: expected_valence(
+        model, prompts, continuation, d, layer=layer, strength=s, batch_size=batch_size, cache=c
+    )  # noqa: E731
+    if model.remote:
+        return torch.stack([one(d, s) for d, s in zip(directions, strengths)])
+    deltas = [steering_vector(model, d, layer, s) for d, s in zip(directions, strengths)]
+    todo = [
+        j
+        for j, d in enumerate(deltas)
+        if d.any() and not (cache and _is_cached(model, prompts, continuation, d, layer, batch_size))
+    ]
+    done: dict[int, torch.Tensor] = {}
+    if todo:
+        values = token_valences(model)
+        stacked = torch.stack([deltas[j] for j in todo])
+        got = _compute_each(model, list(prompts), continuation, stacked, layer, values, batch_size)
+        done = {j: got[n] for n, j in enumerate(todo)}
+    out = []
+    for j, (d, s) in enumerate(zip(directions, strengths)):
+        if j in done:
+            key = _valence_key(model, prompts, continuation, deltas[j], layer, batch_size)
+            out.append(cached("valence", key, lambda j=j: {"valence": done[j]}, use=cache)["valence"] if cache else done[j])
+        else:
+            out.append(one(d, s))
+    return torch.stack(out)
+
+
+def _valence_key(
+    model: CourseModel, prompts: Sequence[str], continuation: str, delta: torch.Tensor | None, layer: int | None, batch_size: int
+) -> str:
+    """The cache key of one expected_valence request (delta None: unsteered)."""
     request = {
         "what": "expected_valence",
         "model": model_key(model),
         "texts_sha256": texts_sha256([*prompts, continuation]),
-        "valences_sha256": tensor_sha256(values),
+        "valences_sha256": tensor_sha256(token_valences(model)),
         "delta_sha256": tensor_sha256(delta),
         "layer": layer if delta is not None else None,
         "batch_size": batch_size,
     }
-    key = request_key(request, CODE_VERSION)
-    compute = lambda: {"valence": _compute(model, list(prompts), continuation, delta, layer, values, batch_size)}  # noqa: E731
-    return cached("valence", key, compute, use=cache)["valence"]
+    return request_key(request, CODE_VERSION)
+
+
+def _is_cached(
+    model: CourseModel, prompts: Sequence[str], continuation: str, delta: torch.Tensor, layer: int, batch_size: int
+) -> bool:
+    """Whether an intact cache entry holds this expected_valence request."""
+    key = _valence_key(model, prompts, continuation, delta, layer, batch_size)
+    return read(cache_path(key, "valence"), key, "valence") is not None
+
+
+def _compute_each(
+    model: CourseModel,
+    prompts: list[str],
+    continuation: str,
+    deltas: torch.Tensor,
+    layer: int,
+    values: torch.Tensor,
+    batch_size: int,
+) -> torch.Tensor:
+    """[k, n]: _compute for k added vectors at once (each batch repeated k times, row block j steered by deltas[j])."""
+    tok = model.tokenizer
+    rows = _packed_rows(model, prompts, [continuation] * len(prompts), None)
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    k = deltas.shape[0]
+    out = torch.zeros(k, len(prompts))
+    for start in range(0, len(rows), batch_size):
+        enc, src, _, (items, _) = _batch(rows[start : start + batch_size], pad_id, _model_dtype(model))
+        b, T = enc["input_ids"].shape
+        keep = T - int(src.min())
+        idx = (src - (T - keep)).clamp(min=0).repeat(k, 1)
+        prefix = _unsteered_prefix(model, enc, layer)
+        big = {name: t.repeat(k, *([1] * (t.dim() - 1))) for name, t in enc.items()}
+        added = deltas.to(prefix.device, prefix.dtype).repeat_interleave(b, 0)[:, None, :]  # [k * b, 1, d]
+        streams = prefix.repeat(k, 1, 1)
+        with torch.no_grad(), model.trace(big, logits_to_keep=keep):
+            for i in range(layer):
+                model.layer(i).skip(streams)
+            model.layer(layer).skip(streams + added)
+            logits = model.output.logits
+            rows_i = torch.arange(logits.shape[0], device=logits.device)[:, None]
+            picked = logits[rows_i, idx.to(logits.device)].float()  # [k * b, n_tok, vocab]
+            ev = nnsight.save((picked.softmax(-1) @ values.to(picked.device)).cpu())  # [k * b, n_tok]
+        for j in range(k):
+            for r, q, L, i in items:
+                out[j, i] = ev[j * b + r, q : q + L].sum()
+    return out
 
 
 def _compute(
@@ -219,4 +317,4 @@ def _gradients(
     return out
 
 
-CODE_VERSION = code_version(_compute, _gradients, _token_valences, lexicon, emotion_words, _packed_rows, _batch)
+CODE_VERSION = code_version(_compute, _compute_each, _gradients, _token_valences, lexicon, emotion_words, _packed_rows, _batch)

@@ -220,3 +220,41 @@ def test_reference_corpus_is_read_once(model, monkeypatch):
     for s in (0.1, 0.2, 0.3):
         steering_vector(model, random_direction(model.d_model, 0), 20, s)
     assert calls == []
+
+
+@pytest.mark.parametrize("which", ["tiny_model", "model"])
+def test_word_gradients_equal_one_word_at_a_time(which, request):
+    """One forward pass for all one-token words (one backward each) gives measure_gradients' numbers for each word."""
+    from course_utils.derivatives import measure_gradients
+    from course_utils.steering import word_gradients
+
+    m = request.getfixturevalue(which)
+    prompts = [*PROMPTS, "He read the letter. How does he feel? He feels", PROMPTS[0]]  # a repeated prompt included
+    words = [" calm", " happy", " everyone sighed"]  # a multi-token word included
+    layer = m.n_layers // 2
+    got = word_gradients(m, prompts, words, layer=layer, batch_size=2, cache=False)
+    assert got.shape == (len(words), len(prompts), m.d_model)
+    distinct = prompts[:3]  # measure_gradients sums a repeated prompt's rows; word_gradients gives each its own
+    for w, word in enumerate(words):
+        one = measure_gradients(m, distinct, [word] * 3, [1.0] * 3, layer=layer, reduce="sum", cache=False)
+        gap = float((got[w, :3] - one).abs().max())
+        assert gap <= 1e-5, (word, gap)
+    assert torch.equal(got[:, 3], got[:, 0])
+    with pytest.raises(ValueError, match="non-empty"):
+        word_gradients(m, prompts, [], layer=layer)
+
+
+@pytest.mark.parametrize("which", ["tiny_model", "model"])
+def test_generate_each_equals_one_condition_at_a_time(which, request, tmp_cache):
+    """Conditions batched as rows give generate's texts and write the very entries generate reads back."""
+    from course_utils.steering import generate_each
+
+    m = request.getfixturevalue(which)
+    prompt, layer = chat(m, "Tell me about your week."), m.n_layers // 2
+    dirs = [None, random_direction(m.d_model, 1), random_direction(m.d_model, 1), random_direction(m.d_model, 2)]
+    strengths = [0.0, 0.0, 0.3, -0.5]
+    alone = [generate(m, prompt, d, layer=layer, strength=s, max_new_tokens=10, cache=False) for d, s in zip(dirs, strengths)]
+    assert generate_each(m, prompt, dirs, strengths, layer=layer, max_new_tokens=10) == [a[0] for a in alone]
+    assert len(set(tmp_cache.joinpath("generations").iterdir())) == 3  # strength 0 is one entry with the unsteered run
+    assert [generate(m, prompt, d, layer=layer, strength=s, max_new_tokens=10) for d, s in zip(dirs, strengths)] == alone
+    assert len(set(tmp_cache.joinpath("generations").iterdir())) == 3  # generate read the batched entries back

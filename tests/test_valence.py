@@ -80,3 +80,27 @@ def test_text_valence_is_the_mean_over_lexicon_words_only():
     assert valence.text_valence("good and terrible") == pytest.approx((lex["good"] + lex["terrible"]) / 2)
     assert valence.text_valence("I am so happy and proud") == 0.0  # emotion words are not read back
     assert valence.text_valence("") == 0.0
+
+
+@pytest.mark.parametrize("which", ["tiny_model", "model"])
+def test_conditions_in_shared_batches_equal_one_at_a_time(which, request, tmp_cache):
+    """expected_valence_each: the same numbers as one expected_valence call per condition, in the same cache entries."""
+    m = request.getfixturevalue(which)
+    layer = m.n_layers // 2
+    dirs = [random_direction(m.d_model, s) for s in (1, 1, 2, 3)]
+    strengths = [0.3, -0.3, 0.0, 0.5]
+    prompts = [*PROMPTS, "Lunch is at noon; the room is booked. So", PROMPTS[0]]
+    alone = torch.stack(
+        [
+            valence.expected_valence(m, prompts, CONT, d, layer=layer, strength=s, batch_size=2, cache=False)
+            for d, s in zip(dirs, strengths)
+        ]
+    )
+    got = valence.expected_valence_each(m, prompts, CONT, dirs, strengths, layer=layer, batch_size=2)
+    assert (got - alone).abs().max() <= 1e-5, float((got - alone).abs().max())
+    files = set(tmp_cache.joinpath("valence").iterdir())
+    assert len(files) == 4  # one entry per condition; strength 0 is the unsteered entry
+    again = torch.stack(
+        [valence.expected_valence(m, prompts, CONT, d, layer=layer, strength=s, batch_size=2) for d, s in zip(dirs, strengths)]
+    )
+    assert torch.equal(again, got) and set(tmp_cache.joinpath("valence").iterdir()) == files  # read back, not recomputed
