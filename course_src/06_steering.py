@@ -437,7 +437,7 @@ def steered_generate(model, prompts: list[str], direction: torch.Tensor, layer: 
 
 
 # %%
-steered_generate = checks.check_steered_generate(steered_generate, model)
+steered_generate = checks.check_steered_generate(steered_generate, model, layer=LAYER)  # the layer whose norm is known
 print(steered_generate(model, [prompt], vectors["calm"], LAYER, safe, 12))
 
 # %% [markdown]
