@@ -365,21 +365,21 @@ for (name, _, s), reply in zip(conditions, replies):
     print(f"{name:>9} {s:+.2f}: {reply}" + ("\n" if s == show[-1] else ""))
 
 # %% [markdown]
-# **Sampled replies, the same seeds in every condition.** Three samples (seeds 0, 1, 2) to one neutral request:
-# unsteered, and at +s with the core vectors of the highest and the lowest valence. One seed gives the same
-# random numbers in every condition, so what differs comes from the push. Beside each: the mean lexicon valence
+# **Sampled replies, the same seed in every condition.** Three samples to one neutral request, drawn together as
+# three rows of one generation with seed 0: unsteered, and at +s with the core vectors of the highest and the lowest
+# valence. The seed gives sample k the same random numbers in every condition, so what differs comes from the push. Beside each: the mean lexicon valence
 # of its words (emotion words removed, as above) and its perplexity under the *unsteered* model (how ordinary the
 # text looks to the model without the push).
 
 # %%
 hi, lo = nrc[core_v].idxmax(), nrc[core_v].idxmin()
-sampled = [(name, seed, generate(model, val_prompts[0], direction, layer=LAYER, strength=safe if direction is not None
-                                 else 0.0, max_new_tokens=12 if FAST else 30, do_sample=True, seed=seed)[0] or ".")
-           for name, direction in [("unsteered", None), (hi, vectors[hi]), (lo, vectors[lo])] for seed in range(3)]
+sampled = [(name, k, reply or ".") for name, direction in [("unsteered", None), (hi, vectors[hi]), (lo, vectors[lo])]
+           for k, reply in enumerate(generate(model, [val_prompts[0]] * 3, direction, layer=LAYER, strength=safe if direction
+                                              is not None else 0.0, max_new_tokens=12 if FAST else 30, do_sample=True, seed=0))]
 # each reply's perplexity under the unsteered model: one scoring call for all nine
 ppls = torch.exp(-continuation_logprobs(model, [val_prompts[0]] * len(sampled), [r for *_, r in sampled]))
-for (name, seed, reply), ppl in zip(sampled, ppls.tolist()):
-    print(f"{name:>10} seed {seed}: valence {text_valence(reply):+.2f}, perplexity {ppl:6.1f} | {reply}")
+for (name, k, reply), ppl in zip(sampled, ppls.tolist()):
+    print(f"{name:>10} sample {k}: valence {text_valence(reply):+.2f}, perplexity {ppl:6.1f} | {reply}")
 
 # %% [markdown]
 # ### Exercise 6b · Steer every step of a generation
