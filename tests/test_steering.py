@@ -258,3 +258,12 @@ def test_generate_each_equals_one_condition_at_a_time(which, request, tmp_cache)
     assert len(set(tmp_cache.joinpath("generations").iterdir())) == 3  # strength 0 is one entry with the unsteered run
     assert [generate(m, prompt, d, layer=layer, strength=s, max_new_tokens=10) for d, s in zip(dirs, strengths)] == alone
     assert len(set(tmp_cache.joinpath("generations").iterdir())) == 3  # generate read the batched entries back
+
+
+def test_sampled_rows_share_random_numbers_across_conditions(tiny_model):
+    """06's sampled demonstration: with one seed, sample k of a batch gets the same random numbers in every condition."""
+    prompt, d = chat(tiny_model, "Say something."), random_direction(tiny_model.d_model, 7)
+    kw = dict(max_new_tokens=8, do_sample=True, seed=0, cache=False)
+    plain = generate(tiny_model, [prompt] * 3, **kw)
+    assert generate(tiny_model, [prompt] * 3, d, layer=2, strength=1e-6, **kw) == plain  # a push of ~nothing: same samples
+    assert len(set(plain)) == 3  # the rows are different samples
