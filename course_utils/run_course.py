@@ -29,13 +29,16 @@ def notebooks() -> list[Path]:
     return sorted((REPO_ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 
-# Run in the shared kernel before each notebook: an empty namespace, no figures, empty memos, memory handed back.
+# Run in the shared kernel before each notebook: an empty namespace, no figures, empty memos, no idle joblib workers
+# (probes.py's; a kernel of its own would take them down with it), memory handed back.
 RESET_CODE = """%reset -f
 import ctypes as _ct, gc as _gc, os as _os, sys as _sys, matplotlib.pyplot as _plt
 _plt.close("all")
 for _name, _forget in (("course_utils.cache", "clear_memo"), ("course_utils.scoring", "clear_prefix_memo")):
     if _name in _sys.modules:
         getattr(_sys.modules[_name], _forget)()
+if getattr(_sys.modules.get("joblib.externals.loky.reusable_executor"), "_executor", None) is not None:
+    _sys.modules["joblib.externals.loky.reusable_executor"]._executor.shutdown(wait=True, kill_workers=True)
 _gc.collect()
 try:
     _ct.CDLL("libc.so.6").malloc_trim(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import psutil
 import pytest
 
 from course_utils import cache, report, run_course
@@ -86,9 +87,12 @@ def test_the_shared_kernel_starts_each_notebook_from_an_empty_namespace_and_memo
         kc.start_channels()
         kc.wait_for_ready(timeout=60)
         code = "import torch\nfrom course_utils import cache\nleft_over = 1\ncache._MEMO[('x', 0, 0)] = {'t': torch.ones(1)}"
+        code += "\nfrom joblib import Parallel, delayed\nParallel(n_jobs=2)(delayed(abs)(-i) for i in range(4))"
         assert kc.execute_interactive(code, timeout=60)["content"]["status"] == "ok"
         kc.stop_channels()
+        workers = len(psutil.Process(shared.pid).children(recursive=True))
         shared.fresh(tmp_path)
+        assert len(psutil.Process(shared.pid).children(recursive=True)) < workers  # idle joblib workers are gone
         kc = shared.km.client()
         kc.start_channels()
         reply = kc.execute_interactive(f"import os, sys\nassert os.getcwd() == {str(tmp_path)!r}\nleft_over", timeout=60)
