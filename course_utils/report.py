@@ -53,6 +53,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "all_bow",
         "all_ci_at_layer",
         "style_*",
+        "situation_*",
         "instyle_probe_p_vs_words",
         "verdict_*",
     ),
@@ -104,6 +105,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "partial_*",
         "layer_stability_*",
         "style_*",
+        "situation_*",
         "verdict_*",
     ),
     "05_conversation": (
@@ -358,6 +360,18 @@ COMPARISON = [
     ("style-shifted stories: probe", "03_probing", "style_probe_style_test", "{:.0%}", "n/a"),
     ("style-shifted stories: layer-0 probe", "03_probing", "style_layer0_style_test", "{:.0%}", "n/a"),
     ("style-shifted stories: bag-of-words", "03_probing", "style_bow_style_test", "{:.0%}", "n/a"),
+    ("situation stories: probe", "03_probing", "situation_probe", "{:.0%}", "n/a"),
+    ("situation stories: layer-0 probe", "03_probing", "situation_layer0", "{:.0%}", "n/a"),
+    ("situation stories: bag-of-words", "03_probing", "situation_bow", "{:.0%}", "n/a"),
+    ("12 core, situation stories: emotion vectors top-1", "04_emotion_vectors", "situation_vectors", "{:.2f}", "n/a"),
+    (
+        "12 core, situation stories: vectors, story variation removed",
+        "04_emotion_vectors",
+        "situation_story_vectors",
+        "{:.2f}",
+        "n/a",
+    ),
+    ("12 core, situation stories: bag-of-words", "04_emotion_vectors", "situation_bow", "{:.2f}", "n/a"),
 ]
 
 
@@ -434,6 +448,9 @@ FINDINGS = [
     Finding("04_emotion_vectors", "vectors_recognise_stories", "Emotion vectors recognise held-out stories",
             "the mean-difference vectors pick out the emotion of new text",
             ("cosine_top1", "style_vectors_style_test", "style_story_vectors_style_test", "style_bow_style_test")),
+    Finding("04_emotion_vectors", "situation_transfer", "Emotion vectors read a situation with no described reaction",
+            "not in the paper: stories that tell only what happens (no feeling, face, body or emotional act)",
+            ("situation_vectors", "situation_story_vectors", "situation_bow")),
     Finding("04_emotion_vectors", "kmeans_families", "k-means clusters of the vectors follow emotion families",
             "k-means finds interpretable clusters (10 clusters over 171 emotions)", ("kmeans_ari",), "04_clustermap"),
     Finding("04_emotion_vectors", "pc1_valence", "The first principal component is valence",
