@@ -52,7 +52,6 @@ from course_utils.steering import (
     continuation_logprobs,
     fluency_safe_strength,
     generate,
-    generate_each,
     median_token_norm,
     perplexity,
     random_direction,
@@ -243,18 +242,17 @@ print(f"unsteered perplexity {base_ppl:.1f}; fluency-safe strength by the rule a
 
 # %% [markdown]
 # Back to "He feels", now exactly, at the fluency-safe strength: does the derivative's diagonal hold
-# for a push of that size? (Exact runs: one per vector, all 12 words of a scene scored in one row.)
+# for a push of that size? (Exact runs: one per vector, all 12 words of a scene scored in one row; the vectors'
+# runs share the passes, as extra rows of each batch.)
 
 # %%
-def word_logprobs(direction, strength: float) -> torch.Tensor:
-    """[12]: mean over scenes of log p(word) with `direction` steered in at `strength` (None: unsteered)."""
-    lp = continuation_logprobs(model, [p for p in prompts for _ in words], words * len(prompts), direction,
-                               layer=LAYER, strength=strength, reduce="sum")
-    return lp.reshape(len(prompts), len(words)).mean(0)
+from course_utils.steering import continuation_logprobs_each
 
-
-base_words = word_logprobs(None, 0.0)
-exact = torch.stack([word_logprobs(v, safe) for v in core_vecs]) - base_words  # [vector, word] at +safe
+pairs = ([p for p in prompts for _ in words], words * len(prompts))  # every scene with each of the 12 words
+base_words = continuation_logprobs(model, *pairs, reduce="sum").reshape(len(prompts), len(words)).mean(0)  # [word]
+# the twelve steered runs share each batch's passes: one block of rows per vector on the unsteered prefix
+steered = continuation_logprobs_each(model, *pairs, list(core_vecs), [safe] * len(CORE), layer=LAYER, reduce="sum")
+exact = steered.reshape(len(CORE), len(prompts), len(words)).mean(1) - base_words  # [vector, word] at +safe
 exact_rel = exact - exact.mean(0, keepdim=True)
 exact_margin = float(exact_rel.diagonal().mean() - (exact_rel.sum(1) - exact_rel.diagonal()).div(len(CORE) - 1).mean())
 exact_top1 = float((exact_rel.argmax(1) == torch.arange(len(CORE))).float().mean())
@@ -354,6 +352,8 @@ print(f"{valence_verdict}: {valence_reason}")
 # increasing strengths. Judge the tone yourself, and note where the text falls apart.
 
 # %%
+from course_utils.steering import generate_each
+
 prompt = chat(model, "Tell me how your week has been.")
 show = [0.0, safe, 2 * safe, 1.0] if not FAST else [0.0, safe]
 named = [("desperate", vectors["desperate"]), ("calm", vectors["calm"]), ("random", random_direction(model.d_model, 0))]

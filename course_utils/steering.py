@@ -10,13 +10,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 
+import nnsight
 import torch
 
 from .activations import extract_activations
 from .cache import cache_path, cached, code_version, read, request_key, tensor_sha256, texts_sha256
 from .models import CourseModel, model_key, tokenize
 from .scoring import CODE_VERSION as SCORING_VERSION
-from .scoring import _batch, _model_dtype, _rows, _unsteered_prefix
+from .scoring import _batch, _model_dtype, _packed_rows, _rows, _unsteered_prefix
 from .scoring import continuation_logprobs as _score
 
 REFERENCE_TEXTS = 32  # default reference corpus: this many training stories and this many neutral dialogues
@@ -399,6 +400,109 @@ def _word_gradients(
     return out
 
 
+LOGITS_BYTES = 256 * 2**20  # continuation_logprobs_each stacks conditions while their kept logits stay under this
+
+
+def continuation_logprobs_each(
+    model: CourseModel,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    directions: Sequence[torch.Tensor],
+    strengths: Sequence[float],
+    *,
+    layer: int,
+    batch_size: int = 4,
+    reduce: str = "mean",
+    cache: bool = True,
+) -> torch.Tensor:
+    """[n_conditions, n]: `continuation_logprobs` for each (direction, strength), the uncached ones sharing passes.
+
+    Each condition is cached on its own, keyed like `continuation_logprobs` (plus this code's version); the missing
+    ones run as extra rows of the same batches on the unsteered prefix (as many as LOGITS_BYTES allows per pass).
+    A remote model, and strength 0, take the one-call path.
+    """
+    if len(directions) != len(strengths) or not len(directions):
+        raise ValueError(f"directions ({len(directions)}) and strengths ({len(strengths)}): give one of each per condition")
+    kw = dict(layer=layer, batch_size=batch_size, reduce=reduce, cache=cache)
+    deltas = [steering_vector(model, d, layer, s) for d, s in zip(directions, strengths)]
+    keys = []
+    for delta in deltas:
+        request = {
+            "what": "continuation_logprobs",
+            "model": model_key(model),
+            "n_prompts": len(prompts),
+            "texts_sha256": texts_sha256(list(prompts) + list(continuations)),
+            "delta_sha256": tensor_sha256(delta),
+            "layer": layer,
+            "batch_size": batch_size,
+            "reduce": reduce,
+        }
+        keys.append(request_key(request, LOGPROBS_EACH_VERSION))  # its own entries: another computation
+    todo = [
+        j
+        for j, d in enumerate(deltas)
+        if not model.remote and d.any() and not (cache and read(cache_path(keys[j], "logprobs"), keys[j], "logprob") is not None)
+    ]
+    done = (
+        dict(
+            zip(
+                todo,
+                _logprobs_each(model, list(prompts), list(continuations), [deltas[j] for j in todo], layer, batch_size, reduce),
+            )
+        )
+        if todo
+        else {}
+    )
+    out = []
+    for j, (d, s) in enumerate(zip(directions, strengths)):
+        if j in done:
+            out.append(
+                cached("logprobs", keys[j], lambda j=j: {"logprobs": done[j]}, use=cache)["logprobs"] if cache else done[j]
+            )
+        else:
+            out.append(continuation_logprobs(model, prompts, continuations, d, strength=s, **kw))
+    return torch.stack(out)
+
+
+def _logprobs_each(
+    model: CourseModel,
+    prompts: list[str],
+    continuations: list[str],
+    deltas: list[torch.Tensor],
+    layer: int,
+    batch_size: int,
+    reduce: str,
+) -> list[torch.Tensor]:
+    """The uncached computation behind continuation_logprobs_each: each batch repeated once per condition in the chunk."""
+    from .scoring import _token_logprobs
+
+    tok = model.tokenizer
+    rows = _packed_rows(model, prompts, continuations, None)
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    results = [dict() for _ in deltas]
+    vocab = model._module.get_output_embeddings().weight.shape[0]
+    for start in range(0, len(rows), batch_size):
+        enc, src, tgt, (spans, _) = _batch(rows[start : start + batch_size], pad_id, _model_dtype(model))
+        (b, T), n_tok = enc["input_ids"].shape, src.shape[1]
+        keep = T - int(src.min())
+        idx = (src - (T - keep)).clamp(min=0)
+        prefix = _unsteered_prefix(model, enc, layer)
+        per = max(1, LOGITS_BYTES // (b * max(keep, n_tok) * vocab * 4))  # conditions per pass
+        for c0 in range(0, len(deltas), per):
+            k = len(deltas[c0 : c0 + per])
+            big = {name: t.repeat(k, *([1] * (t.dim() - 1))) for name, t in enc.items()}
+            added = torch.stack(deltas[c0 : c0 + per]).to(prefix.device, prefix.dtype).repeat_interleave(b, 0)[:, None, :]
+            with torch.no_grad(), model.trace(big, logits_to_keep=keep):
+                token_lp = nnsight.save(
+                    _token_logprobs(model, idx.repeat(k, 1), tgt.repeat(k, 1), added, None, layer, prefix.repeat(k, 1, 1))
+                )
+            for j in range(k):
+                for r, q, L, i in spans:
+                    lp = token_lp[j * b + r, q : q + L]
+                    results[c0 + j][i] = lp.mean() if reduce == "mean" else lp.sum()
+    return [torch.stack([res[i] for i in range(len(prompts))]) for res in results]
+
+
 def perplexity(
     model: CourseModel,
     texts: Sequence[str],
@@ -420,3 +524,4 @@ def perplexity(
 
 CODE_VERSION = code_version(_generate)  # part of every generation's cache key
 WORD_GRADIENTS_VERSION = code_version(_word_gradients) + SCORING_VERSION  # part of every word_gradients key
+LOGPROBS_EACH_VERSION = code_version(_logprobs_each) + SCORING_VERSION  # part of continuation_logprobs_each keys

@@ -267,3 +267,27 @@ def test_sampled_rows_share_random_numbers_across_conditions(tiny_model):
     plain = generate(tiny_model, [prompt] * 3, **kw)
     assert generate(tiny_model, [prompt] * 3, d, layer=2, strength=1e-6, **kw) == plain  # a push of ~nothing: same samples
     assert len(set(plain)) == 3  # the rows are different samples
+
+
+def test_continuation_logprobs_each_equals_one_condition_at_a_time(tiny_model, tmp_cache, monkeypatch):
+    """Conditions as extra rows of each batch (packed rows, chunked by the logits budget) give the one-call numbers."""
+    import course_utils.steering as steering
+
+    prompts = [p for p in PROMPTS for _ in range(3)]
+    conts = [" calm", " happy", " read the first line twice."] * 2
+    dirs = [random_direction(tiny_model.d_model, s) for s in (1, 1, 2, 3)]
+    strengths = [0.4, -0.4, 0.0, 1.0]
+    for budget in (steering.LOGITS_BYTES, 1):  # all conditions in one pass, then one per pass
+        monkeypatch.setattr(steering, "LOGITS_BYTES", budget)
+        got = steering.continuation_logprobs_each(tiny_model, prompts, conts, dirs, strengths, layer=2, reduce="sum", cache=False)
+        alone = torch.stack(
+            [
+                continuation_logprobs(tiny_model, prompts, conts, d, layer=2, strength=s, reduce="sum", cache=False)
+                for d, s in zip(dirs, strengths)
+            ]
+        )
+        assert (got - alone).abs().max() <= 1e-5, float((got - alone).abs().max())
+    cached_once = steering.continuation_logprobs_each(tiny_model, prompts, conts, dirs, strengths, layer=2, reduce="sum")
+    assert torch.equal(
+        steering.continuation_logprobs_each(tiny_model, prompts, conts, dirs, strengths, layer=2, reduce="sum"), cached_once
+    )
