@@ -53,7 +53,7 @@ from course_utils.steering import (
     fluency_safe_strength,
     generate,
     median_token_norm,
-    perplexity,
+    perplexity_each,
     random_direction,
     steering_vector,
     word_gradients,
@@ -213,15 +213,12 @@ texts += [m[1]["content"] for m in load_neutral().messages.tolist()[: 2 if FAST 
 strengths = [0.0, 0.1, 0.25, 1.0] if FAST else [0.0, 0.05, 0.1, 0.25, 0.5, 1.0]
 
 # %%
-rows = []
-for name in ["desperate", "calm", "happy", "sad"]:
-    for s in strengths:
-        rows.append({"direction": name, "strength": s, "perplexity": perplexity(model, texts, vectors[name], layer=LAYER, strength=s)})
-for seed in range(1 if FAST else 4):
-    for s in strengths:
-        rows.append({"direction": f"random {seed}", "strength": s,
-                     "perplexity": perplexity(model, texts, random_direction(model.d_model, seed), layer=LAYER, strength=s)})
-flu = pd.DataFrame(rows)
+named = {name: vectors[name] for name in ["desperate", "calm", "happy", "sad"]}
+named |= {f"random {seed}": random_direction(model.d_model, seed) for seed in range(1 if FAST else 4)}
+conditions = [(name, s) for name in named for s in strengths]
+# the steered runs share each batch's passes (extra rows on the unsteered prefix); strength 0 is the unsteered run
+ppl = perplexity_each(model, texts, [named[name] for name, _ in conditions], [s for _, s in conditions], layer=LAYER)
+flu = pd.DataFrame([{"direction": name, "strength": s, "perplexity": p} for (name, s), p in zip(conditions, ppl)])
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 4.5))

@@ -503,6 +503,26 @@ def _logprobs_each(
     return [torch.stack([res[i] for i in range(len(prompts))]) for res in results]
 
 
+def perplexity_each(
+    model: CourseModel, texts: Sequence[str], directions: Sequence[torch.Tensor], strengths: Sequence[float], *, layer: int
+) -> list[float]:
+    """`perplexity` for each (direction, strength): the steered runs share passes (`continuation_logprobs_each`)."""
+    heads, tails = _split_first_token(model, texts)
+    lp = continuation_logprobs_each(model, heads, tails, directions, strengths, layer=layer, reduce="mean")
+    return [float(torch.exp(-row.mean())) for row in lp]
+
+
+def _split_first_token(model: CourseModel, texts: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Each text's first token (the prompt) and the rest (the scored continuation), decoded."""
+    tok = model.tokenizer
+    heads, tails = [], []
+    for t in texts:
+        ids = tok(t, add_special_tokens=False)["input_ids"]
+        heads.append(tok.decode(ids[:1]))
+        tails.append(tok.decode(ids[1:]))
+    return heads, tails
+
+
 def perplexity(
     model: CourseModel,
     texts: Sequence[str],
@@ -512,12 +532,7 @@ def perplexity(
     strength: float = 0.0,
 ) -> float:
     """Perplexity of texts under steering (from their 2nd token; exp of the mean negative log-probability)."""
-    tok = model.tokenizer
-    heads, tails = [], []
-    for t in texts:
-        ids = tok(t, add_special_tokens=False)["input_ids"]
-        heads.append(tok.decode(ids[:1]))
-        tails.append(tok.decode(ids[1:]))
+    heads, tails = _split_first_token(model, texts)
     lp = continuation_logprobs(model, heads, tails, direction, layer=layer, strength=strength, reduce="mean")
     return float(torch.exp(-lp.mean()))
 

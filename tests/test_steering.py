@@ -291,3 +291,14 @@ def test_continuation_logprobs_each_equals_one_condition_at_a_time(tiny_model, t
     assert torch.equal(
         steering.continuation_logprobs_each(tiny_model, prompts, conts, dirs, strengths, layer=2, reduce="sum"), cached_once
     )
+
+
+def test_perplexity_each_equals_perplexity(tiny_model):
+    """The fluency sweep's batched form gives each condition's own perplexity (strength 0 included)."""
+    from course_utils.steering import perplexity_each
+
+    texts = [PROMPTS[0] + CONTS[0], PROMPTS[1] + CONTS[1], "A short one."]
+    dirs, strengths = [random_direction(tiny_model.d_model, s) for s in (1, 1, 2)], [0.0, 0.5, 1.0]
+    got = perplexity_each(tiny_model, texts, dirs, strengths, layer=2)
+    want = [perplexity(tiny_model, texts, d, layer=2, strength=s) for d, s in zip(dirs, strengths)]
+    assert np.allclose(got, want, rtol=1e-5, atol=0), (got, want)
