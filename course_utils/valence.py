@@ -69,11 +69,16 @@ def _token_valences(vocab: tuple[str, ...]) -> torch.Tensor:
     return torch.tensor([lex.get(t.strip().lower(), 0.0) for t in vocab], dtype=torch.float32)
 
 
+_VALENCES: dict[tuple[str, int], torch.Tensor] = {}
+
+
 def token_valences(model: CourseModel) -> torch.Tensor:
     """[vocab] float32: each token id's valence (its decoded text, stripped and lower-cased, looked up in `lexicon()`)."""
     tok = model.tokenizer
-    vocab = tuple(tok.batch_decode([[i] for i in range(len(tok))]))
-    return _token_valences(vocab)
+    key = (model_key(model), len(tok))  # memoised: decoding the whole vocabulary costs about a second
+    if key not in _VALENCES:
+        _VALENCES[key] = _token_valences(tuple(tok.batch_decode([[i] for i in range(len(tok))])))
+    return _VALENCES[key]
 
 
 def expected_valence(
