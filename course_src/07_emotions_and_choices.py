@@ -82,6 +82,7 @@ from course_utils.preferences import (
     positive_control_direction,
     preference_gradients,
     spearman_brown,
+    spearman_permutation_null,
     split_half,
     steering_effect,
 )
@@ -242,8 +243,8 @@ print(f"{len(steer_pairs)} steered pairs; derivatives of {len(effects)} emotion 
 
 # %%
 rho_steer = spearmanr(effects[rated], valence[rated])[0]
-perm = np.random.default_rng(0)
-perm_null = np.array([spearmanr(effects[rated], perm.permutation(valence[rated].to_numpy()))[0] for _ in range(N_PERM)])
+# rho with the valences in N_PERM random orders (the loop of spearmanr, done as one matrix product of ranks)
+perm_null = spearman_permutation_null(effects[rated].to_numpy(), valence[rated].to_numpy(), N_PERM, seed=0)
 steer_test = rank_test(rho_steer, perm_null)
 print(f"PRIMARY: Spearman rho(steering derivative, valence) over {int(rated.sum())} emotion vectors = {steer_test}")
 
@@ -336,13 +337,16 @@ reading.sort_values("r").iloc[[0, 1, 2, -3, -2, -1]]
 base = pair_logodds(model, names, steer_pairs, fmt=FORMAT)
 
 
-def answer_drop(c: float) -> float:
-    """The largest drop of the two answers' total log-probability over the tested emotions and both signs."""
-    return float(max(base.letter_logprob.mean() - pair_logodds(model, names, steer_pairs, vectors[e], layer=LAYER,
-                 strength=sgn * c, fmt=FORMAT).letter_logprob.mean() for e in TESTED for sgn in (1, -1)))
+def answer_drops(c: float):
+    """The drop of the two answers' total log-probability, one tested emotion and sign at a time (the rule stops
+    a candidate at its first drop over the limit)."""
+    for e in TESTED:
+        for sgn in (1, -1):
+            steered = pair_logodds(model, names, steer_pairs, vectors[e], layer=LAYER, strength=sgn * c, fmt=FORMAT)
+            yield float(base.letter_logprob.mean() - steered.letter_logprob.mean())
 
 
-STRENGTH = fluency_safe_strength([1.0, 0.5, 0.25, 0.1] if not FAST else [0.5], answer_drop, max_drop=0.5)
+STRENGTH = fluency_safe_strength([1.0, 0.5, 0.25, 0.1] if not FAST else [0.5], answer_drops, max_drop=0.5)
 
 
 def effect(direction: torch.Tensor) -> float:
