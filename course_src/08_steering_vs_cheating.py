@@ -74,6 +74,7 @@ from course_utils.cheating import (
     context_logodds,
     cross_fitted_null,
     evaluate,
+    message_logprobs,
     scenario_prompt,
     shared_words,
     slope,
@@ -174,19 +175,20 @@ print(f"scenario {example['id']}: cheat_logodds = {cheat_logodds(model, example)
 # notebook says so). Why not 06's strength: 06 must keep *generated* text fluent (perplexity of free
 # text within 25%), while here the model only scores two fixed messages, so the rule asks only that
 # the honest message stays about as likely, which allows a larger push. Set `STRENGTH` in the parameters
-# cell to rerun at another one.
+# cell to rerun at another one. The honest message is scored in the same passes as section 3's sweep (the cheat
+# message shares its row, but the attention mask keeps each message from seeing the other, and only the honest
+# column is read here), so the strength that passes costs no extra model run.
 
 # %%
 candidates = [0.5, 0.25, 0.1, 0.05] if not FAST else [0.25]
 ps = [scenario_prompt(model, s) for s in scenarios]
-check_ps, honest = ps[:10], [s["honest"] for s in scenarios[:10]]
-base = continuation_logprobs(model, check_ps, honest).mean()
+base = message_logprobs(model, scenarios[:10])[:, 1].mean()  # column 1: the honest message (0 is the cheat one)
 
 
 def honest_drop(c: float):
     """The honest message's mean log-prob drop for each emotion and sign, one at a time (the rule stops at the first
     drop over the limit, so a strength that fails is not measured in all eight directions)."""
-    return (float(base - continuation_logprobs(model, check_ps, honest, vectors[e], layer=LAYER, strength=sgn * c).mean())
+    return (float(base - message_logprobs(model, scenarios[:10], vectors[e], LAYER, sgn * c)[:, 1].mean())
             for e in ["desperate", "calm", "happy", "sad"] for sgn in (1, -1))
 
 

@@ -64,6 +64,45 @@ def _scenarios(scenarios: Iterable[dict[str, Any]] | None) -> list[dict[str, Any
     return out
 
 
+BLOCK = 5  # scenarios per scoring request: every caller's subset (first ten, halves, all) is a union of blocks
+
+
+def message_logprobs(
+    model: CourseModel,
+    scenarios: Iterable[dict[str, Any]] | None,
+    direction: torch.Tensor | None = None,
+    layer: int | None = None,
+    strength: float = 0.0,
+    *,
+    cache: bool = True,
+    prompt_only: bool = False,
+) -> torch.Tensor:
+    """[n, 2]: the mean per-token log-probability of each scenario's cheat and honest message, steered as asked.
+
+    Scored in requests of BLOCK consecutive scenarios (each prompt runs once, its two messages share the row and
+    never see each other), so a subset made of whole blocks reads the same cache entries and unsteered prefixes
+    as the full set: strength 0 runs once per block for the whole notebook.
+    """
+    items = _scenarios(scenarios)
+    out = []
+    for start in range(0, len(items), BLOCK):
+        block = items[start : start + BLOCK]
+        prompts = [scenario_prompt(model, s) for s in block]
+        lp = continuation_logprobs(
+            model,
+            prompts + prompts,
+            [s["cheat"] for s in block] + [s["honest"] for s in block],
+            direction,
+            layer=layer,
+            strength=strength,
+            batch_size=BLOCK,
+            cache=cache,
+            steer_spans=_prompt_spans(prompts) * 2 if prompt_only else None,
+        )
+        out.append(torch.stack([lp[: len(block)], lp[len(block) :]], dim=1))
+    return torch.cat(out)
+
+
 def _logodds(
     model: CourseModel,
     scenarios: list[dict[str, Any]],
@@ -74,18 +113,8 @@ def _logodds(
     prompt_only: bool = False,
 ) -> torch.Tensor:
     """cheat minus honest mean per-token log-probability for each scenario (repeats are read from the disk cache)."""
-    prompts = [scenario_prompt(model, s) for s in scenarios]
-    lp = continuation_logprobs(
-        model,
-        prompts + prompts,
-        [s["cheat"] for s in scenarios] + [s["honest"] for s in scenarios],
-        direction,
-        layer=layer,
-        strength=strength,
-        cache=cache,
-        steer_spans=_prompt_spans(prompts) * 2 if prompt_only else None,
-    )
-    return lp[: len(scenarios)] - lp[len(scenarios) :]
+    lp = message_logprobs(model, scenarios, direction, layer, strength, cache=cache, prompt_only=prompt_only)
+    return lp[:, 0] - lp[:, 1]
 
 
 def evaluate(
@@ -129,6 +158,9 @@ def evaluate(
     return pd.DataFrame(rows, columns=["emotion", "strength", "scenario_id", "cheat_logodds"])
 
 
+GRADIENT_BATCH = 2  # scenarios per backward pass: what autograd keeps of the layers above is the notebook's peak memory
+
+
 def cheat_gradients(
     model: CourseModel, scenarios: Iterable[dict[str, Any]] | None, layer: int, *, prompt_only: bool = False
 ) -> torch.Tensor:
@@ -150,6 +182,7 @@ def cheat_gradients(
         [1.0] * len(items) + [-1.0] * len(items),  # cheat minus honest, each a mean per token (as in _logodds)
         layer=layer,
         steer_spans=_prompt_spans(prompts) * 2 if prompt_only else None,
+        batch_size=GRADIENT_BATCH,
     )
 
 
@@ -206,9 +239,15 @@ def context_prompt(model: CourseModel, scenario: dict[str, Any], text: str) -> s
 def context_logodds(model: CourseModel, scenarios: Iterable[dict[str, Any]] | None, text: str) -> torch.Tensor:
     """cheat_logodds per scenario, unsteered, with `text` in the conversation (context_prompt): [n]."""
     items = _scenarios(scenarios)
-    prompts = [context_prompt(model, s, text) for s in items]
-    lp = continuation_logprobs(model, prompts + prompts, [s["cheat"] for s in items] + [s["honest"] for s in items])
-    return lp[: len(items)] - lp[len(items) :]
+    out = []
+    for start in range(0, len(items), BLOCK):  # in blocks, as message_logprobs: a subset reads the full set's cache
+        block = items[start : start + BLOCK]
+        prompts = [context_prompt(model, s, text) for s in block]
+        lp = continuation_logprobs(
+            model, prompts + prompts, [s["cheat"] for s in block] + [s["honest"] for s in block], batch_size=BLOCK
+        )
+        out.append(lp[: len(block)] - lp[len(block) :])
+    return torch.cat(out)
 
 
 def context_direction(

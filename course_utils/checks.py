@@ -1099,7 +1099,8 @@ def check_cheat_logodds(fn: Callable, model: Any, scenario: dict) -> Callable:
         prompt = scenario_prompt(model, scenario)
         conts = [scenario["cheat"], scenario["honest"]]
         mean = continuation_logprobs(model, [prompt, prompt], conts)
-        total = continuation_logprobs(model, [prompt, prompt], conts, reduce="sum")
+        lengths = torch.tensor([len(model.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in conts])
+        total = mean * lengths  # each message's sum over its tokens, without a second model run
         problem = _cheat_problem(got, mean, total)
     return _verdict(fn, cheat_logodds, problem, "cheat_logodds")
 

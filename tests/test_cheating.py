@@ -164,3 +164,44 @@ def test_split_halves_and_the_cross_fitted_null():
     assert cross_fitted_null(s, first).tolist() == pytest.approx(want)
     with pytest.raises(ValueError, match="per_scenario must be"):
         cross_fitted_null(s[:, :1], first)
+
+
+def test_message_logprobs_in_blocks_equal_one_request_and_whole_blocks_read_the_cache(model, vectors, monkeypatch, tmp_cache):
+    """Scoring in blocks of scenarios changes no number (<= 1e-5 against one request for all); a subset made of whole
+    blocks (the first ten, each half) and strength 0 read the full set's cache entries instead of running again."""
+    from course_utils import cheating
+    from course_utils.cheating import message_logprobs, scenario_prompt
+    from course_utils.steering import continuation_logprobs
+
+    four = load_scenarios("cheat_scenarios").to_dict("records")[:4]
+    monkeypatch.setattr(cheating, "BLOCK", 2)
+    prompts = [scenario_prompt(model, s) for s in four]
+    messages = [s["cheat"] for s in four] + [s["honest"] for s in four]
+    for kw in ({}, {"strength": 0.3}, {"strength": 0.3, "prompt_only": True}):
+        d = vectors["calm"] if kw else None
+        got = message_logprobs(model, four, d, 20 if kw else None, cache=False, **kw)
+        spans = [(0, len(p)) for p in prompts] * 2 if kw.get("prompt_only") else None
+        one = continuation_logprobs(
+            model, prompts * 2, messages, d, layer=20, strength=kw.get("strength", 0.0), steer_spans=spans, cache=False
+        )
+        assert got.shape == (4, 2)
+        torch.testing.assert_close(got, torch.stack([one[:4], one[4:]], dim=1), atol=1e-5, rtol=0)
+    full = message_logprobs(model, four, vectors["calm"], 20, 0.3)
+    message_logprobs(model, four)
+    n = len(list((tmp_cache / "logprobs").glob("*.safetensors")))
+    assert n == 4  # two blocks, steered and unsteered
+    torch.testing.assert_close(message_logprobs(model, four[2:], vectors["calm"], 20, 0.3), full[2:], atol=0, rtol=0)
+    assert evaluate(model, vectors, "calm", [0.0], four[:2]).cheat_logodds.notna().all()  # strength 0: unsteered
+    assert len(list((tmp_cache / "logprobs").glob("*.safetensors"))) == n
+
+
+def test_cheat_gradients_do_not_depend_on_how_many_scenarios_share_a_backward_pass(model, monkeypatch):
+    """GRADIENT_BATCH only bounds memory: one scenario per pass gives the same gradients as all in one pass."""
+    from course_utils import cheating
+
+    three = load_scenarios("cheat_scenarios").to_dict("records")[:3]
+    monkeypatch.setattr(cheating, "GRADIENT_BATCH", 1)
+    one = cheating.cheat_gradients(model, three, 20)
+    monkeypatch.setattr(cheating, "GRADIENT_BATCH", 3)
+    together = cheating.cheat_gradients(model, three, 20)
+    torch.testing.assert_close(one, together, atol=1e-5 * float(together.abs().max()), rtol=0)
