@@ -1,5 +1,6 @@
-"""End to end in a real browser: JupyterLab runs 06_steering, and moving the steering panel's strength
-slider makes the kernel generate a different reply.
+"""End to end in a real browser: JupyterLab runs the steering panel of 06_steering (the notebook's own set-up
+cells and its panel cell, FAST), and moving the panel's strength slider makes the kernel generate a different reply.
+The rest of 06 is run by tests/test_notebooks.py (papermill); here only what needs the browser is run.
 
 Needs Chromium (Debian: `apt-get install -y chromium`, or COURSE_CHROMIUM=/path/to/chrome) and the
 `playwright` Python package (in the `test` extras). Never `playwright install`: we drive the system browser.
@@ -47,7 +48,7 @@ CHROMIUM_ARGS = [
 ]
 SERVER_START_S = 120  # JupyterLab start-up on a busy 2-core machine
 UI_TIMEOUT_S = 120  # loading the lab page, kernel start, widget rendering
-RUN_ALL_S = 600  # the notebook with FAST = True: 10-40 s with a warm cache, about 4 min cold
+RUN_ALL_S = 300  # 06's set-up cells and its panel (FAST): imports, the model and the committed vectors
 REPLY_S = 300  # the kernel regenerating the reply after the slider moves
 STEPS = 4  # ArrowRight presses on the strength handle: 4 x 0.25 = +1.00
 # Plugin settings applied as defaults: no news/update toast, and every cell kept in the DOM.
@@ -114,6 +115,19 @@ def _fast_notebook(src: Path, dest: Path) -> Path:
     fast, n = re.subn(r"^FAST = .*$", "FAST = True", source, flags=re.M)
     assert n == 1, f"{src.name}: the parameters cell has no line `FAST = ...`:\n{source}"
     cells[0]["source"] = fast.splitlines(keepends=True)
+    dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return dest
+
+
+def _panel_notebook(src: Path, dest: Path) -> Path:
+    """A FAST copy of `src` cut to its set-up cells (up to the one that makes `vectors`) and its steering-panel cell."""
+    _fast_notebook(src, dest)
+    nb = json.loads(dest.read_text(encoding="utf-8"))
+    sources = ["".join(c["source"]) for c in nb["cells"]]
+    setup = [i for i, s in enumerate(sources) if re.search(r"^vectors = ", s, flags=re.M)]
+    panel = [i for i, s in enumerate(sources) if nb["cells"][i]["cell_type"] == "code" and "steering_panel(" in s]
+    assert setup and len(panel) == 1, f"{src.name}: expected a cell making `vectors` and one steering_panel( cell"
+    nb["cells"] = nb["cells"][: setup[0] + 1] + [nb["cells"][panel[0]]]
     dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return dest
 
@@ -214,11 +228,11 @@ def _stop_lab(lab: Lab) -> None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """JupyterLab serving a throwaway folder that holds a FAST copy of 06_steering."""
+    """JupyterLab serving a throwaway folder that holds 06_steering cut to its set-up and panel cells (FAST)."""
     _require_browser()
     home = tmp_path_factory.mktemp("jupyter-home")
     root = tmp_path_factory.mktemp("lab-root")
-    _fast_notebook(NOTEBOOK, root / NOTEBOOK.name)
+    _panel_notebook(NOTEBOOK, root / NOTEBOOK.name)
     server = _start_lab(home, root)
     yield server
     _stop_lab(server)
@@ -358,7 +372,7 @@ def _press_strength(panel: Locator, key: str, times: int) -> float:
 
 
 def test_steering_slider_regenerates_reply_in_jupyterlab(lab: Lab, page: Page, capsys: pytest.CaptureFixture[str]) -> None:
-    """Run All in JupyterLab, then move the strength slider: the label shows +1.00 and a different reply."""
+    """Run All (06's set-up and panel cells) in JupyterLab, then move the strength slider: +1.00 and a different reply."""
     t0 = time.perf_counter()
     with _on_failure(page, lab, "06_steering_failure.png"):
         _open_notebook(page, lab, NOTEBOOK.name)

@@ -19,7 +19,7 @@ from course_utils.vectors import (
     without_story_variation,
 )
 
-SMALL = dict(emotions="core", per_emotion=3, neutral_limit=12)
+SMALL = dict(emotions="core", per_emotion=2, neutral_limit=8)  # 72 stories (every split) and 8 dialogues
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_build_can_remove_story_variation_and_keeps_the_default(model, small_vec
     assert "story_components" not in small_vectors.meta  # the default stays the paper's recipe
     out = build_emotion_vectors(model, story_variance=0.5, **SMALL)
     assert out.meta["story_components"] >= 1 and torch.equal(out.origin, small_vectors.origin)
-    stories = load_stories(emotions="core", per_emotion=3)
+    stories = load_stories(emotions=SMALL["emotions"], per_emotion=SMALL["per_emotion"])
     train = (stories.split == "train").to_numpy()
     acts = story_activations(model, stories, layers=[out.layer])[torch.tensor(train), 0]
     expected = without_story_variation(small_vectors, acts, stories.emotion[train].to_numpy())
@@ -120,10 +120,15 @@ def test_build_uses_the_cache(model, small_vectors, vec_cache):
     assert len(list(vec_cache.glob("activations/*.safetensors"))) == n_files  # second build: cache hits only
 
 
-def test_build_is_deterministic(model, small_vectors):
-    fresh = build_emotion_vectors(model, **SMALL, cache=False)  # computed again from the model, no cache read
-    torch.testing.assert_close(fresh.vectors, small_vectors.vectors, rtol=0, atol=1e-6)
-    torch.testing.assert_close(fresh.origin, small_vectors.origin, rtol=0, atol=1e-6)
+def test_build_is_deterministic(model, vec_cache):
+    # A slice (3 emotions, one story per split, 4 neutral dialogues: 13 texts, one batch) built twice from the model:
+    # the first build computes and caches, the second computes again with no cache read; the same numbers.
+    kw = dict(emotions=["calm", "afraid", "happy"], per_emotion=1, neutral_limit=4)
+    first = build_emotion_vectors(model, **kw)
+    fresh = build_emotion_vectors(model, **kw, cache=False)
+    assert first.names == fresh.names == ["happy", "calm", "afraid"]  # data/emotions.csv order, not the argument's
+    torch.testing.assert_close(fresh.vectors, first.vectors, rtol=0, atol=1e-6)
+    torch.testing.assert_close(fresh.origin, first.origin, rtol=0, atol=1e-6)
 
 
 def test_save_load_round_trip(small_vectors, tmp_path):
@@ -204,14 +209,15 @@ def test_the_control_statistic_is_the_score_statistic():
     assert not torch.allclose(raw, v.cosine(acts)[:, 0])
 
 
-def test_label_shuffled_vectors_are_built_like_the_real_ones(model, monkeypatch):
+def test_label_shuffled_vectors_are_built_like_the_real_ones(model, small_vectors, monkeypatch):
     """With the identity 'shuffle' the rebuild equals build_emotion_vectors; real shuffles differ and are seeded."""
     import numpy as np
 
     import course_utils.vectors as V
 
-    kw = dict(emotions="core", per_emotion=4, neutral_limit=20)
-    real = V.build_emotion_vectors(model, layer=20, **kw)
+    kw = SMALL  # the module's subset: its activations are cached already (small_vectors), so each rebuild is cheap
+    real = small_vectors
+    assert real.layer == 20
     names, shuffled = V.label_shuffled_vectors(model, 20, 3, seed=0, **kw)
     assert names == real.names and shuffled.shape == (3, len(names), model.d_model)
     assert torch.equal(shuffled, V.label_shuffled_vectors(model, 20, 3, seed=0, **kw)[1])
