@@ -80,3 +80,89 @@ def tmp_build(tmp_path, monkeypatch):
     """A private build folder for one test."""
     monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path / "build"))
     return tmp_path / "build"
+
+
+# ---------------------------------------------------------------- the order in which two workers take the tests
+
+# Seconds each long group takes on the 2-core test machine (pytest --durations, setup included, 2026-12-06; notebooks
+# from a whole `make test`, modules from `-m "not notebooks"`): a notebook's two versions together (learner first: the
+# solution reads its cache), or a whole module (its module fixtures are built once per worker that runs it, so a module
+# is not cut). Anything not listed counts DEFAULT_S per test.
+EXPECTED_S = {
+    "notebook 08_steering_vs_cheating": 250,
+    "notebook 07_emotions_and_choices": 100,
+    "notebook 06_steering": 70,
+    "notebook 05_emotions_in_conversation": 50,
+    "notebook 02_extracting_activations": 40,
+    "notebook 01_reading_stories": 40,
+    "notebook 00_setup": 30,
+    "notebook 03_probing": 30,
+    "notebook 04_emotion_vectors": 30,
+    "tests/test_notebooks.py::test_every_notebook_runs_on_another_model": 115,
+    "tests/test_notebooks.py::test_a_broken_solution_fails_the_notebook_test": 15,
+    "tests/test_vectors.py": 130,
+    "tests/test_cheating.py": 95,
+    "tests/test_checks.py": 90,
+    "tests/test_browser.py": 60,
+    "tests/test_preferences.py": 55,
+    "tests/test_derivatives.py": 35,
+    "tests/test_remote.py": 25,
+    "tests/test_steering.py": 25,
+    "tests/test_preflight.py": 15,
+    "tests/test_data.py": 12,
+    "tests/test_widgets.py": 12,
+}
+DEFAULT_S = 0.3
+
+
+def _group(item: pytest.Item) -> str:
+    """The unit that is scheduled whole: a notebook (both versions), another notebook test, or a module."""
+    path, _, name = item.nodeid.partition("::")
+    if path.endswith("test_notebooks.py") and name.startswith("test_notebook_runs["):
+        return "notebook " + Path(name.rstrip("]")).stem
+    if path.endswith("test_notebooks.py") and item.get_closest_marker("notebooks"):
+        return item.nodeid
+    return path
+
+
+def _chunk_sizes(n: int, workers: int) -> list[int]:
+    """How many tests pytest-xdist's worksteal hands each worker at the start (len(pending) // workers left)."""
+    sizes = []
+    for i in range(workers):
+        sizes.append(n // (workers - i))
+        n -= sizes[-1]
+    return sizes
+
+
+def balanced_order(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """Collection order for worksteal: each worker's first share starts with its part of the long groups.
+
+    worksteal gives worker k the k-th contiguous share of the collection and later steals from the END of a share, so a
+    long test left in the middle starts late. Here the long groups (EXPECTED_S) are dealt longest first to the least loaded
+    worker, each share starts with its long groups (longest first) and is filled up to its size with the short tests
+    in collection order (whose ends the stealing balances)."""
+    groups: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        groups.setdefault(_group(item), []).append(item)
+    cost = {g: EXPECTED_S.get(g, DEFAULT_S * len(members)) for g, members in groups.items()}
+    long = sorted((g for g in groups if g in EXPECTED_S), key=lambda g: -cost[g])
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for g in long:
+        k = min(range(workers), key=lambda k: (load[k], len(shares[k])))
+        shares[k].extend(groups[g])
+        load[k] += cost[g]
+    sizes = _chunk_sizes(len(items), workers)
+    if any(len(share) > size for share, size in zip(shares, sizes)):
+        return items  # too many tests in long groups to keep the shares: leave the collection order
+    short = iter(item for g, members in groups.items() if g not in long for item in members)
+    for share, size in zip(shares, sizes):
+        share.extend(next(short) for _ in range(size - len(share)))
+    return [item for share in shares for item in share]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (2+ workers) put the long tests at the start of each worker's share."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and len(items) > workers:
+        items[:] = balanced_order(items, workers)
