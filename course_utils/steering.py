@@ -455,12 +455,17 @@ def continuation_logprobs_each(
     )
     out = []
     for j, (d, s) in enumerate(zip(directions, strengths)):
-        if j in done:
+        if model.remote or not deltas[j].any():  # the one-call path (strength 0: the unsteered entry)
+            out.append(continuation_logprobs(model, prompts, continuations, d, strength=s, **kw))
+        elif j in done:
             out.append(
                 cached("logprobs", keys[j], lambda j=j: {"logprobs": done[j]}, use=cache)["logprobs"] if cache else done[j]
             )
-        else:
-            out.append(continuation_logprobs(model, prompts, continuations, d, strength=s, **kw))
+        else:  # cached: read this function's own entry back (recomputed alone only if it vanished since the check)
+            again = lambda j=j: {
+                "logprobs": _logprobs_each(model, list(prompts), list(continuations), [deltas[j]], layer, batch_size, reduce)[0]
+            }  # noqa: E731
+            out.append(cached("logprobs", keys[j], again)["logprobs"])
     return torch.stack(out)
 
 

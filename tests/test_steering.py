@@ -288,9 +288,12 @@ def test_continuation_logprobs_each_equals_one_condition_at_a_time(tiny_model, t
         )
         assert (got - alone).abs().max() <= 1e-5, float((got - alone).abs().max())
     cached_once = steering.continuation_logprobs_each(tiny_model, prompts, conts, dirs, strengths, layer=2, reduce="sum")
+    monkeypatch.setattr(steering, "_logprobs_each", None)  # a warm call reads every entry back, computes nothing
+    files = set(tmp_cache.joinpath("logprobs").iterdir())
     assert torch.equal(
         steering.continuation_logprobs_each(tiny_model, prompts, conts, dirs, strengths, layer=2, reduce="sum"), cached_once
     )
+    assert set(tmp_cache.joinpath("logprobs").iterdir()) == files  # no new entry: nothing went the one-call way
 
 
 def test_perplexity_each_equals_perplexity(tiny_model):
