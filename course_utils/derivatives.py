@@ -23,7 +23,7 @@ from scipy import stats as sps
 
 from .cache import cached, code_version, request_key, texts_sha256
 from .models import CourseModel, model_key
-from .scoring import _batch, _model_dtype, _packed_rows, _unsteered_prefix
+from .scoring import _batch, _model_dtype, _packed_rows, _unsteered_prefix, frozen_weights
 
 
 def measure_gradients(
@@ -100,19 +100,13 @@ def _gradients(
                 for r, row in enumerate(chunk):
                     grads[row["group"]] += g[r]
         return grads
-    frozen = [p for p in model._module.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)  # gradients w.r.t. the added vector only, never the weights
-    try:
+    with frozen_weights(model):  # gradients w.r.t. the added vector only, never the weights
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             enc, src, tgt, (items, where) = _batch(chunk, pad_id, _model_dtype(model))
             g = _batch_gradient(model, enc, src, tgt, where, items, weights, layer, reduce)
             for r, row in enumerate(chunk):
                 grads[row["group"]] += g[r]
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
     return grads
 
 

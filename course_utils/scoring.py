@@ -183,7 +183,30 @@ def continuation_logprobs(
             raise ValueError(f"steer_spans has {len(steer_spans)} entries for {len(prompts)} prompts")
         if delta is None:
             steer_spans = None  # nothing is added: the spans change nothing (and must not split the cache)
-    request = {
+    request = logprobs_request(model, prompts, continuations, delta, layer, batch_size, reduce, steer_spans)
+    key = request_key(request, CODE_VERSION)
+    return cached(
+        "logprobs",
+        key,
+        lambda: {
+            "logprobs": _compute(model, prompts, continuations, delta, layer, batch_size, reduce, reuse_prefix, steer_spans)
+        },
+        use=cache,
+    )["logprobs"]
+
+
+def logprobs_request(
+    model: CourseModel,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    delta: torch.Tensor | None,
+    layer: int | None,
+    batch_size: int,
+    reduce: str,
+    steer_spans: Sequence[tuple[int, int] | None] | None = None,
+) -> dict[str, Any]:
+    """What identifies one continuation_logprobs computation (the cache key's request): model, texts, vector, decoding."""
+    request: dict[str, Any] = {
         "what": "continuation_logprobs",
         "model": model_key(model),
         "n_prompts": len(prompts),
@@ -195,15 +218,7 @@ def continuation_logprobs(
     }
     if steer_spans is not None:
         request["steer_spans"] = [None if sp is None else [int(x) for x in sp] for sp in steer_spans]
-    key = request_key(request, CODE_VERSION)
-    return cached(
-        "logprobs",
-        key,
-        lambda: {
-            "logprobs": _compute(model, prompts, continuations, delta, layer, batch_size, reduce, reuse_prefix, steer_spans)
-        },
-        use=cache,
-    )["logprobs"]
+    return request
 
 
 def _model_dtype(model: CourseModel) -> torch.dtype:
@@ -403,6 +418,19 @@ def _evict_prefixes(room: int) -> None:
         if memo is None:
             return
         del memo[key]
+
+
+@contextlib.contextmanager
+def frozen_weights(model: CourseModel):
+    """Turn off the weights' gradients for the block (gradients w.r.t. an added vector only); restore them after."""
+    frozen = [p for p in model._module.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def _unsteered_prefix(model: CourseModel, enc: dict[str, torch.Tensor], layer: int) -> torch.Tensor | None:

@@ -17,7 +17,7 @@ from .activations import extract_activations
 from .cache import cache_path, cached, code_version, read, request_key, tensor_sha256, texts_sha256
 from .models import CourseModel, model_key, tokenize
 from .scoring import CODE_VERSION as SCORING_VERSION
-from .scoring import _batch, _model_dtype, _packed_rows, _rows, _unsteered_prefix
+from .scoring import _batch, _model_dtype, _packed_rows, _rows, _unsteered_prefix, frozen_weights, logprobs_request
 from .scoring import continuation_logprobs as _score
 
 REFERENCE_TEXTS = 32  # default reference corpus: this many training stories and this many neutral dialogues
@@ -371,10 +371,7 @@ def _word_gradients(
     rows = sorted(_rows(tok, prompts, [first] * len(prompts), pack=False), key=lambda r: len(r["prompt"]))
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     out = torch.zeros(len(token_ids), len(prompts), model.d_model)
-    frozen = [p for p in model._module.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)  # gradients w.r.t. the added vector only, never the weights
-    try:
+    with frozen_weights(model):  # gradients w.r.t. the added vector only, never the weights
         for start in range(0, len(rows), batch_size):
             enc, src, _, (items, _) = _batch(rows[start : start + batch_size], pad_id, _model_dtype(model))
             prefix = _unsteered_prefix(model, enc, layer)
@@ -394,9 +391,6 @@ def _word_gradients(
                     (grad,) = torch.autograd.grad(lp[:, j].sum(), delta, retain_graph=j < len(token_ids) - 1)
                     for r, _, _, i in items:
                         out[j, i] = grad[r, 0].float().cpu()
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
     return out
 
 
@@ -425,19 +419,10 @@ def continuation_logprobs_each(
         raise ValueError(f"directions ({len(directions)}) and strengths ({len(strengths)}): give one of each per condition")
     kw = dict(layer=layer, batch_size=batch_size, reduce=reduce, cache=cache)
     deltas = [steering_vector(model, d, layer, s) for d, s in zip(directions, strengths)]
-    keys = []
-    for delta in deltas:
-        request = {
-            "what": "continuation_logprobs",
-            "model": model_key(model),
-            "n_prompts": len(prompts),
-            "texts_sha256": texts_sha256(list(prompts) + list(continuations)),
-            "delta_sha256": tensor_sha256(delta),
-            "layer": layer,
-            "batch_size": batch_size,
-            "reduce": reduce,
-        }
-        keys.append(request_key(request, LOGPROBS_EACH_VERSION))  # its own entries: another computation
+    keys = [  # its own entries (another computation), keyed like continuation_logprobs' requests
+        request_key(logprobs_request(model, prompts, continuations, d, layer, batch_size, reduce), LOGPROBS_EACH_VERSION)
+        for d in deltas
+    ]
     todo = [
         j
         for j, d in enumerate(deltas)

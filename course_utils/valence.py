@@ -25,7 +25,7 @@ import torch
 from .cache import cache_path, cached, code_version, read, request_key, tensor_sha256, texts_sha256
 from .data import _entry_tokens, load_emotions
 from .models import CourseModel, model_key
-from .scoring import _batch, _model_dtype, _packed_rows, _unsteered_prefix
+from .scoring import _batch, _model_dtype, _packed_rows, _unsteered_prefix, frozen_weights
 from .steering import steering_vector
 
 WORD = re.compile(r"[a-z]+")  # the lexicon entries kept: plain lower-case words (no emoticons, no phrases)
@@ -293,10 +293,7 @@ def _gradients(
     rows = _packed_rows(model, prompts, [continuation] * len(prompts), None)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     out = torch.zeros(len(prompts), model.d_model)
-    frozen = [p for p in model._module.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)  # gradients w.r.t. the added vector only, never the weights
-    try:
+    with frozen_weights(model):  # gradients w.r.t. the added vector only, never the weights
         for start in range(0, len(rows), batch_size):
             enc, src, _, (items, _) = _batch(rows[start : start + batch_size], pad_id, _model_dtype(model))
             prefix = _unsteered_prefix(model, enc, layer)
@@ -316,9 +313,6 @@ def _gradients(
                 (grad,) = torch.autograd.grad(total, delta)
             for r, _, _, i in items:
                 out[i] = grad[r, 0].float().cpu()
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
     return out
 
 
