@@ -15,6 +15,8 @@ import nbformat
 import papermill as pm
 import pytest
 
+from course_utils.run_course import SharedKernel
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import make_notebooks  # noqa: E402
@@ -61,40 +63,24 @@ def assert_checks_behave(nb: nbformat.NotebookNode, version: str, stem: str) -> 
 
 @pytest.fixture(scope="session")
 def kernel():
-    """One Jupyter kernel per test process, shared by the notebooks it runs (papermill's `km=`).
+    """One Jupyter kernel per test process, shared by the notebooks it runs, as `make course` runs them.
 
-    A fresh kernel costs seconds of imports and a model load per notebook; here each notebook still starts from an
-    empty namespace (`%reset -f` before it), so a name defined only by an earlier notebook fails as it would alone,
-    while imported modules and the loaded model are reused (as in a learner's own kernel, notebook after notebook).
+    A fresh kernel costs seconds of imports and a model load per notebook; `run_course.SharedKernel.fresh` gives each
+    notebook an empty namespace (and empty memos), so a name defined only by an earlier notebook fails as it would
+    alone, while imported modules and the loaded model are reused (as in a learner's own kernel).
     """
-    from jupyter_client.manager import KernelManager
-
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(cwd=str(ROOT / "solutions"))
-    yield km
-    km.shutdown_kernel(now=True)
+    shared = SharedKernel(ROOT / "solutions")
+    yield shared
+    shared.close()
 
 
-def _fresh_namespace(km, cwd: Path) -> None:
-    """Empty the kernel's user namespace, close figures and move to `cwd` (a restart if the kernel died)."""
-    if not km.is_alive():
-        km.restart_kernel(now=True)
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        code = f"%reset -f\nimport os, matplotlib.pyplot as _plt\n_plt.close('all')\nos.chdir({str(cwd)!r})\ndel os, _plt"
-        reply = kc.execute_interactive(code, timeout=60)
-        assert reply["content"]["status"] == "ok", reply["content"]
-    finally:
-        kc.stop_channels()
-
-
-def execute(path: Path, out: Path, cwd: Path, km=None, parameters: dict | None = None) -> nbformat.NotebookNode:
-    """Run one notebook (in the shared kernel `km` when given) with the small parameters; return the executed copy."""
+def execute(
+    path: Path, out: Path, cwd: Path, kernel: SharedKernel | None = None, parameters: dict | None = None
+) -> nbformat.NotebookNode:
+    """Run one notebook (in the shared kernel when given) with the small parameters; return the executed copy."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    if km is not None:
-        _fresh_namespace(km, cwd)
+    if kernel is not None:
+        kernel.fresh(cwd)
     pm.execute_notebook(
         str(path),
         str(out),
@@ -102,7 +88,7 @@ def execute(path: Path, out: Path, cwd: Path, km=None, parameters: dict | None =
         kernel_name="python3",
         cwd=str(cwd),
         progress_bar=False,
-        km=km,
+        km=kernel.km if kernel is not None else None,
     )
     return nbformat.read(out, as_version=4)
 
