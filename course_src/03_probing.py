@@ -38,12 +38,12 @@ from IPython.display import display
 from sklearn.metrics import confusion_matrix
 
 from course_utils import checks, load_model
-from course_utils.data import load_emotions, load_situation_stories, load_stories
+from course_utils.data import load_emotions, load_new_words_stories, load_situation_stories, load_stories
 from course_utils.plots import layer_curves, save_figure, setup_style
 from course_utils.probes import accuracy_ci, bag_of_words_probe, probe_by_layer, shuffled_null
 from course_utils.report import record, record_verdict
 from course_utils.stats import MIN_NULL, mcnemar, rank_test
-from course_utils.transfer import SITUATION_SPLITS, transfer_table
+from course_utils.transfer import EXTRA_SPLITS, transfer_table
 from course_utils.vectors import default_layer, story_activations
 
 setup_style()
@@ -304,23 +304,34 @@ print(f"{verdict}: {reason}")
 # (`data/situation_stories.jsonl`, 20 per core emotion, one sentence each, never used for training) tell only what
 # happens: no feeling, face, body or emotional act (checked on load against a list of such words), yet a reader
 # knows the emotion the situation calls for: *"Your keys are gone, your baby is asleep inside the locked car in
-# the midday sun, and the locksmith is an hour away."* The same three readers, fitted as above, on a third test
-# beside the other two, with 95% Wilson intervals and McNemar's exact p against bag-of-words on the same stories.
+# the midday sun, and the locksmith is an hour away."* A fourth test goes after the words themselves: the
+# **new-words stories** (`data/new_words_stories.jsonl`, 20 per core emotion, dialogues and text messages) may show
+# reactions, but never with a word that marks their emotion in the training stories (`data.marker_words`: a word
+# in at least two of that emotion's training stories and in at least twice as many as the average core emotion;
+# the rule was fixed, and checked on load, before any of these stories was written). The same three readers,
+# fitted as above, on the four tests, with 95% Wilson intervals and McNemar's exact p against bag-of-words on the
+# same stories.
 
 # %%
 situations = load_situation_stories(per_emotion=4 if FAST else None)
+new_words = load_new_words_stories(per_emotion=4 if FAST else None)
 sit_acts = story_activations(model, situations)  # ~30 tokens a story: a small extraction, cached like the corpus
-sit_predictions = {name: np.concatenate([predictions[name], p.predict(sit_acts[:, layer].numpy())])
+new_acts = story_activations(model, new_words)
+extra, extra_acts = pd.concat([situations, new_words], ignore_index=True), np.concatenate([sit_acts, new_acts])
+sit_predictions = {name: np.concatenate([predictions[name], p.predict(extra_acts[:, layer])])
                    for (name, p), layer in zip(fitted.items(), (LAYER, 0))}
-sit_predictions["bag of words"] = np.concatenate([predictions["bag of words"], bow.predict(situations.text)])
-three = transfer_table(pd.concat([stories, situations], ignore_index=True), sit_predictions, core_names,
-                       splits=SITUATION_SPLITS)
-display(show(three[["test", "style_test", "situation_test", "situation_test ci", "situation_test p vs words"]]).round(3))
+sit_predictions["bag of words"] = np.concatenate([predictions["bag of words"], bow.predict(extra.text)])
+three = transfer_table(pd.concat([stories, extra], ignore_index=True), sit_predictions, core_names, splits=EXTRA_SPLITS)
+display(show(three[["test", "style_test", "situation_test", "situation_test ci", "new_words_test", "new_words_test ci",
+                    "new_words_test p vs words"]]).round(3))
 for name in three.index:
     lo_s, hi_s = three.loc[name, "situation_test ci"]
     print(f"{name:>16}: in style {three.loc[name, 'test']:.2f}, style-shifted {three.loc[name, 'style_test']:.2f}, situation "
           f"{three.loc[name, 'situation_test']:.2f} [{lo_s:.2f}, {hi_s:.2f}]"
           + ("" if name == "bag of words" else f" (McNemar p vs words {three.loc[name, 'situation_test p vs words']:.3g})"))
+    lo_n, hi_n = three.loc[name, "new_words_test ci"]
+    print(f"{'':>16}  new words {three.loc[name, 'new_words_test']:.2f} [{lo_n:.2f}, {hi_n:.2f}]"
+          + ("" if name == "bag of words" else f" (McNemar p vs words {three.loc[name, 'new_words_test p vs words']:.3g})"))
 topic_guess = np.mean(situations.topic.map(by_topic).values == situations.emotion.values)
 print(f"topic-only guess on the situation stories: {topic_guess:.2f} (chance {1 / len(core_names):.2f})")
 
@@ -343,6 +354,13 @@ elif probe_lo > chance:
 else:
     print(f"The probe's interval reaches chance ({probe_sit:.2f}): either it read described reactions out of style, or layer "
           f"{LAYER} does not represent the emotion of a one-sentence situation; this test cannot tell the two apart.")
+probe_new, bow_new = three.loc[probe_name, "new_words_test"], three.loc["bag of words", "new_words_test"]
+print(f"New-words stories: bag-of-words {bow_new:.2f} (interval "
+      f"{'reaches' if three.loc['bag of words', 'new_words_test ci'][0] <= chance else 'stays above'} chance), probe "
+      f"{probe_new:.2f} (McNemar p vs words {three.loc[probe_name, 'new_words_test p vs words']:.3g}): "
+      + ("without its usual words the story's emotion is still at this layer." if
+         three.loc[probe_name, "new_words_test p vs words"] <= 0.05 and probe_new > bow_new else
+         "the probe is not distinguishable from bag-of-words on these stories."))
 
 # %% [markdown]
 # Notebook 04 puts the emotion vectors in the same table, and notebook 05's implicit scenarios ask the same
@@ -406,5 +424,10 @@ record("03_probing", **{f"{k}_{split}": style.loc[name, split] for k, name in
        **{f"situation_{k}": three.loc[name, "situation_test"] for k, name in SIT_KEYS.items()},
        **{f"situation_{k}_ci": list(three.loc[name, "situation_test ci"]) for k, name in SIT_KEYS.items()},
        **{f"situation_{k}_p_vs_words": three.loc[name, "situation_test p vs words"] for k, name in SIT_KEYS.items()
+          if k != "bow"},
+       new_words_n=int(three.loc[probe_name, "new_words_test n"]),
+       **{f"new_words_{k}": three.loc[name, "new_words_test"] for k, name in SIT_KEYS.items()},
+       **{f"new_words_{k}_ci": list(three.loc[name, "new_words_test ci"]) for k, name in SIT_KEYS.items()},
+       **{f"new_words_{k}_p_vs_words": three.loc[name, "new_words_test p vs words"] for k, name in SIT_KEYS.items()
           if k != "bow"},
        instyle_probe_p_vs_words=style.loc[probe_name, "test p vs words"])

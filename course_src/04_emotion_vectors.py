@@ -57,7 +57,7 @@ setup_style()
 
 # %%
 from course_utils import build_emotion_vectors, checks, load_model
-from course_utils.data import forbidden_hits, load_emotions, load_situation_stories, load_stories
+from course_utils.data import forbidden_hits, load_emotions, load_new_words_stories, load_situation_stories, load_stories
 from course_utils.geometry import (
     partial_rsa,
     rating_distance,
@@ -73,8 +73,8 @@ from course_utils.report import record, record_verdict
 from course_utils.stats import accuracy_ci, corr_ci, mcnemar, mean_diff_ci, pca, pearson_ci, permutation_null, rank_test
 from course_utils.steering import random_direction
 from course_utils.transfer import (
+    EXTRA_SPLITS,
     READERS,
-    SITUATION_SPLITS,
     STORY_READER,
     VECTOR_READERS,
     leave_one_form_out,
@@ -268,15 +268,21 @@ print("leave-one-form-out top-1, mean over the held-out forms: " + ", ".join(f"{
 # happens, with no feeling, face, body or emotional act (checked on load against a list of such words): *"The
 # parcel on your doorstep has no stamp and no sender, it is ticking, and your full name is written on it in red."*
 # A reader of described reactions should fall towards chance there; a reader of the emotion a situation calls for
-# should not. Each reader on the three tests with 95% intervals, the drop from in-style to style-shifted with a
+# should not. A fourth test, the **new-words stories** (`data/new_words_stories.jsonl`, 20 per core emotion,
+# dialogues and text messages), may describe reactions, but never with a word that marks its emotion in the
+# training stories (`data.marker_words`: a word in at least two of that emotion's training stories and in at least
+# twice as many of them as the average core emotion; checked on load). A reader of our writers' habits has little
+# left there. Each reader on the four tests with 95% intervals, the drop from in-style to style-shifted with a
 # bootstrap interval, and McNemar's exact p against bag-of-words on the same stories.
 
 # %%
 situations = load_situation_stories(per_emotion=4 if FAST else None)
+new_words = load_new_words_stories(per_emotion=4 if FAST else None)
 sit_acts = story_activations(model, situations, layers=LAYERS)[:, LAYERS.index(LAYER)]  # ~30 tokens each: small
-with_sit = pd.concat([all_stories, situations], ignore_index=True)
-readings = reader_predictions(torch.cat([all_acts, sit_acts]), with_sit, vectors, core)
-style = transfer_table(with_sit, readings, core, splits=SITUATION_SPLITS)
+new_acts = story_activations(model, new_words, layers=LAYERS)[:, LAYERS.index(LAYER)]  # ~45 tokens each
+with_sit = pd.concat([all_stories, situations, new_words], ignore_index=True)
+readings = reader_predictions(torch.cat([all_acts, sit_acts, new_acts]), with_sit, vectors, core)
+style = transfer_table(with_sit, readings, core, splits=EXTRA_SPLITS)
 display(style.map(lambda v: f"[{v[0]:.2f}, {v[1]:.2f}]" if isinstance(v, tuple) else v).round(3))
 for r in VECTOR_READERS:
     print(f"{r}{' (chosen)' if r == chosen else ''}: {style.loc[r, 'test']:.2f} in style, {style.loc[r, 'style_test']:.2f} "
@@ -316,7 +322,35 @@ for r in (*VECTOR_READERS, "probe", "bag of words"):
           + ("" if r == "bag of words" else f", McNemar p vs words {style.loc[r, 'situation_test p vs words']:.3g}"))
 
 # %% [markdown]
-# What the three tests say together, read from this run's numbers (chance is 1/12):
+# **Verdict rule for the new-words stories, fixed before any of them was written** (our test, not the paper's).
+# The finding: the vectors read a story's emotion when the words our writers used for it are absent. The same
+# rule as for the situations: *replicates* if the chosen readout beats the same vectors with shuffled names (rank
+# p <= 0.05 among 200 shuffles) and beats bag-of-words on the same stories (McNemar p <= 0.05, vectors ahead);
+# *partly replicates* if it beats the shuffled names only; *does not replicate* otherwise.
+
+# %%
+on_new = (with_sit.split == "new_words_test").to_numpy()
+new_truth, new_pick = with_sit.emotion.to_numpy()[on_new], np.array([core.index(e) for e in readings[chosen][on_new]])
+new_null = permutation_null(lambda shuffled: np.mean(shuffled[..., new_pick] == new_truth, axis=-1), core,
+                            n_resamples=200, seed=0, vectorized=True).null
+new_rank = rank_test(style.loc[chosen, "new_words_test"], new_null, alternative="greater")
+only_vec_n, only_bow_n, p_new = mcnemar(readings[chosen][on_new] == new_truth,
+                                        readings["bag of words"][on_new] == new_truth)
+new_verdict = ("replicates" if new_rank.distinguishable and p_new <= 0.05 and only_vec_n > only_bow_n else
+               "partly replicates" if new_rank.distinguishable else "does not replicate")
+new_reason = (f"new-words stories ({on_new.sum()}): {chosen} {style.loc[chosen, 'new_words_test']:.2f} vs shuffled names "
+              f"{new_null.mean():.2f} (rank p = {new_rank.p:.3g}) and bag-of-words "
+              f"{style.loc['bag of words', 'new_words_test']:.2f} (only the vectors right on {only_vec_n}, only the words "
+              f"on {only_bow_n}; McNemar p = {p_new:.3g})")
+record_verdict("04_emotion_vectors", "new_words_transfer", new_verdict, new_reason)
+print(f"{new_verdict}: {new_reason}")
+for r in (*VECTOR_READERS, "probe", "bag of words"):
+    lo_n, hi_n = style.loc[r, "new_words_test ci"]
+    print(f"{r:>42}: new words {style.loc[r, 'new_words_test']:.2f} [{lo_n:.2f}, {hi_n:.2f}]"
+          + ("" if r == "bag of words" else f", McNemar p vs words {style.loc[r, 'new_words_test p vs words']:.3g}"))
+
+# %% [markdown]
+# What the four tests say together, read from this run's numbers (chance is 1/12):
 
 # %%
 chance, truth_all = 1 / len(core), with_sit.emotion.to_numpy()
@@ -339,6 +373,13 @@ elif vec_lo > chance:
 else:
     print("Its interval reaches chance: either the vectors read the described reactions rather than the emotion, or this "
           "layer does not represent the emotion a one-sentence situation calls for; this test cannot tell the two apart.")
+bow_new_lo, vec_new = style.loc["bag of words", "new_words_test ci"][0], style.loc[chosen, "new_words_test"]
+print(f"On the new-words stories bag-of-words gets {style.loc['bag of words', 'new_words_test']:.2f} (its interval "
+      f"{'reaches' if bow_new_lo <= chance else 'stays above'} chance) and the chosen readout {vec_new:.2f} "
+      f"[{style.loc[chosen, 'new_words_test ci'][0]:.2f}, {style.loc[chosen, 'new_words_test ci'][1]:.2f}]: "
+      + ("the representation carries the emotion where our writers' words do not."
+         if new_verdict == "replicates" else "the vectors are not distinguishable from the words there."
+         if new_rank.distinguishable else "the vectors are not distinguishable from shuffled names there."))
 
 # %% [markdown]
 # Notebook 05's implicit scenarios ask the same question in a chat: user messages whose situation implies an
@@ -615,7 +656,8 @@ for finding, (verdict, reason) in {"recognition of unseen stories": (recognise_v
                                    "k-means families": (kmeans_verdict, kmeans_reason),
                                    "PC1 ~ valence": (val_verdict, val_reason), "PC2 ~ arousal": (aro_verdict, aro_reason),
                                    "logit lens": (lens_verdict, lens_reason),
-                                   "situations without described reactions": (sit_verdict, sit_reason)}.items():
+                                   "situations without described reactions": (sit_verdict, sit_reason),
+                                   "stories without their emotion's marker words": (new_verdict, new_reason)}.items():
     print(f"- {finding}: {verdict} ({reason}).")
 
 # %% [markdown]
@@ -834,6 +876,12 @@ record("04_emotion_vectors", situation_n=int(on_sit.sum()), situation_null_mean=
        **{f"situation_{k}": style.loc[name, "situation_test"] for k, name in SIT_KEYS.items()},
        **{f"situation_{k}_ci": list(style.loc[name, "situation_test ci"]) for k, name in SIT_KEYS.items()},
        **{f"situation_{k}_p_vs_words": style.loc[name, "situation_test p vs words"] for k, name in SIT_KEYS.items()
+          if k != "bow"})
+record("04_emotion_vectors", new_words_n=int(on_new.sum()), new_words_null_mean=float(new_null.mean()),
+       new_words_rank_p=new_rank.p,
+       **{f"new_words_{k}": style.loc[name, "new_words_test"] for k, name in SIT_KEYS.items()},
+       **{f"new_words_{k}_ci": list(style.loc[name, "new_words_test ci"]) for k, name in SIT_KEYS.items()},
+       **{f"new_words_{k}_p_vs_words": style.loc[name, "new_words_test p vs words"] for k, name in SIT_KEYS.items()
           if k != "bow"})
 record("04_emotion_vectors", pc1_variance=explained[0], pc2_variance=explained[1], r_pc1_valence=r_val[0],
        r_pc1_valence_ci=list(r_val[1:]), r_pc2_arousal=r_aro[0], r_pc2_arousal_ci=list(r_aro[1:]),

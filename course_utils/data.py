@@ -18,6 +18,10 @@ The one set of rules for the data (the data card, data/README.md, explains them)
   'situation_test', a 'sentence' or 'short' length; no forbidden word of any core emotion, no emotion name (as for the
   other text files) and no REACTION_WORDS (body, face, emotional behaviour, feeling): it tells only what happens;
   a topic of topics.csv; no near-duplicate among them or of a story in stories.jsonl;
+* a new-words story (new_words_stories.jsonl, `load_new_words_stories`): a core emotion in a held-out form (dialogue
+  or text_message, with their form rules), split 'new_words_test', a 'sentence' or 'short' length; no emotion word
+  (as for the situation stories) and **no marker word of its own emotion** (`marker_words`: a word the training
+  stories use for that emotion far more than for the others); a topic of topics.csv; no near-duplicate;
 * the corpus as a whole (`check_corpus`, run by the tests and by `scripts/make_story_plan.py --merge`): every
   story matches its row of story_plan.jsonl and no two stories are near-duplicates (word 5-gram Jaccard above
   JACCARD_MAX).
@@ -70,6 +74,13 @@ REACTION_WORDS = frozenset(
     mood dread panic terror horror grief shame rage fury worry worries anxiety relief regret dismay delight bliss misery
     envy awe disappointed disappointment glad thrill""".split()
 )
+# The new-words split (data/new_words_stories.jsonl): stories for the 12 core emotions, in the held-out forms, that
+# avoid every word marking their emotion in the training stories, so a reader of words has little to go on.
+NEW_WORDS_SPLIT, NEW_WORDS_LENGTHS = "new_words_test", ("sentence", "short")
+# A marker word of emotion e (fixed before any new-words story was written): a bag-of-words token (the baseline's own
+# tokenizer) in at least MARKER_MIN_STORIES of e's core train stories, and in at least MARKER_RATIO times as many of
+# them as the mean over the 12 core emotions.
+MARKER_MIN_STORIES, MARKER_RATIO = 2, 2.0
 # A story's fields with fixed values: field -> allowed values.
 STORY_CHOICES = {"form": FORMS, "person": PERSONS, "register": REGISTERS, "length": LENGTHS, "split": SPLITS}
 # Every JSONL file: its required fields and each field's type.
@@ -95,6 +106,7 @@ SCHEMAS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "feels_scenes": {"id": str, "text": str, "pronoun": str},
 }
 SCHEMAS["situation_stories"] = SCHEMAS["stories"]
+SCHEMAS["new_words_stories"] = SCHEMAS["stories"]
 PRONOUNS = ("he", "she", "they")
 SCENARIOS = ("implicit", "dose", "speakers", "failures", "cheat_scenarios")
 TOKEN = re.compile(r"[A-Za-z]+")
@@ -145,6 +157,8 @@ def check_record(
         _check_story(record, path, line, known)
     if schema == "situation_stories":
         _check_situation(record, path, line)
+    if schema == "new_words_stories":
+        _check_new_words(record, path, line)
     if schema in ("neutral_dialogues", "failures"):
         for i, m in enumerate(record["messages"]):
             if (
@@ -201,6 +215,16 @@ def _check_story(record: dict[str, Any], path: Path | str, line: int | None, kno
     if not lo <= words <= hi:
         plan_lo, plan_hi = LENGTH_WORDS[length]
         raise _fail(path, line, "text", f"{words} words; a '{length}' story has {plan_lo}-{plan_hi} (at most {lo}-{hi})")
+    _check_form(text, form, length, path, line)
+    if known is not None and record["emotion"] in known:
+        own = forbidden_hits(text, emotions=[record["emotion"]])
+        if own:
+            words_found = ", ".join(dict.fromkeys(w for w, _ in own))
+            raise _fail(path, line, "text", f"forbidden word(s) of its own emotion '{record['emotion']}': {words_found}")
+
+
+def _check_form(text: str, form: str, length: str, path: Path | str, line: int | None) -> None:
+    """A form's rules: two paragraphs for a long story, speech in a dialogue, short lines in a text message, ..."""
     paragraphs = [p for p in text.split("\n") if p.strip()]
     if length == "long" and form not in STYLE_TEST_FORMS and len(paragraphs) < 2:
         raise _fail(path, line, "text", "a 'long' story has two paragraphs (a line break between them)")
@@ -214,11 +238,6 @@ def _check_story(record: dict[str, Any], path: Path | str, line: int | None, kno
             raise _fail(path, line, "text", f"a message of {longest} words: one short message a line (at most 50)")
     if form == "address" and not {t.lower() for t in TOKEN.findall(text)} & YOU:
         raise _fail(path, line, "text", "an address speaks to 'you'")
-    if known is not None and record["emotion"] in known:
-        own = forbidden_hits(text, emotions=[record["emotion"]])
-        if own:
-            words_found = ", ".join(dict.fromkeys(w for w, _ in own))
-            raise _fail(path, line, "text", f"forbidden word(s) of its own emotion '{record['emotion']}': {words_found}")
 
 
 def reaction_words_in(text: str) -> list[str]:
@@ -243,6 +262,60 @@ def _check_situation(record: dict[str, Any], path: Path | str, line: int | None)
     reactions = reaction_words_in(text)
     if reactions:
         raise _fail(path, line, "text", f"reaction word(s) {', '.join(reactions)}: tell only what happens (REACTION_WORDS)")
+
+
+def _check_new_words(record: dict[str, Any], path: Path | str, line: int | None) -> None:
+    """The new-words rules: a core emotion in a held-out form, a short length, no emotion word, no marker of its emotion."""
+    choices = {"emotion": emotion_names(core_only=True), "form": STYLE_TEST_FORMS, "split": (NEW_WORDS_SPLIT,),
+               "person": PERSONS, "register": REGISTERS, "length": NEW_WORDS_LENGTHS}  # fmt: skip
+    for name, allowed in choices.items():
+        if record[name] not in allowed:
+            raise _fail(path, line, name, f"{record[name]!r} is not allowed; use one of {', '.join(allowed)}")
+    text, length = record["text"], record["length"]
+    words, (lo, hi) = len(text.split()), length_bounds(length)
+    if not lo <= words <= hi:
+        raise _fail(path, line, "text", f"{words} words; a '{length}' story has {lo}-{hi}")
+    _check_form(text, record["form"], length, path, line)
+    problems = emotion_word_problems(text)
+    if problems:
+        raise _fail(path, line, "text", f"emotion word(s) {', '.join(problems)}: a new-words story names no emotion")
+    markers = marker_words_in(text, record["emotion"])
+    if markers:
+        raise _fail(path, line, "text", f"marker word(s) of '{record['emotion']}' in the training stories: "
+                                        f"{', '.join(markers)} (see marker_words)")  # fmt: skip
+
+
+def bow_tokens(text: str) -> list[str]:
+    """The tokens the bag-of-words baseline reads (scikit-learn's default analyzer: lower case, words of 2+ letters)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer().build_analyzer()(text)
+
+
+@lru_cache(maxsize=4)
+def _marker_table(folder: str) -> dict[str, frozenset[str]]:
+    """Every core emotion's marker words in the core train stories of `folder` (the rule at MARKER_MIN_STORIES)."""
+    train = load_stories(split="train", emotions="core")
+    counts = {e: Counter() for e in emotion_names(core_only=True)}  # in how many of e's train stories a token occurs
+    for emotion, text in zip(train.emotion, train.text, strict=True):
+        counts[emotion].update(set(bow_tokens(text)))
+    total = sum(counts.values(), Counter())
+    return {e: frozenset(w for w, n in c.items() if n >= MARKER_MIN_STORIES and n >= MARKER_RATIO * total[w] / len(counts))
+            for e, c in counts.items()}  # fmt: skip
+
+
+def marker_words(emotion: str) -> frozenset[str]:
+    """The words marking a core emotion in the training stories (see MARKER_RATIO); new-words stories avoid them."""
+    table = _marker_table(str(data_dir()))
+    if emotion not in table:
+        raise ValueError(f"emotion={emotion!r}: marker words exist for the core emotions only: {sorted(table)}")
+    return table[emotion]
+
+
+def marker_words_in(text: str, emotion: str) -> list[str]:
+    """The marker words of `emotion` that a text contains, in text order."""
+    markers = marker_words(emotion)
+    return list(dict.fromkeys(t for t in bow_tokens(text) if t in markers))
 
 
 def read_jsonl(path: Path, schema: str, emotions: Iterable[str] | None = None) -> pd.DataFrame:
@@ -363,8 +436,23 @@ def load_situation_stories(emotions: Iterable[str] | str | None = None, per_emot
     near-duplicate among them or of any story in stories.jsonl. emotions: 'core', a core name or a list;
     per_emotion: the first n stories of each emotion (FAST).
     """
-    path = data_dir() / "situation_stories.jsonl"
-    df = read_jsonl(path, "situation_stories", emotions=emotion_names())
+    return _load_extra_split("situation_stories", emotions, per_emotion)
+
+
+def load_new_words_stories(emotions: Iterable[str] | str | None = None, per_emotion: int | None = None) -> pd.DataFrame:
+    """The new-words split (same fields as load_stories, split 'new_words_test': dialogues and text messages), validated.
+
+    No story uses a marker word of its own emotion (`marker_words`) or any emotion word: the record rules
+    (_check_new_words), a topic of topics.csv, no near-duplicate among them or of any story in stories.jsonl.
+    emotions: 'core', a core name or a list; per_emotion: the first n stories of each emotion (FAST).
+    """
+    return _load_extra_split("new_words_stories", emotions, per_emotion)
+
+
+def _load_extra_split(name: str, emotions: Iterable[str] | str | None, per_emotion: int | None) -> pd.DataFrame:
+    """Read and check one extra test split of the core emotions (data/<name>.jsonl), then filter it."""
+    path = data_dir() / f"{name}.jsonl"
+    df = read_jsonl(path, name, emotions=emotion_names())
     topics = set(load_topics().id)
     for n, topic in enumerate(df.topic, 1):
         if topic not in topics:
@@ -379,7 +467,7 @@ def load_situation_stories(emotions: Iterable[str] | str | None = None, per_emot
         emotions = core if emotions == "core" else [emotions] if isinstance(emotions, str) else list(emotions)
         unknown = [e for e in emotions if e not in core]
         if unknown:
-            raise ValueError(f"emotions: {unknown} have no situation stories; allowed: 'core' or any of {core}")
+            raise ValueError(f"emotions: {unknown} have no {name.replace('_', ' ')}; allowed: 'core' or any of {core}")
         df = df[df.emotion.isin(emotions)]
     if per_emotion is not None:
         if not isinstance(per_emotion, int) or per_emotion < 1:

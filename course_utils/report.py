@@ -54,6 +54,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "all_ci_at_layer",
         "style_*",
         "situation_*",
+        "new_words_*",
         "instyle_probe_p_vs_words",
         "verdict_*",
     ),
@@ -106,6 +107,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "layer_stability_*",
         "style_*",
         "situation_*",
+        "new_words_*",
         "verdict_*",
     ),
     "05_conversation": (
@@ -372,6 +374,17 @@ COMPARISON = [
         "n/a",
     ),
     ("12 core, situation stories: bag-of-words", "04_emotion_vectors", "situation_bow", "{:.2f}", "n/a"),
+    ("new-words stories: probe", "03_probing", "new_words_probe", "{:.0%}", "n/a"),
+    ("new-words stories: bag-of-words", "03_probing", "new_words_bow", "{:.0%}", "n/a"),
+    ("12 core, new-words stories: emotion vectors top-1", "04_emotion_vectors", "new_words_vectors", "{:.2f}", "n/a"),
+    (
+        "12 core, new-words stories: vectors, story variation removed",
+        "04_emotion_vectors",
+        "new_words_story_vectors",
+        "{:.2f}",
+        "n/a",
+    ),
+    ("12 core, new-words stories: bag-of-words", "04_emotion_vectors", "new_words_bow", "{:.2f}", "n/a"),
 ]
 
 
@@ -451,6 +464,9 @@ FINDINGS = [
     Finding("04_emotion_vectors", "situation_transfer", "Emotion vectors read a situation with no described reaction",
             "not in the paper: stories that tell only what happens (no feeling, face, body or emotional act)",
             ("situation_vectors", "situation_story_vectors", "situation_bow")),
+    Finding("04_emotion_vectors", "new_words_transfer", "Emotion vectors read stories without their emotion's usual words",
+            "not in the paper: dialogues and messages that avoid every word marking their emotion in the training stories",
+            ("new_words_vectors", "new_words_story_vectors", "new_words_bow")),
     Finding("04_emotion_vectors", "kmeans_families", "k-means clusters of the vectors follow emotion families",
             "k-means finds interpretable clusters (10 clusters over 171 emotions)", ("kmeans_ari",), "04_clustermap"),
     Finding("04_emotion_vectors", "pc1_valence", "The first principal component is valence",

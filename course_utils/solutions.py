@@ -126,7 +126,7 @@ def project_out(vectors: torch.Tensor, components: torch.Tensor) -> torch.Tensor
     return vectors - (vectors @ components.T) @ components
 
 
-# --- 04_emotion_vectors.py, cell 31 ---
+# --- 04_emotion_vectors.py, cell 33 ---
 
 
 def split_half_agreement(half_a: torch.Tensor, half_b: torch.Tensor) -> tuple[np.ndarray, float, float]:

@@ -8,7 +8,9 @@ projected out (`vectors.without_story_variation`), a linear probe on the same la
 `leave_one_form_out` scores them inside the training split, one training form held out at a time: the
 cross-validation that chooses a readout before any style-shifted number is seen. The situation stories
 (`data.load_situation_stories`, split "situation_test"), appended to the stories, add a third test where no story
-describes a reaction: `transfer_table(..., splits=SITUATION_SPLITS)`.
+describes a reaction: `transfer_table(..., splits=SITUATION_SPLITS)`; the new-words stories
+(`data.load_new_words_stories`, split "new_words_test") a fourth, where no story uses a word that marks its emotion in
+the training stories: `splits=EXTRA_SPLITS`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ READERS = ("emotion vectors", STORY_READER, "probe", "bag of words")
 VECTOR_READERS = READERS[:2]  # the two vector readouts leave_one_form_out chooses between
 EVAL_SPLITS = ("test", "style_test")
 SITUATION_SPLITS = (*EVAL_SPLITS, "situation_test")  # with data.load_situation_stories appended to the stories
+EXTRA_SPLITS = (*SITUATION_SPLITS, "new_words_test")  # and data.load_new_words_stories
 
 
 def reader_predictions(
@@ -103,7 +106,7 @@ def transfer_table(
     splits: Sequence[str] = EVAL_SPLITS,
 ) -> pd.DataFrame:
     """Accuracy [95% Wilson] per reader (the keys of `predictions`, one of them "bag of words") on each of `splits`
-    (default: the in-style test and the style-shifted test; SITUATION_SPLITS adds the situation stories), the drop
+    (default: the in-style test and the style-shifted test; SITUATION_SPLITS and EXTRA_SPLITS add the extra tests), the drop
     from the in-style to the style-shifted test [95% bootstrap], and McNemar's exact p against bag-of-words on the
     same stories."""
     emotions, splits = list(emotions), list(splits)

@@ -457,3 +457,78 @@ def test_load_situation_stories_filters():
     assert small.emotion.tolist() == ["calm"] * 3 + ["sad"] * 3
     with pytest.raises(ValueError, match=r"emotions: \['joyful'\] have no situation stories; allowed: 'core'"):
         data.load_situation_stories(emotions="joyful")
+
+
+def test_marker_words_follow_their_rule(stories):
+    """A marker of e: in >= MARKER_MIN_STORIES of e's core train stories and >= MARKER_RATIO x the core mean (recounted)."""
+    train = stories[(stories.split == "train") & stories.emotion.isin(data.emotion_names(core_only=True))]
+    has = pd.DataFrame([dict.fromkeys(data.bow_tokens(t), 1) for t in train.text]).fillna(0).groupby(train.emotion.values).sum()
+    for emotion in has.index:
+        n = has.loc[emotion]
+        rule = (n >= data.MARKER_MIN_STORIES) & (n >= data.MARKER_RATIO * has.mean())
+        assert data.marker_words(emotion) == frozenset(n.index[rule]), emotion
+    assert {"breath", "trembling"} <= data.marker_words("afraid") and "the" not in data.marker_words("afraid")
+    assert data.marker_words_in("She held her Breath; the breath came back.", "afraid") == ["held", "breath"]
+    with pytest.raises(ValueError, match=r"emotion='joyful': marker words exist for the core emotions only"):
+        data.marker_words("joyful")
+
+
+@pytest.fixture(scope="module")
+def new_words():
+    return data.load_new_words_stories()
+
+
+def test_new_words_stories_are_balanced(new_words, emotions):
+    """20 stories per core emotion, half dialogues and half text messages, half sentences; topics under many emotions."""
+    assert new_words.groupby("emotion").size().to_dict() == dict.fromkeys(emotions.loc[emotions.core, "emotion"], 20)
+    assert set(new_words.split) == {"new_words_test"} and new_words.id.is_unique
+    for attribute in ("form", "length"):
+        assert (pd.crosstab(new_words.emotion, new_words[attribute]) == 10).all().all(), attribute
+    assert new_words.groupby("topic").emotion.nunique().min() >= 3, "no topic belongs to few emotions"
+    assert (new_words.groupby("topic").emotion.agg(lambda e: e.value_counts().iloc[0]) <= 2).all()
+
+
+def test_new_words_stories_avoid_their_markers(new_words, stories, situations):
+    """No marker word of its own emotion, no emotion word, no near-duplicate of each other or of any other story."""
+    leaks = [(r.id, w) for r in new_words.itertuples() for w in data.marker_words_in(r.text, r.emotion)]
+    leaks += [(r.id, w) for r in new_words.itertuples() for w in data.emotion_word_problems(r.text)]
+    assert leaks == [], leaks[:10]
+    assert data.near_duplicates([*new_words.text, *stories.text, *situations.text]) == []
+
+
+CHAT = "Sam: Is the bus coming at all?\nJo: The board says four minutes, then it says twelve."
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"emotion": "afraid", "text": CHAT + " Sam: Hold my hand."},
+            r"field 'text': marker word\(s\) of 'afraid' in the training stories: hold",
+        ),
+        ({"text": CHAT + " Sam: I am so happy."}, r"field 'text': emotion word\(s\) 'happy' \(happy\)"),
+        ({"form": "narration"}, r"field 'form': 'narration' is not allowed; use one of dialogue, text_message$"),
+        ({"split": "style_test"}, r"field 'split': 'style_test' is not allowed; use one of new_words_test$"),
+        ({"length": "long"}, r"field 'length': 'long' is not allowed; use one of sentence, short$"),
+        (
+            {"form": "dialogue", "text": "The bus was late again and nobody at the stop said a word about it all morning long."},
+            r"field 'text': a dialogue needs quoted speech",
+        ),
+        ({"topic": "moon_landing"}, r"field 'topic': 'moon_landing' is not an id of topics.csv"),
+    ],
+)
+def test_bad_new_words_lines_are_named(data_copy, change, message):
+    path = data_copy / "new_words_stories.jsonl"
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[1])
+    lines[1] = json.dumps({**record, "length": "sentence", **change})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"new_words_stories.jsonl, line 2, " + message):
+        data.load_new_words_stories()
+
+
+def test_load_new_words_stories_filters():
+    small = data.load_new_words_stories(emotions=["sad", "calm"], per_emotion=3)
+    assert small.emotion.tolist() == ["calm"] * 3 + ["sad"] * 3
+    with pytest.raises(ValueError, match=r"emotions: \['joyful'\] have no new words stories; allowed: 'core'"):
+        data.load_new_words_stories(emotions="joyful")

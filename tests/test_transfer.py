@@ -9,6 +9,7 @@ import torch
 
 from course_utils.stats import mcnemar
 from course_utils.transfer import (
+    EXTRA_SPLITS,
     READERS,
     SITUATION_SPLITS,
     STORY_READER,
@@ -77,6 +78,18 @@ def test_the_table_adds_the_situation_split_as_a_third_test():
     assert "situation_test" not in transfer_table(stories, preds, ["joy", "gloom"])  # the default: the two tests only
     with pytest.raises(ValueError, match=r"must include \['test', 'style_test'\]"):
         transfer_table(stories, preds, ["joy", "gloom"], splits=["test", "situation_test"])
+
+
+def test_extra_splits_add_the_new_words_stories_as_a_fourth_test():
+    stories, acts = _synthetic()
+    held = (stories.split == "style_test").to_numpy()
+    extra = [stories[held].assign(split=split) for split in EXTRA_SPLITS[2:]]
+    stories = pd.concat([stories, *extra], ignore_index=True)
+    acts = torch.cat([acts, *[acts[torch.tensor(held)]] * len(extra)])
+    vec = EmotionVectors(names=["joy", "gloom"], layer=0, vectors=torch.eye(8)[:2])
+    table = transfer_table(stories, reader_predictions(acts, stories, vec, ["joy", "gloom"]), ["joy", "gloom"], EXTRA_SPLITS)
+    assert EXTRA_SPLITS[-1] == "new_words_test" and table.loc["probe", "new_words_test n"] == 60
+    assert table.loc["probe", "new_words_test"] == table.loc["probe", "situation_test"] == table.loc["probe", "style_test"]
 
 
 def _confounded(n_per: int = 24, seed: int = 0):
