@@ -90,9 +90,13 @@ def _packed_rows(model: CourseModel, prompts: Sequence[str], continuations: Sequ
 
 
 def _batch(
-    rows: list[dict], pad_id: int, dtype: torch.dtype
+    rows: list[dict], pad_id: int, dtype: torch.dtype, shared: int = 0
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, tuple]:
     """Left-padded ids, an additive 4-D mask in `dtype` and position ids for a batch of rows.
+
+    With `shared` (the number of leading prompt tokens every row has in common), a packed batch puts those tokens in
+    the first columns of every row and the padding after them (a 4-D mask ignores where the padding is), so that the
+    first `shared` columns are the same in every row and every batch: their keys and values are computed once.
 
     A batch whose rows each hold one continuation (unpacked) gets the ordinary 2-D padding mask instead: the
     model then builds its own masks (a sliding window, a linear layer's padding), which a custom 4-D mask
@@ -112,27 +116,33 @@ def _batch(
     spans = []  # (row, first index in src/tgt, n tokens, original index)
     where = steer if any(row.get("steer") is not None for row in rows) else None  # None: the delta goes everywhere
     causal = torch.ones(T, T, dtype=torch.bool).tril()
+    packed = not all(len(row["items"]) == 1 for row in rows)
+    S = shared if packed else 0  # an unpacked batch keeps its padding first (the 2-D mask the model builds on)
+    if S and S >= min(len(row["prompt"]) for row in rows):
+        raise ValueError(f"shared={S}: must be shorter than every prompt (its last token predicts the continuation)")
     for r, (row, n) in enumerate(zip(rows, lengths)):
         pad, P = T - n, len(row["prompt"])
-        ids[r, pad : pad + P] = torch.tensor(row["prompt"])
+        cols = torch.cat([torch.arange(S), torch.arange(S + pad, pad + P)])  # the prompt's columns; pads between
+        ids[r, cols] = torch.tensor(row["prompt"])
         if row.get("steer") is not None:
-            steer[r, pad : pad + P] = torch.tensor(row["steer"])
-        pos[r, pad : pad + P] = torch.arange(P)
-        sees[r, 0, pad : pad + P, pad : pad + P] = causal[:P, :P]
-        sees[r, 0, torch.arange(pad), torch.arange(pad)] = True  # pads see only themselves (no empty softmax rows)
+            steer[r, cols] = torch.tensor(row["steer"])
+        pos[r, cols] = torch.arange(P)
+        sees[r, 0, cols[:, None], cols[None, :]] = causal[:P, :P]
+        gap = torch.arange(S, S + pad)
+        sees[r, 0, gap, gap] = True  # pads see only themselves (no empty softmax rows)
         start, k = pad + P, 0
         for i, c in row["items"]:
             L = len(c)
             ids[r, start : start + L] = torch.tensor(c)
             pos[r, start : start + L] = torch.arange(P, P + L)
-            sees[r, 0, start : start + L, pad : pad + P] = True
+            sees[r, 0, start : start + L, cols] = True
             sees[r, 0, start : start + L, start : start + L] = causal[:L, :L]
             src[r, k] = pad + P - 1  # the prompt's last position predicts the first token
             src[r, k + 1 : k + L] = torch.arange(start, start + L - 1)
             tgt[r, k : k + L] = torch.tensor(c)
             spans.append((r, k, L, i))
             start, k = start + L, k + L
-    if all(len(row["items"]) == 1 for row in rows):
+    if not packed:
         real = torch.arange(T)[None, :] >= torch.tensor([T - n for n in lengths])[:, None]
         return {"input_ids": ids, "attention_mask": real.long(), "position_ids": pos}, src, tgt, (spans, where)
     # Additive, not boolean: eager attention adds the mask to the scores, so a boolean mask would not mask there.
@@ -246,18 +256,32 @@ def _compute(
     rows = _packed_rows(model, prompts, continuations, steer_spans)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     dtype = _model_dtype(model)
+    shared = shared_length(rows) if delta is None or steer_spans is not None else 0  # the edit spares these columns
     batches = []
     for start in range(0, len(rows), batch_size):
-        enc, src, tgt, (spans, where) = _batch(rows[start : start + batch_size], pad_id, dtype)
+        enc, src, tgt, (spans, where) = _batch(rows[start : start + batch_size], pad_id, dtype, shared)
         T = enc["input_ids"].shape[1]
-        keep = T - int(src.min())  # logits from the earliest predicting position to the end
-        batches.append((enc, keep, (src - (T - keep)).clamp(min=0), tgt, where, spans))
+        keep = T - int(src[:, 0].min())  # logits from the earliest predicting position (a row's first) to the end
+        first = shared if enc["attention_mask"].dim() == 4 else 0  # the columns every row shares, in this batch
+        batches.append((enc, keep, (src - (T - keep)).clamp(min=0), tgt, where, spans, first))
     results: dict[int, torch.Tensor] = {}
     for batch, token_lp in zip(batches, _batch_logprobs(model, batches, delta, layer, reuse_prefix)):
-        for r, k, L, i in batch[-1]:  # the batch's spans
+        for r, k, L, i in batch[5]:  # the batch's spans
             lp = token_lp[r, k : k + L]
             results[i] = lp.mean() if reduce == "mean" else lp.sum()
     return torch.stack([results[i] for i in range(len(prompts))])
+
+
+def shared_length(rows: list[dict]) -> int:
+    """How many leading prompt tokens all rows have in common (e.g. a system prompt and question), stopping before any
+    row's last prompt token and before its first steered token (those columns are the same, steered or not)."""
+    prompts = [row["prompt"] for row in rows]
+    n = min(len(p) for p in prompts) - 1
+    for row in rows:
+        if row.get("steer") is not None and any(row["steer"]):
+            n = min(n, row["steer"].index(True))
+    n = max(n, 0)
+    return next((j for j in range(n) if any(p[j] != prompts[0][j] for p in prompts)), n)
 
 
 SESSION_BATCHES = 16  # a remote (NDIF) model scores this many batches per request, in one `model.session`
@@ -288,26 +312,55 @@ def _token_logprobs(
         out = model.layer(layer).output
         model.layer(layer).output[:] = out + _added(delta, where, out)
     logits = model.output.logits
-    rows_i = torch.arange(logits.shape[0], device=logits.device)[:, None]
-    picked = logits[rows_i, idx.to(logits.device)].float()  # [b, n_tok, vocab], in float32 whatever the model
+    if idx is None:  # the output head already saw only the scored positions (`scored_positions`)
+        picked = logits.float()
+    else:
+        rows_i = torch.arange(logits.shape[0], device=logits.device)[:, None]
+        picked = logits[rows_i, idx.to(logits.device)].float()  # [b, n_tok, vocab], in float32 whatever the model
     # log p(token) = its logit - logsumexp over the vocabulary (no full log_softmax copy: less memory)
     token_lp = picked.gather(-1, tgt.to(logits.device).unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, -1)
     return token_lp.cpu()
 
 
+@contextlib.contextmanager
+def scored_positions(model: CourseModel, idx: torch.Tensor):
+    """Inside the block, the output head of a local model sees only positions `idx` [b, n_tok] of its input (the kept
+    columns): logits [b, n_tok, vocab], one per scored token, instead of one per kept column (pads and positions that
+    predict nothing are not unembedded). Whatever the model does after its head (a soft cap, a scale) still applies."""
+    head = model._module.get_output_embeddings()
+    rows_i = torch.arange(idx.shape[0])[:, None]
+
+    def gather(module: torch.nn.Module, args: tuple) -> tuple:
+        h = args[0]
+        return (h[rows_i.to(h.device), idx.to(h.device)], *args[1:])
+
+    handle = head.register_forward_pre_hook(gather)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def _batch_logprobs(model: CourseModel, batches: list, delta: torch.Tensor | None, layer: int | None, reuse_prefix: bool):
     """Each batch's token log-probabilities: one trace per batch locally; on a remote model, SESSION_BATCHES per request."""
     if not model.remote:
-        for enc, keep, idx, tgt, where, _ in batches:
+        for enc, keep, idx, tgt, where, _, shared in batches:
+            T = enc["input_ids"].shape[1]
             prefix = _unsteered_prefix(model, enc, layer) if delta is not None and reuse_prefix else None
-            start = _replay_start(enc, where, keep) if prefix is not None else 0
-            past = _unsteered_past(model, enc, start) if start and model not in _NO_REPLAY else None
+            # Replay from the end of the columns every row shares (their keys and values computed once for all
+            # batches), or else from the first steered column (on the batch's own unsteered keys and values).
+            start = (
+                min(shared, T - keep) if reuse_prefix and shared else _replay_start(enc, where, keep) if prefix is not None else 0
+            )
+            past = _unsteered_past(model, enc, start, shared=start == shared) if start and model not in _NO_REPLAY else None
             cache = {}
             if past is not None:  # the columns before the first steered token are unchanged: replay from it on their K/V
                 cache = {_CACHE_ARG[type(model._module)]: past, "use_cache": True}
-                enc, where, prefix = _columns_from(enc, start), where[:, start:], prefix[:, start:]
-            with torch.no_grad(), model.trace(enc, logits_to_keep=keep, **cache):
-                token_lp = nnsight.save(_token_logprobs(model, idx, tgt, delta, where, layer, prefix))
+                enc = _columns_from(enc, start)
+                where = where[:, start:] if where is not None else None
+                prefix = prefix[:, start:] if prefix is not None else None
+            with torch.no_grad(), scored_positions(model, idx), model.trace(enc, logits_to_keep=keep, **cache):
+                token_lp = nnsight.save(_token_logprobs(model, None, tgt, delta, where, layer, prefix))
             yield token_lp
         return
     for start in range(0, len(batches), SESSION_BATCHES):
@@ -345,29 +398,44 @@ class _CacheArg(dict):
 _CACHE_ARG = _CacheArg()
 
 
-def _unsteered_past(model: CourseModel, enc: dict[str, torch.Tensor], start: int) -> DynamicCache | None:
+def _unsteered_past(model: CourseModel, enc: dict[str, torch.Tensor], start: int, shared: bool = False) -> DynamicCache | None:
     """The unsteered keys and values of a packed batch's first `start` columns at every layer, memoised like the prefix
-    (None where the model's cache does not keep every column: then the batch is run whole)."""
+    (None where the model's cache does not keep every column: then the batch is run whole). With shared, those
+    columns hold the same tokens in every row: they are computed once, from one row, for every batch that starts so."""
     memo = _PREFIXES.setdefault(model, {})
-    key = ("past", model_key(model), start, tuple(map(tuple, enc["input_ids"].tolist())), tensor_sha256(enc["attention_mask"]))
+    b = enc["input_ids"].shape[0]
+    if shared:  # one row of the shared columns, with their own block of the mask (causal among themselves)
+        run = {"input_ids": enc["input_ids"][:1, :start], "position_ids": enc["position_ids"][:1, :start]}
+        run["attention_mask"] = enc["attention_mask"][:1, :, :start, :start]
+        key = ("shared", model_key(model), tuple(run["input_ids"][0].tolist()), tensor_sha256(run["attention_mask"]))
+    else:
+        run = enc
+        key = (
+            "past",
+            model_key(model),
+            start,
+            tuple(map(tuple, enc["input_ids"].tolist())),
+            tensor_sha256(enc["attention_mask"]),
+        )
     if key not in memo:
         device = next(model._module.parameters()).device
-        with torch.no_grad():  # the whole batch, as the plain pass computes it; its first `start` columns are kept
-            out = model._module(**{k: v.to(device) for k, v in enc.items()}, use_cache=True, logits_to_keep=1)
+        with torch.no_grad():  # the batch (or its shared row) as the plain pass computes it; the first `start` columns kept
+            out = model._module(**{k: v.to(device) for k, v in run.items()}, use_cache=True, logits_to_keep=1)
         past = getattr(out, "cache", None) or out.past_key_values
         layers = getattr(past, "layers", None) or []
-        T = enc["input_ids"].shape[1]
+        T = run["input_ids"].shape[1]
         if len(layers) != model.n_layers or any(getattr(x, "keys", None) is None or x.keys.shape[-2] != T for x in layers):
             _NO_REPLAY.add(model)  # e.g. a sliding-window layer that drops old columns: not tried again for this model
             return None
         kv = torch.stack([torch.stack([x.keys[..., :start, :], x.values[..., :start, :]]) for x in layers])
         size = kv.numel() * kv.element_size()
         if size > PREFIX_CACHE_BYTES:
-            return DynamicCache(ddp_cache_data=[(k, v) for k, v in kv])
+            return DynamicCache(ddp_cache_data=[(k.expand(b, *k.shape[1:]), v.expand(b, *v.shape[1:])) for k, v in kv])
         _evict_prefixes(size)
         memo[key] = (next(_PREFIX_CLOCK), kv)
     memo[key] = (next(_PREFIX_CLOCK), memo[key][1])
-    return DynamicCache(ddp_cache_data=[(k, v) for k, v in memo[key][1]])  # a fresh cache: the replay appends to it
+    # a fresh cache (the replay appends to it); a shared row is the same for every row of the batch
+    return DynamicCache(ddp_cache_data=[(k.expand(b, *k.shape[1:]), v.expand(b, *v.shape[1:])) for k, v in memo[key][1]])
 
 
 def _remote_logprobs(model: CourseModel, chunk: list, delta: torch.Tensor | None, layer: int | None) -> list[torch.Tensor]:
@@ -461,12 +529,14 @@ CODE_VERSION = code_version(  # part of every cache key
     _compute,
     _added,
     _token_logprobs,
+    scored_positions,
     _batch_logprobs,
     _remote_logprobs,
     _unsteered_prefix,
     _replay_start,
     _columns_from,
     _unsteered_past,
+    shared_length,
     packing_problem,
 )
 

@@ -464,7 +464,7 @@ def _logprobs_each(
     reduce: str,
 ) -> list[torch.Tensor]:
     """The uncached computation behind continuation_logprobs_each: each batch repeated once per condition in the chunk."""
-    from .scoring import _token_logprobs
+    from .scoring import _token_logprobs, scored_positions
 
     tok = model.tokenizer
     rows = _packed_rows(model, prompts, continuations, None)
@@ -474,7 +474,7 @@ def _logprobs_each(
     for start in range(0, len(rows), batch_size):
         enc, src, tgt, (spans, _) = _batch(rows[start : start + batch_size], pad_id, _model_dtype(model))
         (b, T), n_tok = enc["input_ids"].shape, src.shape[1]
-        keep = T - int(src.min())
+        keep = T - int(src[:, 0].min())  # from the earliest predicting position (a row's first) to the end
         idx = (src - (T - keep)).clamp(min=0)
         prefix = _unsteered_prefix(model, enc, layer)
         per = max(1, LOGITS_BYTES // (b * max(keep, n_tok) * vocab * 4))  # conditions per pass
@@ -482,9 +482,9 @@ def _logprobs_each(
             k = len(deltas[c0 : c0 + per])
             big = {name: t.repeat(k, *([1] * (t.dim() - 1))) for name, t in enc.items()}
             added = torch.stack(deltas[c0 : c0 + per]).to(prefix.device, prefix.dtype).repeat_interleave(b, 0)[:, None, :]
-            with torch.no_grad(), model.trace(big, logits_to_keep=keep):
+            with torch.no_grad(), scored_positions(model, idx.repeat(k, 1)), model.trace(big, logits_to_keep=keep):
                 token_lp = nnsight.save(
-                    _token_logprobs(model, idx.repeat(k, 1), tgt.repeat(k, 1), added, None, layer, prefix.repeat(k, 1, 1))
+                    _token_logprobs(model, None, tgt.repeat(k, 1), added, None, layer, prefix.repeat(k, 1, 1))
                 )
             for j in range(k):
                 for r, q, L, i in spans:

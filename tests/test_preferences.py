@@ -76,13 +76,17 @@ def test_option_steering_moves_only_through_the_steered_option(model):
 
 
 def test_option_steering_replays_from_the_first_steered_token(model, monkeypatch):
-    """Steering one option reruns only the columns from its first token, on the unsteered keys and values of the
-    columns before it (the shared system prompt and question): the same numbers as the full steered pass."""
+    """Steering one option reruns only the columns after the system prompt and question all prompts share, on their
+    unsteered keys and values (computed once, from one row): the same numbers as the full steered pass."""
     from course_utils import scoring
     from course_utils.steering import continuation_logprobs
 
     starts, past = [], scoring._unsteered_past
-    monkeypatch.setattr(scoring, "_unsteered_past", lambda m, enc, start: starts.append(start) or past(m, enc, start))
+    monkeypatch.setattr(
+        scoring,
+        "_unsteered_past",
+        lambda m, enc, start, shared=False: starts.append((start, shared)) or past(m, enc, start, shared),
+    )
     pairs = np.array([[0, 1], [2, 3], [4, 0]])
     v = torch.randn(model.d_model, generator=torch.Generator().manual_seed(1))
     for steer in ("a", "b"):
@@ -91,9 +95,9 @@ def test_option_steering_replays_from_the_first_steered_token(model, monkeypatch
         kw = dict(layer=10, strength=2.0, reduce=reduce, steer_spans=spans + spans, cache=False)
         full = continuation_logprobs(*args, reuse_prefix=False, **kw)
         replayed = continuation_logprobs(*args, **kw)
-        assert (full - replayed).abs().max() <= 1e-5
+        assert (full - replayed).abs().max() <= 5e-5  # float32 noise (the plain path moves ~1e-5 with the batch size)
         assert (full - continuation_logprobs(*args[:3], cache=False, reduce=reduce)).abs().max() > 1e-3  # it steers
-    assert starts and min(starts) > 20  # the replay starts after the shared prefix, at an option
+    assert starts and all(shared and start > 20 for start, shared in starts)  # after the shared prefix, at an option
 
 
 def test_positive_control_direction_is_liked_minus_disliked():
