@@ -75,6 +75,7 @@ from course_utils.cheating import (
     cross_fitted_null,
     evaluate,
     message_logprobs,
+    sampled_replies,
     scenario_prompt,
     shared_words,
     slope,
@@ -92,7 +93,6 @@ from course_utils.stats import mean_ci, rank_test, wilson_ci
 from course_utils.steering import (
     continuation_logprobs,
     fluency_safe_strength,
-    generate,
     median_token_norm,
     random_direction,
     random_direction_in_span,
@@ -327,7 +327,7 @@ in_first = split_halves(scenarios)
 halves = {"first": [s_ for s_, f in zip(scenarios, in_first) if f],
           "second": [s_ for s_, f in zip(scenarios, in_first) if not f]}
 built = {h: context_direction(model, items, PERMISSIVE, STRICT, LAYER) for h, items in halves.items()}
-grads_prompt = cheat_gradients(model, scenarios, LAYER, prompt_only=True)  # one more backward pass per scenario
+grads_prompt = cheat_gradients(model, scenarios, LAYER, prompt_only=True)  # from the same backward passes as grads
 null_prompt = slopes(grads_prompt, null_dirs, norm).numpy()  # [scenarios, N_NULL]: the same random directions
 per_scenario = np.where(in_first, slopes(grads_prompt, built["second"], norm)[:, 0].numpy(),
                         slopes(grads_prompt, built["first"], norm)[:, 0].numpy())  # each half steered by the other's
@@ -590,16 +590,14 @@ print("cheat patterns: ", CHEAT_PATTERNS)
 print("honest patterns:", HONEST_PATTERNS)
 
 # %%
-samples = 1
-rows = []
-for name, direction, strength in [("none", None, 0.0), ("desperate +", vectors["desperate"], STRENGTH),
-                                  ("desperate -", vectors["desperate"], -STRENGTH), ("calm +", vectors["calm"], STRENGTH),
-                                  ("calm -", vectors["calm"], -STRENGTH)]:
-    for k in range(samples):
-        replies = generate(model, ps[:SAMPLE_PROMPTS], direction, layer=LAYER if direction is not None else None,
-                           strength=strength, max_new_tokens=SAMPLE_TOKENS, do_sample=True, temperature=0.7, seed=k)
-        rows += [{"condition": name, "reply": r, "label": classify_reply(r)} for r in replies]
-sampled = pd.DataFrame(rows)
+conditions = {"none": (None, 0.0), "desperate +": (vectors["desperate"], STRENGTH),
+              "desperate -": (vectors["desperate"], -STRENGTH), "calm +": (vectors["calm"], STRENGTH),
+              "calm -": (vectors["calm"], -STRENGTH)}
+# One generation, the conditions as its rows; each condition samples (seed 0) exactly the replies it would alone.
+replies = sampled_replies(model, ps[:SAMPLE_PROMPTS], list(conditions.values()), layer=LAYER,
+                          max_new_tokens=SAMPLE_TOKENS, temperature=0.7, seed=0)
+sampled = pd.DataFrame([{"condition": c, "reply": r, "label": classify_reply(r)}
+                        for c, texts in zip(conditions, replies) for r in texts])
 print(f"{len(sampled)} sampled replies")
 
 # %%

@@ -205,3 +205,44 @@ def test_cheat_gradients_do_not_depend_on_how_many_scenarios_share_a_backward_pa
     monkeypatch.setattr(cheating, "GRADIENT_BATCH", 3)
     together = cheating.cheat_gradients(model, three, 20)
     torch.testing.assert_close(one, together, atol=1e-5 * float(together.abs().max()), rtol=0)
+
+
+def test_sampled_replies_equal_each_condition_sampled_alone_and_share_its_cache(tiny_model, tmp_cache):
+    """Conditions as rows of one sampled generation give generate's replies and write the entries generate reads."""
+    from course_utils import chat
+    from course_utils.cheating import sampled_replies
+    from course_utils.steering import generate
+
+    m, layer = tiny_model, tiny_model.n_layers // 2
+    prompts = [chat(m, "Tell me about your week."), chat(m, "Hi there, how is it going today?")]
+    conditions = [(None, 0.0), (random_direction(m.d_model, 1), 2.0), (random_direction(m.d_model, 1), -2.0)]
+    kw = dict(max_new_tokens=10, do_sample=True, temperature=0.7, seed=3)
+    alone = [
+        generate(m, prompts, d, layer=layer if d is not None else None, strength=s, cache=False, **kw) for d, s in conditions
+    ]
+    assert len({tuple(a) for a in alone}) == 3  # the conditions differ, so a mix-up of rows would show
+    assert sampled_replies(m, prompts, conditions, layer=layer, max_new_tokens=10, temperature=0.7, seed=3) == alone
+    assert len(list(tmp_cache.joinpath("generations").iterdir())) == 3
+    again = [generate(m, prompts, d, layer=layer if d is not None else None, strength=s, **kw) for d, s in conditions]
+    assert again == alone and len(list(tmp_cache.joinpath("generations").iterdir())) == 3  # generate read them back
+    with pytest.raises(ValueError, match="non-empty"):
+        sampled_replies(m, prompts, [], layer=layer, max_new_tokens=10, temperature=0.7)
+
+
+def test_cheat_gradients_of_both_kinds_from_one_backward_equal_measure_gradients(model, tmp_cache):
+    """Every-position and prompt-only gradients from one backward pass equal measure_gradients' two requests (<= 1e-5
+    of their scale), and the second kind is read from the entry the first wrote (no second backward)."""
+    from course_utils.cheating import _prompt_spans, cheat_gradients, scenario_prompt
+    from course_utils.derivatives import measure_gradients
+
+    three = load_scenarios("cheat_scenarios").to_dict("records")[:3]
+    prompts = [scenario_prompt(model, s) for s in three]
+    messages, weights = [s["cheat"] for s in three] + [s["honest"] for s in three], [1.0] * 3 + [-1.0] * 3
+    every = cheat_gradients(model, three, 20)
+    assert len(list((tmp_cache / "gradients").glob("*.safetensors"))) == 1
+    prompt = cheat_gradients(model, three, 20, prompt_only=True)
+    assert len(list((tmp_cache / "gradients").glob("*.safetensors"))) == 1
+    for got, spans in ((every, None), (prompt, _prompt_spans(prompts) * 2)):
+        plain = measure_gradients(model, prompts * 2, messages, weights, layer=20, steer_spans=spans, batch_size=2, cache=False)
+        torch.testing.assert_close(got, plain, atol=1e-5 * float(plain.abs().max()), rtol=0)
+    assert float((every - prompt).abs().max()) > 1e-3 * float(every.abs().max())  # the two kinds differ
