@@ -75,7 +75,6 @@ from course_utils.cheating import (
     cross_fitted_null,
     evaluate,
     message_logprobs,
-    sampled_replies,
     scenario_prompt,
     shared_words,
     slope,
@@ -93,6 +92,7 @@ from course_utils.stats import mean_ci, rank_test, wilson_ci
 from course_utils.steering import (
     continuation_logprobs,
     fluency_safe_strength,
+    generate,
     median_token_norm,
     random_direction,
     random_direction_in_span,
@@ -590,14 +590,16 @@ print("cheat patterns: ", CHEAT_PATTERNS)
 print("honest patterns:", HONEST_PATTERNS)
 
 # %%
-conditions = {"none": (None, 0.0), "desperate +": (vectors["desperate"], STRENGTH),
-              "desperate -": (vectors["desperate"], -STRENGTH), "calm +": (vectors["calm"], STRENGTH),
-              "calm -": (vectors["calm"], -STRENGTH)}
-# One generation, the conditions as its rows; each condition samples (seed 0) exactly the replies it would alone.
-replies = sampled_replies(model, ps[:SAMPLE_PROMPTS], list(conditions.values()), layer=LAYER,
-                          max_new_tokens=SAMPLE_TOKENS, temperature=0.7, seed=0)
-sampled = pd.DataFrame([{"condition": c, "reply": r, "label": classify_reply(r)}
-                        for c, texts in zip(conditions, replies) for r in texts])
+samples = 1
+rows = []
+for name, direction, strength in [("none", None, 0.0), ("desperate +", vectors["desperate"], STRENGTH),
+                                  ("desperate -", vectors["desperate"], -STRENGTH), ("calm +", vectors["calm"], STRENGTH),
+                                  ("calm -", vectors["calm"], -STRENGTH)]:
+    for k in range(samples):
+        replies = generate(model, ps[:SAMPLE_PROMPTS], direction, layer=LAYER if direction is not None else None,
+                           strength=strength, max_new_tokens=SAMPLE_TOKENS, do_sample=True, temperature=0.7, seed=k)
+        rows += [{"condition": name, "reply": r, "label": classify_reply(r)} for r in replies]
+sampled = pd.DataFrame(rows)
 print(f"{len(sampled)} sampled replies")
 
 # %%

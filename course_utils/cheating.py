@@ -10,7 +10,6 @@ log-probability comparison also reads tone.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,10 +22,10 @@ from .activations import extract_activations
 from .cache import cached, code_version, request_key, texts_sha256
 from .data import SCHEMAS, check_record, load_scenarios
 from .derivatives import measure_gradients
-from .models import CourseModel, chat, model_key, tokenize
+from .models import CourseModel, chat, model_key
 from .scoring import CODE_VERSION as SCORING_VERSION
 from .scoring import _batch, _model_dtype, _packed_rows, _unsteered_prefix, frozen_weights
-from .steering import continuation_logprobs, generate, random_direction
+from .steering import continuation_logprobs, random_direction
 from .vectors import EmotionVectors
 
 KEYS = tuple(SCHEMAS["cheat_scenarios"])
@@ -385,139 +384,6 @@ def classify_reply(text: str) -> str:
     if is_honest and not is_cheat:
         return "honest"
     return "other"
-
-
-class _SampleEachGroup:
-    """A logits processor that applies the temperature, then samples each condition's rows with its own generator.
-
-    Condition g's rows then draw exactly the random numbers they draw when `generate` samples them alone after
-    `torch.manual_seed(seed)` (torch.multinomial on the same [rows, vocab] block). The generation runs at
-    temperature 1 (custom processors run before the built-in temperature), and the chosen token is returned as the
-    only finite score, so the generation's own sampling step can only pick it.
-    """
-
-    def __init__(self, rows: int, groups: int, seed: int, temperature: float, device: torch.device | str = "cpu") -> None:
-        self.rows, self.temperature = rows, float(temperature)
-        self.generators = [torch.Generator(device=device).manual_seed(int(seed)) for _ in range(groups)]
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(scores / self.temperature, dim=-1)  # as transformers' temperature, then its sampling step
-        picked = torch.cat(
-            [
-                torch.multinomial(probs[g * self.rows : (g + 1) * self.rows], 1, generator=gen)
-                for g, gen in enumerate(self.generators)
-            ]
-        )
-        return torch.full_like(scores, float("-inf")).scatter_(1, picked, 0.0)
-
-
-def sampled_replies(
-    model: CourseModel,
-    prompts: Sequence[str],
-    conditions: Sequence[tuple[torch.Tensor | None, float]],
-    *,
-    layer: int,
-    max_new_tokens: int,
-    temperature: float,
-    seed: int = 0,
-    cache: bool = True,
-) -> list[list[str]]:
-    """Per (direction, strength) condition, `generate(..., do_sample=True)`'s replies to `prompts`, run as one generation.
-
-    The uncached conditions become extra rows of one batch (each row with its condition's added vector) and each
-    condition samples with its own generator seeded `seed`, so its replies are the ones `generate` gives it alone;
-    each reads and writes the very cache entry `generate` does. A remote model runs the conditions one by one.
-    """
-    from .cache import cache_path, cached, read
-    from .steering import _added_vector, _eos_ids, _generate_key
-
-    prompts = list(prompts)
-    if not prompts or not conditions:
-        raise ValueError("prompts and conditions must be non-empty (conditions: a list of (direction or None, strength))")
-    if model.remote:
-        return [
-            generate(
-                model,
-                prompts,
-                d,
-                layer=layer if d is not None else None,
-                strength=s,
-                max_new_tokens=max_new_tokens,
-                do_sample=True,
-                temperature=temperature,
-                seed=seed,
-                cache=cache,
-            )
-            for d, s in conditions
-        ]
-    deltas = [_added_vector(model, d, layer, s) for d, s in conditions]
-    keys = [_generate_key(model, prompts, d, layer, max_new_tokens, True, temperature, seed) for d in deltas]
-    todo = list(dict.fromkeys(k for k in keys if not cache or read(cache_path(k, "generations"), k, "generation") is None))
-    done = {}
-    if todo:
-        rows = [deltas[keys.index(k)] for k in todo]
-        new = _sample_groups(model, prompts, rows, layer, max_new_tokens, temperature, seed)
-        ends = torch.tensor(sorted(_eos_ids(model)))
-        for k, block in zip(todo, new.split(len(prompts))):
-            hit = torch.isin(block, ends)  # each row stops at its first end token; the condition at its last row's
-            stop = int((hit.int().argmax(1) + 1).where(hit.any(1), torch.tensor(max_new_tokens)).max())
-            done[k] = block[:, :stop].contiguous()
-    out = []
-    for k in keys:
-        tokens = cached("generations", k, lambda k=k: {"tokens": done[k]}, use=cache)["tokens"] if cache else done[k]
-        out.append([model.tokenizer.decode(row, skip_special_tokens=True).strip() for row in tokens])
-    return out
-
-
-def _sample_groups(
-    model: CourseModel,
-    prompts: list[str],
-    deltas: list[torch.Tensor | None],
-    layer: int,
-    max_new_tokens: int,
-    temperature: float,
-    seed: int,
-) -> torch.Tensor:
-    """[len(deltas) * len(prompts), new]: the prompts once per condition, sampled as `steering._generate` samples them."""
-    enc = tokenize(model, prompts * len(deltas))
-    n = len(prompts)
-    added = torch.stack([torch.zeros(model.d_model) if d is None else d for d in deltas]).repeat_interleave(n, 0)[:, None]
-    steered = any(d is not None for d in deltas)
-    kwargs = {  # steering._generate's neutral decoding settings, plus the per-condition sampler
-        "max_new_tokens": max_new_tokens,
-        "do_sample": True,
-        "temperature": 1.0,  # applied by the sampler below, before it draws
-        "top_k": 0,
-        "top_p": 1.0,
-        "min_p": 0.0,
-        "typical_p": 1.0,
-        "epsilon_cutoff": 0.0,
-        "eta_cutoff": 0.0,
-        "repetition_penalty": 1.0,
-        "encoder_repetition_penalty": 1.0,
-        "no_repeat_ngram_size": 0,
-        "num_beams": 1,
-        "min_length": 0,
-        "min_new_tokens": 0,
-        "pad_token_id": model.tokenizer.pad_token_id,
-    }
-    device = next(model._module.parameters()).device
-    from transformers import LogitsProcessorList
-
-    kwargs["logits_processor"] = LogitsProcessorList([_SampleEachGroup(n, len(deltas), seed, temperature, device)])
-    edit = model.layer(layer) if steered else None
-    torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*was never reached: the loop asked for a step.*")
-        with torch.no_grad(), model.generate(**kwargs) as tracer:
-            with tracer.invoke(enc):
-                if edit is not None:
-                    for _ in tracer.iter[:]:  # every generation step, the prompt pass included
-                        out = edit.output
-                        edit.output[:] = out + added.to(out.device, out.dtype)
-            with tracer.invoke():
-                result = tracer.result.save()
-    return result[:, enc["input_ids"].shape[1] :].cpu().contiguous()
 
 
 GRADIENTS_VERSION = code_version(_both_gradients) + SCORING_VERSION  # part of every cheat_gradients key

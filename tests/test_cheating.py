@@ -207,28 +207,6 @@ def test_cheat_gradients_do_not_depend_on_how_many_scenarios_share_a_backward_pa
     torch.testing.assert_close(one, together, atol=1e-5 * float(together.abs().max()), rtol=0)
 
 
-def test_sampled_replies_equal_each_condition_sampled_alone_and_share_its_cache(tiny_model, tmp_cache):
-    """Conditions as rows of one sampled generation give generate's replies and write the entries generate reads."""
-    from course_utils import chat
-    from course_utils.cheating import sampled_replies
-    from course_utils.steering import generate
-
-    m, layer = tiny_model, tiny_model.n_layers // 2
-    prompts = [chat(m, "Tell me about your week."), chat(m, "Hi there, how is it going today?")]
-    conditions = [(None, 0.0), (random_direction(m.d_model, 1), 2.0), (random_direction(m.d_model, 1), -2.0)]
-    kw = dict(max_new_tokens=10, do_sample=True, temperature=0.7, seed=3)
-    alone = [
-        generate(m, prompts, d, layer=layer if d is not None else None, strength=s, cache=False, **kw) for d, s in conditions
-    ]
-    assert len({tuple(a) for a in alone}) == 3  # the conditions differ, so a mix-up of rows would show
-    assert sampled_replies(m, prompts, conditions, layer=layer, max_new_tokens=10, temperature=0.7, seed=3) == alone
-    assert len(list(tmp_cache.joinpath("generations").iterdir())) == 3
-    again = [generate(m, prompts, d, layer=layer if d is not None else None, strength=s, **kw) for d, s in conditions]
-    assert again == alone and len(list(tmp_cache.joinpath("generations").iterdir())) == 3  # generate read them back
-    with pytest.raises(ValueError, match="non-empty"):
-        sampled_replies(m, prompts, [], layer=layer, max_new_tokens=10, temperature=0.7)
-
-
 def test_cheat_gradients_of_both_kinds_from_one_backward_equal_measure_gradients(model, tmp_cache):
     """Every-position and prompt-only gradients from one backward pass equal measure_gradients' two requests (<= 1e-5
     of their scale), and the second kind is read from the entry the first wrote (no second backward)."""
