@@ -315,10 +315,9 @@ print(f"{verdict}: {reason}")
 # %%
 situations = load_situation_stories(per_emotion=4 if FAST else None)
 new_words = load_new_words_stories(per_emotion=4 if FAST else None)
-sit_acts = story_activations(model, situations)  # ~30 tokens a story: a small extraction, cached like the corpus
-new_acts = story_activations(model, new_words)
-extra, extra_acts = pd.concat([situations, new_words], ignore_index=True), np.concatenate([sit_acts, new_acts])
-sit_predictions = {name: np.concatenate([predictions[name], p.predict(extra_acts[:, layer])])
+extra = pd.concat([situations, new_words], ignore_index=True)
+extra_acts = story_activations(model, extra)  # ~40 tokens a story: a small extraction, cached like the corpus
+sit_predictions = {name: np.concatenate([predictions[name], p.predict(extra_acts[:, layer].numpy())])
                    for (name, p), layer in zip(fitted.items(), (LAYER, 0))}
 sit_predictions["bag of words"] = np.concatenate([predictions["bag of words"], bow.predict(extra.text)])
 three = transfer_table(pd.concat([stories, extra], ignore_index=True), sit_predictions, core_names, splits=EXTRA_SPLITS)

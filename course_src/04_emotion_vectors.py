@@ -278,10 +278,10 @@ print("leave-one-form-out top-1, mean over the held-out forms: " + ", ".join(f"{
 # %%
 situations = load_situation_stories(per_emotion=4 if FAST else None)
 new_words = load_new_words_stories(per_emotion=4 if FAST else None)
-sit_acts = story_activations(model, situations, layers=LAYERS)[:, LAYERS.index(LAYER)]  # ~30 tokens each: small
-new_acts = story_activations(model, new_words, layers=LAYERS)[:, LAYERS.index(LAYER)]  # ~45 tokens each
-with_sit = pd.concat([all_stories, situations, new_words], ignore_index=True)
-readings = reader_predictions(torch.cat([all_acts, sit_acts, new_acts]), with_sit, vectors, core)
+extra = pd.concat([situations, new_words], ignore_index=True)
+extra_acts = story_activations(model, extra, layers=LAYERS)[:, LAYERS.index(LAYER)]  # ~40 tokens each: one small extraction
+with_sit = pd.concat([all_stories, extra], ignore_index=True)
+readings = reader_predictions(torch.cat([all_acts, extra_acts]), with_sit, vectors, core)
 style = transfer_table(with_sit, readings, core, splits=EXTRA_SPLITS)
 display(style.map(lambda v: f"[{v[0]:.2f}, {v[1]:.2f}]" if isinstance(v, tuple) else v).round(3))
 for r in VECTOR_READERS:
