@@ -245,17 +245,24 @@ def reaction_words_in(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in (t.lower() for t in TOKEN.findall(text)) if w in REACTION_WORDS))
 
 
-def _check_situation(record: dict[str, Any], path: Path | str, line: int | None) -> None:
-    """The situation-story rules: a core emotion, the fixed form and split, a short length, no emotion or reaction word."""
-    choices = {"emotion": emotion_names(core_only=True), "form": (SITUATION_FORM,), "split": (SITUATION_SPLIT,),
-               "person": PERSONS, "register": REGISTERS, "length": SITUATION_LENGTHS}  # fmt: skip
+def _check_extra_story(
+    record: dict[str, Any], forms: tuple[str, ...], split: str, lengths: tuple[str, ...], path: Path | str, line: int | None
+) -> None:
+    """An extra test split's shared rules: a core emotion, allowed form, split, person, register and length, its word count."""
+    choices = {"emotion": emotion_names(core_only=True), "form": forms, "split": (split,), "person": PERSONS,
+               "register": REGISTERS, "length": lengths}  # fmt: skip
     for name, allowed in choices.items():
         if record[name] not in allowed:
             raise _fail(path, line, name, f"{record[name]!r} is not allowed; use one of {', '.join(allowed)}")
-    text, length = record["text"], record["length"]
-    words, (lo, hi) = len(text.split()), length_bounds(length)
+    words, (lo, hi) = len(record["text"].split()), length_bounds(record["length"])
     if not lo <= words <= hi:
-        raise _fail(path, line, "text", f"{words} words; a '{length}' story has {lo}-{hi}")
+        raise _fail(path, line, "text", f"{words} words; a '{record['length']}' story has {lo}-{hi}")
+
+
+def _check_situation(record: dict[str, Any], path: Path | str, line: int | None) -> None:
+    """The situation-story rules: a core emotion, the fixed form and split, a short length, no emotion or reaction word."""
+    _check_extra_story(record, (SITUATION_FORM,), SITUATION_SPLIT, SITUATION_LENGTHS, path, line)
+    text = record["text"]
     problems = emotion_word_problems(text)
     if problems:
         raise _fail(path, line, "text", f"emotion word(s) {', '.join(problems)}: a situation story names no emotion")
@@ -266,16 +273,9 @@ def _check_situation(record: dict[str, Any], path: Path | str, line: int | None)
 
 def _check_new_words(record: dict[str, Any], path: Path | str, line: int | None) -> None:
     """The new-words rules: a core emotion in a held-out form, a short length, no emotion word, no marker of its emotion."""
-    choices = {"emotion": emotion_names(core_only=True), "form": STYLE_TEST_FORMS, "split": (NEW_WORDS_SPLIT,),
-               "person": PERSONS, "register": REGISTERS, "length": NEW_WORDS_LENGTHS}  # fmt: skip
-    for name, allowed in choices.items():
-        if record[name] not in allowed:
-            raise _fail(path, line, name, f"{record[name]!r} is not allowed; use one of {', '.join(allowed)}")
-    text, length = record["text"], record["length"]
-    words, (lo, hi) = len(text.split()), length_bounds(length)
-    if not lo <= words <= hi:
-        raise _fail(path, line, "text", f"{words} words; a '{length}' story has {lo}-{hi}")
-    _check_form(text, record["form"], length, path, line)
+    _check_extra_story(record, STYLE_TEST_FORMS, NEW_WORDS_SPLIT, NEW_WORDS_LENGTHS, path, line)
+    text = record["text"]
+    _check_form(text, record["form"], record["length"], path, line)
     problems = emotion_word_problems(text)
     if problems:
         raise _fail(path, line, "text", f"emotion word(s) {', '.join(problems)}: a new-words story names no emotion")
@@ -449,19 +449,25 @@ def load_new_words_stories(emotions: Iterable[str] | str | None = None, per_emot
     return _load_extra_split("new_words_stories", emotions, per_emotion)
 
 
+def extra_split_problems(df: pd.DataFrame, path: Path | str, lines: Iterable[int]) -> list[DataError]:
+    """What the record rules cannot see in an extra split (rows of `df` on `lines`): unknown topics, near-duplicates
+    among them or of a story in stories.jsonl."""
+    lines = list(lines)
+    topics = set(load_topics().id)
+    out = [_fail(path, n, "topic", f"{t!r} is not an id of topics.csv") for n, t in zip(lines, df.topic) if t not in topics]
+    corpus = load_stories()
+    for i, j, x in near_duplicates(df.text.tolist() + corpus.text.tolist()):
+        other = f"line {lines[j]}" if j < len(df) else f"stories.jsonl story {corpus.id.iloc[j - len(df)]}"
+        out.append(_fail(path, lines[i], "text", f"near-duplicate of {other} (5-gram Jaccard {x:.2f} > {JACCARD_MAX})"))
+    return out
+
+
 def _load_extra_split(name: str, emotions: Iterable[str] | str | None, per_emotion: int | None) -> pd.DataFrame:
     """Read and check one extra test split of the core emotions (data/<name>.jsonl), then filter it."""
     path = data_dir() / f"{name}.jsonl"
     df = read_jsonl(path, name, emotions=emotion_names())
-    topics = set(load_topics().id)
-    for n, topic in enumerate(df.topic, 1):
-        if topic not in topics:
-            raise _fail(path, n, "topic", f"{topic!r} is not an id of topics.csv")
-    corpus = load_stories()
-    texts = df.text.tolist() + corpus.text.tolist()
-    for i, j, x in near_duplicates(texts):
-        other = f"line {j + 1}" if j < len(df) else f"stories.jsonl story {corpus.id.iloc[j - len(df)]}"
-        raise _fail(path, i + 1, "text", f"near-duplicate of {other} (5-gram Jaccard {x:.2f} > {JACCARD_MAX})")
+    for problem in extra_split_problems(df, path, range(1, len(df) + 1)):
+        raise problem
     if emotions is not None:
         core = emotion_names(core_only=True)
         emotions = core if emotions == "core" else [emotions] if isinstance(emotions, str) else list(emotions)

@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from course_utils import data
 
 SCHEMAS = ("situation_stories", "new_words_stories")
@@ -18,24 +20,17 @@ SCHEMAS = ("situation_stories", "new_words_stories")
 
 def problems(path: Path, schema: str) -> list[str]:
     """Every problem of every line: record rules, unknown topic, duplicate id, near-duplicates (with the corpus)."""
-    out, records = [], []
-    topics, known = set(data.load_topics().id), data.emotion_names()
+    out, records, lines = [], [], []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
-            record = data.check_record(json.loads(line), schema, path=path, line=n, emotions=known)
+            records.append(data.check_record(json.loads(line), schema, path=path, line=n, emotions=data.emotion_names()))
+            lines.append(n)
         except (data.DataError, json.JSONDecodeError) as e:
             out.append(str(e))
-            continue
-        if record["topic"] not in topics:
-            out.append(f"{path}, line {n}, field 'topic': {record['topic']!r} is not an id of topics.csv")
-        records.append((n, record))
-    ids = [r["id"] for _, r in records]
-    out += [f"{path}, line {n}: duplicate id {r['id']!r}" for n, r in records if ids.count(r["id"]) > 1]
-    corpus = data.load_stories()
-    texts = [r["text"] for _, r in records] + corpus.text.tolist()
-    for i, j, x in data.near_duplicates(texts):
-        other = f"line {records[j][0]}" if j < len(records) else f"stories.jsonl {corpus.id.iloc[j - len(records)]}"
-        out.append(f"{path}, line {records[i][0]}: near-duplicate of {other} (Jaccard {x:.2f})")
+    ids = [r["id"] for r in records]
+    out += [f"{path}, line {n}: duplicate id {r['id']!r}" for n, r in zip(lines, records) if ids.count(r["id"]) > 1]
+    if records:
+        out += [str(e) for e in data.extra_split_problems(pd.DataFrame(records), path, lines)]
     return out
 
 
