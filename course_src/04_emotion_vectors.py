@@ -70,13 +70,14 @@ from course_utils.geometry import (
 from course_utils.lens import top_tokens_of_each
 from course_utils.paths import build_dir
 from course_utils.report import record, record_verdict
-from course_utils.stats import accuracy_ci, corr_ci, mcnemar, mean_diff_ci, pca, pearson_ci, permutation_null, rank_test
+from course_utils.stats import accuracy_ci, corr_ci, mean_diff_ci, pca, pearson_ci, permutation_null, rank_test
 from course_utils.steering import random_direction
 from course_utils.transfer import (
     EXTRA_SPLITS,
     READERS,
     STORY_READER,
     VECTOR_READERS,
+    beyond_words_verdict,
     leave_one_form_out,
     reader_predictions,
     transfer_table,
@@ -303,16 +304,8 @@ record("04_emotion_vectors", style_chosen_readout=chosen, style_story_vectors_te
 
 # %%
 on_sit = (with_sit.split == "situation_test").to_numpy()
-sit_truth, sit_pick = with_sit.emotion.to_numpy()[on_sit], np.array([core.index(e) for e in readings[chosen][on_sit]])
-sit_null = permutation_null(lambda shuffled: np.mean(shuffled[..., sit_pick] == sit_truth, axis=-1), core,
-                            n_resamples=200, seed=0, vectorized=True).null  # the chosen readout's picks, names shuffled
-sit_rank = rank_test(style.loc[chosen, "situation_test"], sit_null, alternative="greater")
-only_vec, only_bow, p_sit = mcnemar(readings[chosen][on_sit] == sit_truth, readings["bag of words"][on_sit] == sit_truth)
-sit_verdict = ("replicates" if sit_rank.distinguishable and p_sit <= 0.05 and only_vec > only_bow else
-               "partly replicates" if sit_rank.distinguishable else "does not replicate")
-sit_reason = (f"situation stories ({on_sit.sum()}): {chosen} {style.loc[chosen, 'situation_test']:.2f} vs shuffled names "
-              f"{sit_null.mean():.2f} (rank p = {sit_rank.p:.3g}) and bag-of-words {style.loc['bag of words', 'situation_test']:.2f} "
-              f"(only the vectors right on {only_vec}, only the words on {only_bow}; McNemar p = {p_sit:.3g})")
+sit = beyond_words_verdict(with_sit, readings, chosen, "situation_test", core, "situation stories")  # 200 name shuffles
+sit_verdict, sit_reason = sit.verdict, sit.reason
 record_verdict("04_emotion_vectors", "situation_transfer", sit_verdict, sit_reason)
 print(f"{sit_verdict}: {sit_reason}")
 for r in (*VECTOR_READERS, "probe", "bag of words"):
@@ -330,18 +323,8 @@ for r in (*VECTOR_READERS, "probe", "bag of words"):
 
 # %%
 on_new = (with_sit.split == "new_words_test").to_numpy()
-new_truth, new_pick = with_sit.emotion.to_numpy()[on_new], np.array([core.index(e) for e in readings[chosen][on_new]])
-new_null = permutation_null(lambda shuffled: np.mean(shuffled[..., new_pick] == new_truth, axis=-1), core,
-                            n_resamples=200, seed=0, vectorized=True).null
-new_rank = rank_test(style.loc[chosen, "new_words_test"], new_null, alternative="greater")
-only_vec_n, only_bow_n, p_new = mcnemar(readings[chosen][on_new] == new_truth,
-                                        readings["bag of words"][on_new] == new_truth)
-new_verdict = ("replicates" if new_rank.distinguishable and p_new <= 0.05 and only_vec_n > only_bow_n else
-               "partly replicates" if new_rank.distinguishable else "does not replicate")
-new_reason = (f"new-words stories ({on_new.sum()}): {chosen} {style.loc[chosen, 'new_words_test']:.2f} vs shuffled names "
-              f"{new_null.mean():.2f} (rank p = {new_rank.p:.3g}) and bag-of-words "
-              f"{style.loc['bag of words', 'new_words_test']:.2f} (only the vectors right on {only_vec_n}, only the words "
-              f"on {only_bow_n}; McNemar p = {p_new:.3g})")
+new = beyond_words_verdict(with_sit, readings, chosen, "new_words_test", core, "new-words stories")
+new_verdict, new_reason = new.verdict, new.reason
 record_verdict("04_emotion_vectors", "new_words_transfer", new_verdict, new_reason)
 print(f"{new_verdict}: {new_reason}")
 for r in (*VECTOR_READERS, "probe", "bag of words"):
@@ -355,7 +338,7 @@ for r in (*VECTOR_READERS, "probe", "bag of words"):
 # %%
 chance, truth_all = 1 / len(core), with_sit.emotion.to_numpy()
 on_style = (with_sit.split == "style_test").to_numpy() & with_sit.emotion.isin(core).to_numpy()
-fall, *fall_ci = mean_diff_ci(readings[chosen][on_style] == truth_all[on_style], readings[chosen][on_sit] == sit_truth)
+fall, *fall_ci = mean_diff_ci(readings[chosen][on_style] == truth_all[on_style], readings[chosen][on_sit] == truth_all[on_sit])
 bow_lo = style.loc["bag of words", "situation_test ci"][0]
 vec_lo = style.loc[chosen, "situation_test ci"][0]
 print(f"Bag-of-words on the situation stories: {style.loc['bag of words', 'situation_test']:.2f} (chance {chance:.2f}); its "
@@ -364,7 +347,7 @@ print(f"Bag-of-words on the situation stories: {style.loc['bag of words', 'situa
          "the words still carry some emotion without described reactions (the situations' own vocabulary)."))
 print(f"The chosen vector readout ({chosen}): style-shifted minus situation top-1 = {fall:+.2f} "
       f"[{fall_ci[0]:+.2f}, {fall_ci[1]:+.2f}]; situation top-1 {style.loc[chosen, 'situation_test']:.2f}.")
-if vec_lo > chance and p_sit <= 0.05 and only_vec > only_bow:
+if vec_lo > chance and sit.p_words <= 0.05 and sit.only_reader > sit.only_words:
     print("It reads the situation's emotion beyond what the words give on the same stories: what the vectors read is not "
           "only the described reactions.")
 elif vec_lo > chance:
@@ -379,7 +362,7 @@ print(f"On the new-words stories bag-of-words gets {style.loc['bag of words', 'n
       f"[{style.loc[chosen, 'new_words_test ci'][0]:.2f}, {style.loc[chosen, 'new_words_test ci'][1]:.2f}]: "
       + ("the representation carries the emotion where our writers' words do not."
          if new_verdict == "replicates" else "the vectors are not distinguishable from the words there."
-         if new_rank.distinguishable else "the vectors are not distinguishable from shuffled names there."))
+         if new.rank.distinguishable else "the vectors are not distinguishable from shuffled names there."))
 
 # %% [markdown]
 # Notebook 05's implicit scenarios ask the same question in a chat: user messages whose situation implies an
@@ -871,14 +854,14 @@ record("04_emotion_vectors", **{f"style_{k}_{split}": style.loc[name, split] for
                                  for split in ("test", "style_test")},
        style_vectors_p_vs_words=style.loc["emotion vectors", "style_test p vs words"],
        style_vectors_ci=list(style.loc["emotion vectors", "style_test ci"]))
-record("04_emotion_vectors", situation_n=int(on_sit.sum()), situation_null_mean=float(sit_null.mean()),
-       situation_rank_p=sit_rank.p, situation_fall=fall, situation_fall_ci=fall_ci,
+record("04_emotion_vectors", situation_n=int(on_sit.sum()), situation_null_mean=float(sit.null.mean()),
+       situation_rank_p=sit.rank.p, situation_fall=fall, situation_fall_ci=fall_ci,
        **{f"situation_{k}": style.loc[name, "situation_test"] for k, name in SIT_KEYS.items()},
        **{f"situation_{k}_ci": list(style.loc[name, "situation_test ci"]) for k, name in SIT_KEYS.items()},
        **{f"situation_{k}_p_vs_words": style.loc[name, "situation_test p vs words"] for k, name in SIT_KEYS.items()
           if k != "bow"})
-record("04_emotion_vectors", new_words_n=int(on_new.sum()), new_words_null_mean=float(new_null.mean()),
-       new_words_rank_p=new_rank.p,
+record("04_emotion_vectors", new_words_n=int(on_new.sum()), new_words_null_mean=float(new.null.mean()),
+       new_words_rank_p=new.rank.p,
        **{f"new_words_{k}": style.loc[name, "new_words_test"] for k, name in SIT_KEYS.items()},
        **{f"new_words_{k}_ci": list(style.loc[name, "new_words_test ci"]) for k, name in SIT_KEYS.items()},
        **{f"new_words_{k}_p_vs_words": style.loc[name, "new_words_test p vs words"] for k, name in SIT_KEYS.items()

@@ -16,13 +16,14 @@ the training stories: `splits=EXTRA_SPLITS`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .probes import bag_of_words_probe, fit_probe
-from .stats import accuracy_ci, mcnemar, mean_diff_ci
+from .stats import RankTest, accuracy_ci, mcnemar, mean_diff_ci, permutation_null, rank_test
 from .vectors import EmotionVectors, center, emotion_means, project_out, without_story_variation
 
 STORY_READER = "emotion vectors, story variation removed"
@@ -134,3 +135,47 @@ def transfer_table(
     out = pd.DataFrame(rows).set_index("reader")
     out["chance"] = 1 / len(emotions)
     return out
+
+
+@dataclass
+class SplitVerdict:
+    """A reader's verdict on one extra test split: against shuffled emotion names and against bag-of-words."""
+
+    verdict: str
+    reason: str
+    null: np.ndarray  # top-1 of the reader's picks with the emotion names shuffled
+    rank: RankTest
+    only_reader: int  # stories only the reader gets right
+    only_words: int  # stories only bag-of-words gets right
+    p_words: float  # McNemar's exact p
+
+
+def beyond_words_verdict(
+    stories: pd.DataFrame,
+    predictions: dict[str, np.ndarray],
+    reader: str,
+    split: str,
+    emotions: Sequence[str],
+    label: str,
+    n_shuffles: int = 200,
+    seed: int = 0,
+) -> SplitVerdict:
+    """The rule of 04's extra splits: *replicates* if `reader` beats its picks with shuffled names (rank p <= 0.05) and
+    bag-of-words on the same stories (McNemar p <= 0.05, reader ahead); *partly* if only the first; else *does not*."""
+    emotions = list(emotions)
+    on = (stories.split == split).to_numpy() & stories.emotion.isin(emotions).to_numpy()
+    if not on.any():
+        raise ValueError(f"split={split!r}: no stories of these emotions; splits present: {sorted(set(stories.split))}")
+    truth, picks = stories.emotion.to_numpy()[on], predictions[reader][on]
+    pick_idx = np.array([emotions.index(e) for e in picks])
+    null = permutation_null(lambda shuffled: np.mean(shuffled[..., pick_idx] == truth, axis=-1), emotions,
+                            n_resamples=n_shuffles, seed=seed, vectorized=True).null  # fmt: skip
+    acc, bow = float(np.mean(picks == truth)), float(np.mean(predictions["bag of words"][on] == truth))
+    rank = rank_test(acc, null, alternative="greater")
+    only_reader, only_words, p_words = mcnemar(picks == truth, predictions["bag of words"][on] == truth)
+    verdict = ("replicates" if rank.distinguishable and p_words <= 0.05 and only_reader > only_words else
+               "partly replicates" if rank.distinguishable else "does not replicate")  # fmt: skip
+    reason = (f"{label} ({on.sum()}): {reader} {acc:.2f} vs shuffled names {null.mean():.2f} (rank p = {rank.p:.3g}) and "
+              f"bag-of-words {bow:.2f} (only the vectors right on {only_reader}, only the words on {only_words}; "
+              f"McNemar p = {p_words:.3g})")  # fmt: skip
+    return SplitVerdict(verdict, reason, null, rank, only_reader, only_words, p_words)

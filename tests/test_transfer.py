@@ -13,6 +13,7 @@ from course_utils.transfer import (
     READERS,
     SITUATION_SPLITS,
     STORY_READER,
+    beyond_words_verdict,
     leave_one_form_out,
     reader_predictions,
     transfer_table,
@@ -129,3 +130,24 @@ def test_leave_one_form_out_holds_out_each_training_form_in_turn():
     one_form_each = stories.assign(form=np.where(stories.emotion == "joy", "narration", "letter"))
     with pytest.raises(ValueError, match="no training form could be held out"):
         leave_one_form_out(acts, one_form_each, ["joy", "gloom"], torch.zeros(0, 4), layer=0)
+
+
+def test_beyond_words_verdict_follows_its_rule():
+    """A reader right on every story beats shuffled names and words that are right on none: replicates; against
+    words that are also always right it only beats the names: partly; a reader picking one emotion: does not."""
+    emotions = ["joy", "gloom", "awe", "calm", "fear", "pride"]  # 720 orders of the names: a null of 200 draws
+    truth = np.array(emotions * 10)
+    stories = pd.DataFrame({"split": "new_words_test", "emotion": truth})
+    wrong = np.roll(truth, 1)
+    v = beyond_words_verdict(stories, {"r": truth, "bag of words": wrong}, "r", "new_words_test", emotions, "x")
+    assert v.verdict == "replicates" and (v.only_reader, v.only_words) == (60, 0) and len(v.null) == 200
+    assert v.reason.startswith("x (60): r 1.00 vs shuffled names")
+    assert beyond_words_verdict(stories, {"r": truth, "bag of words": truth}, "r", "new_words_test", emotions, "x").verdict == (
+        "partly replicates"
+    )
+    same = np.full(60, "joy")
+    assert beyond_words_verdict(stories, {"r": same, "bag of words": wrong}, "r", "new_words_test", emotions, "x").verdict == (
+        "does not replicate"
+    )
+    with pytest.raises(ValueError, match=r"split='situation_test': no stories of these emotions"):
+        beyond_words_verdict(stories, {"r": truth, "bag of words": wrong}, "r", "situation_test", emotions, "x")
