@@ -21,10 +21,10 @@ from . import stats
 from .activations import extract_activations
 from .cache import cached, code_version, request_key, texts_sha256
 from .data import SCHEMAS, check_record, load_scenarios
-from .derivatives import measure_gradients
+from .derivatives import measure_gradients, position_gradients
 from .models import CourseModel, chat, model_key
 from .scoring import CODE_VERSION as SCORING_VERSION
-from .scoring import _batch, _model_dtype, _packed_rows, _unsteered_prefix, frozen_weights
+from .scoring import _batch, _model_dtype, _packed_rows, frozen_weights
 from .steering import continuation_logprobs, random_direction
 from .vectors import EmotionVectors
 
@@ -218,24 +218,7 @@ def _both_gradients(model: CourseModel, prompts: list[str], conts: list[str], la
         for start in range(0, len(rows), GRADIENT_BATCH):
             chunk = rows[start : start + GRADIENT_BATCH]
             enc, src, tgt, (spans, where) = _batch(chunk, pad_id, _model_dtype(model))
-            prefix = _unsteered_prefix(model, enc, layer)
-            delta = torch.zeros(prefix.shape, device=prefix.device, dtype=torch.float32, requires_grad=True)
-            T = enc["input_ids"].shape[1]
-            keep = T - int(src.min())
-            idx = (src - (T - keep)).clamp(min=0)
-            with torch.enable_grad():
-                with model.trace(enc, logits_to_keep=keep):
-                    for i in range(layer):
-                        model.layer(i).skip(prefix)
-                    model.layer(layer).skip(prefix + delta.to(prefix.dtype))
-                    logits = model.output.logits.save()
-                rows_i = torch.arange(logits.shape[0], device=logits.device)[:, None]
-                picked = logits[rows_i, idx.to(logits.device)].float()
-                token_lp = picked.gather(-1, tgt.to(logits.device).unsqueeze(-1)).squeeze(-1) - torch.logsumexp(picked, -1)
-                total = token_lp.new_zeros(())
-                for r, k, L, i in spans:
-                    total = total + weights[i] * token_lp[r, k : k + L].mean()
-                (grad,) = torch.autograd.grad(total, delta)  # [b, T, d]: the gradient at each position
+            grad = position_gradients(model, enc, src, tgt, spans, weights, layer)  # [b, T, d]
             at_prompt = (grad * where.to(grad.device, grad.dtype).unsqueeze(-1)).sum(1)
             for r, row in enumerate(chunk):
                 j = row["items"][0][0] % n  # the row's scenario
@@ -386,4 +369,4 @@ def classify_reply(text: str) -> str:
     return "other"
 
 
-GRADIENTS_VERSION = code_version(_both_gradients) + SCORING_VERSION  # part of every cheat_gradients key
+GRADIENTS_VERSION = code_version(_both_gradients, position_gradients) + SCORING_VERSION  # part of every cheat_gradients key

@@ -121,19 +121,39 @@ def _batch_gradient(
     layer: int,
     reduce: str,
 ) -> torch.Tensor:
-    """[b, d] gradients for one batch: the unsteered stream up to `layer` is reused, layers above run with autograd."""
+    """[b, d] gradients for one batch: position_gradients summed over the steered positions (all, or `where`)."""
+    grad = position_gradients(model, enc, src, tgt, items, weights, layer, reduce)
+    if where is not None:
+        grad = grad * where.to(grad.device, grad.dtype).unsqueeze(-1)
+    return grad.sum(1).float().cpu()
+
+
+def position_gradients(
+    model: CourseModel,
+    enc: dict[str, torch.Tensor],
+    src: torch.Tensor,
+    tgt: torch.Tensor,
+    items: list[tuple[int, int, int, int]],
+    weights: list[float],
+    layer: int,
+    reduce: str = "mean",
+) -> torch.Tensor:
+    """[b, T, d]: d (sum_i weights[i] * logprob of item i) / d a vector added after `layer` at each position.
+
+    One batch of scoring rows (`scoring._batch`); the unsteered stream up to `layer` is reused, the layers above run
+    with autograd. Summing over positions gives the gradient of a vector added everywhere (or on any span), so one
+    backward pass serves several steering spans (`cheating.cheat_gradients` sums it two ways).
+    """
     prefix = _unsteered_prefix(model, enc, layer)
-    dtype = prefix.dtype
-    delta = torch.zeros(prefix.shape[0], 1, prefix.shape[-1], device=prefix.device, dtype=torch.float32, requires_grad=True)
+    delta = torch.zeros(prefix.shape, device=prefix.device, dtype=torch.float32, requires_grad=True)
     T = enc["input_ids"].shape[1]
     keep = T - int(src.min())
     idx = (src - (T - keep)).clamp(min=0)
     with torch.enable_grad():
-        added = delta.to(dtype) if where is None else delta.to(dtype) * where.to(prefix.device, dtype).unsqueeze(-1)
         with model.trace(enc, logits_to_keep=keep):
             for i in range(layer):
                 model.layer(i).skip(prefix)
-            model.layer(layer).skip(prefix + added)
+            model.layer(layer).skip(prefix + delta.to(prefix.dtype))
             logits = model.output.logits.save()
         rows_i = torch.arange(logits.shape[0], device=logits.device)[:, None]
         picked = logits[rows_i, idx.to(logits.device)].float()
@@ -143,7 +163,7 @@ def _batch_gradient(
             lp = token_lp[r, k : k + L]
             total = total + weights[i] * (lp.mean() if reduce == "mean" else lp.sum())
         (grad,) = torch.autograd.grad(total, delta)
-    return grad[:, 0].float().cpu()
+    return grad
 
 
 SESSION_BATCHES = 16  # a remote (NDIF) model computes this many batches' gradients per request
@@ -221,4 +241,4 @@ def agreement(derivative: Sequence[float], exact: Sequence[float]) -> dict[str, 
 
 
 # part of every cache key
-CODE_VERSION = code_version(_packed_rows, _gradients, _batch_gradient, _token_weights, _remote_gradients)
+CODE_VERSION = code_version(_packed_rows, _gradients, _batch_gradient, position_gradients, _token_weights, _remote_gradients)
