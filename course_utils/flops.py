@@ -1,5 +1,6 @@
 """Count the floating-point operations a process runs (for the benchmark): torch's own FlopCounterMode, switched on
-for the whole process when COURSE_COUNT_FLOPS names a folder, and written there as flops-<pid>.json at exit.
+for the whole process when COURSE_COUNT_FLOPS names a folder, and written there as flops-<pid>.json after every
+notebook cell (papermill stops a kernel without running its exit handlers) and at exit.
 
 `benchmarks/bench_course.py --flops` sets the variable for one extra cold run of the course; notebooks never do.
 """
@@ -25,6 +26,13 @@ def start_if_asked() -> None:
     mode.__enter__()
     _STARTED.append(mode)
     atexit.register(_write, Path(folder))
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:  # a notebook kernel: the total so far, after each cell
+        shell.events.register("post_run_cell", lambda *_: _write(Path(folder)))
 
 
 def _write(folder: Path) -> None:
