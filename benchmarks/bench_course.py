@@ -131,6 +131,18 @@ def table(unit: float, figures: dict) -> str:
             if figures.get("cold")
             else "",
         ]
+    per = (figures.get("flops") or {}).get("notebooks") or {}
+    if per and figures.get("cold"):
+        rate = figures["flops"]["rate"]
+        lines += ["", "Per notebook, the cold run against its FLOP floor (the FLOPs at the bare forward pass's rate):", ""]
+        lines += ["| notebook | TFLOP | floor | cold run | x floor |", "|---|---|---|---|---|"]
+        for t in figures["cold"]["notebooks"]:
+            f = per.get(t["notebook"])
+            if f:
+                lines.append(
+                    f"| {t['notebook']} | {f / 1e12:,.1f} | {cell(f / rate)} | {cell(t['seconds'])} | "
+                    f"{t['seconds'] / (f / rate):.2f}x |"
+                )
     if not figures.get("flops"):
         lines += ["", "FLOPs: not counted in this run (`--flops` adds one more cold run that counts them)."]
     if figures.get("warm_differs") is not None:
@@ -171,7 +183,13 @@ def main() -> None:
         from course_utils.flops import total
 
         rate = unit_flops() / unit
-        figures["flops"] = {"total": total(counted), "rate": rate, "floor_seconds": total(counted) / rate}
+        per = counted / "per_notebook.json"
+        figures["flops"] = {
+            "total": total(counted),
+            "rate": rate,
+            "floor_seconds": total(counted) / rate,
+            "notebooks": json.loads(per.read_text()) if per.is_file() else {},
+        }
     for key in ("cold", "warm", "fast"):
         if key in figures and figures[key]["rc"] != 0:
             print(f"{key} run FAILED:\n{figures[key]['stderr_tail']}")

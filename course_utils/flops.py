@@ -42,6 +42,12 @@ def _write(folder: Path) -> None:
     (folder / f"flops-{os.getpid()}.json").write_text(json.dumps({"flops": int(mode.get_total_flops())}))
 
 
+def of_process(folder: Path, pid: int) -> int:
+    """The count a process has written so far (0 before its first write)."""
+    path = Path(folder) / f"flops-{pid}.json"
+    return int(json.loads(path.read_text())["flops"]) if path.is_file() else 0
+
+
 def total(folder: Path) -> int:
     """The FLOPs of every counted process that wrote into `folder`."""
     return sum(json.loads(p.read_text())["flops"] for p in Path(folder).glob("flops-*.json"))

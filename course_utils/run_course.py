@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 import papermill as pm
 
+from . import flops
 from .paths import REPO_ROOT, build_dir
 from .report import read_results, record, write_report
 
@@ -119,6 +122,8 @@ def run(fast: bool, model: str | None, only: list[str] | None, fresh_kernels: bo
         results.replace(build_dir() / "results.previous.json")
     record("run", **this_run, date=datetime.date.today().isoformat())
     timings: list[tuple[str, float, str]] = []
+    counted = os.environ.get("COURSE_COUNT_FLOPS")  # the benchmark's FLOP count: the shared kernel's total, per notebook
+    per_notebook: dict[str, int] = {}
     kernel = None if fresh_kernels else SharedKernel(todo[0].parent if todo else REPO_ROOT)
     try:
         for i, path in enumerate(todo, 1):
@@ -129,6 +134,10 @@ def run(fast: bool, model: str | None, only: list[str] | None, fresh_kernels: bo
             if failure:
                 write_report(timings)
                 return 1
+            if counted and kernel and kernel.pid:
+                per_notebook[path.stem] = flops.of_process(Path(counted), kernel.pid) - sum(per_notebook.values())
+                Path(counted).mkdir(parents=True, exist_ok=True)
+                (Path(counted) / "per_notebook.json").write_text(json.dumps(per_notebook, indent=1))
             peak = kernel.peak_gb() if kernel else None
             print(f"    done in {timings[-1][1]:.0f} s" + (f", kernel peak {peak:.2f} GB" if peak else ""), flush=True)
     finally:

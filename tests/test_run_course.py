@@ -110,3 +110,25 @@ def test_clear_memo_forgets_every_file():
     cache._MEMO[("x", 0, 0)] = {}
     cache.clear_memo()
     assert cache._MEMO == {}
+
+
+def test_a_counted_run_gives_each_notebook_its_own_flops(tmp_path, monkeypatch):
+    """With COURSE_COUNT_FLOPS, the shared kernel's running total (written after each cell) becomes per-notebook counts."""
+
+    class CountingKernel(NoKernel):
+        pid = 4242
+
+    counted = tmp_path / "flops"
+    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))
+    monkeypatch.setenv("COURSE_COUNT_FLOPS", str(counted))
+    monkeypatch.setattr(run_course, "SharedKernel", CountingKernel)
+    totals = iter([100, 250, 1000])
+
+    def execute(src, dst, **kw):  # the kernel's count after this notebook's last cell
+        counted.mkdir(exist_ok=True)
+        (counted / "flops-4242.json").write_text(json.dumps({"flops": next(totals)}))
+
+    monkeypatch.setattr(run_course.pm, "execute_notebook", execute)
+    names = [p.stem for p in run_course.notebooks()[:3]]
+    assert run_course.main(["--only", *names]) == 0
+    assert json.loads((counted / "per_notebook.json").read_text()) == dict(zip(names, [100, 150, 750]))
