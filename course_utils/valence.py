@@ -202,7 +202,7 @@ def _compute_each(
         enc, src, _, (items, _) = _batch(rows[start : start + batch_size], pad_id, _model_dtype(model))
         b, T = enc["input_ids"].shape
         keep = T - int(src.min())
-        idx = (src - (T - keep)).clamp(min=0).repeat(k, 1)
+        idx = (src - (T - keep)).clamp(min=0)
         prefix = _unsteered_prefix(model, enc, layer)
         big = {name: t.repeat(k, *([1] * (t.dim() - 1))) for name, t in enc.items()}
         added = deltas.to(prefix.device, prefix.dtype).repeat_interleave(b, 0)[:, None, :]  # [k * b, 1, d]
@@ -211,13 +211,13 @@ def _compute_each(
             for i in range(layer):
                 model.layer(i).skip(streams)
             model.layer(layer).skip(streams + added)
-            logits = model.output.logits
-            rows_i = torch.arange(logits.shape[0], device=logits.device)[:, None]
-            picked = logits[rows_i, idx.to(logits.device)].float()  # [k * b, n_tok, vocab]
-            ev = nnsight.save((picked.softmax(-1) @ values.to(picked.device)).cpu())  # [k * b, n_tok]
-        for j in range(k):
+            logits = model.output.logits.save()  # [k * b, keep, vocab]
+        rows_i = torch.arange(b, device=logits.device)[:, None]
+        for j in range(k):  # one condition's rows at a time: the [rows, tokens, vocab] temporaries stay a batch's size
+            picked = logits[j * b : (j + 1) * b][rows_i, idx.to(logits.device)].float()  # [b, n_tok, vocab]
+            ev = (picked.softmax(-1) @ values.to(picked.device)).cpu()  # [b, n_tok]
             for r, q, L, i in items:
-                out[j, i] = ev[j * b + r, q : q + L].sum()
+                out[j, i] = ev[r, q : q + L].sum()
     return out
 
 
