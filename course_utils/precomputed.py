@@ -11,8 +11,10 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
+from .cache import texts_sha256
 from .models import CourseModel, model_key
 from .paths import cache_dir, data_dir
+from .steering import median_token_norm, reference_texts, remember_median_norm
 from .vectors import EmotionVectors, _neutral_acts, _story_means, build_emotion_vectors, default_layer
 
 PRECOMPUTED_NAME = "smollm2-135m-instruct"  # precomputed vectors for the bundled model, under data/precomputed/
@@ -37,6 +39,7 @@ def save_precomputed(model: CourseModel, layer: int | None = None) -> Path:
     _, means, _ = _story_means(model, vectors.layer, None, "train", None)  # read back from the activation cache
     neutral = _neutral_acts(model, vectors.layer)
     vectors.meta.update({"data_sha256": data_fingerprint(), "built_by": "course_utils.precomputed.save_precomputed"})
+    vectors.meta["median_token_norm"] = norm_meta(model, vectors.layer)
     stem = precomputed_path(vectors.layer)
     vectors.save(stem)
     save_file({"means": means.contiguous(), "neutral": neutral.contiguous()}, str(stem) + "_inputs.safetensors")
@@ -63,7 +66,19 @@ def load_precomputed(model: CourseModel, layer: int | None = None) -> EmotionVec
             f"{stem}.json was built from other data files than data/ now holds: "
             "rebuild it with: python scripts/make_precomputed_vectors.py"
         )
+    norm = vectors.meta.get("median_token_norm")
+    if norm and norm["model_key"] == model_key(model):  # FAST then needs no reference pass for the steering scale
+        remember_median_norm(model, vectors.layer, norm["reference_sha256"], norm["value"])
     return vectors
+
+
+def norm_meta(model: CourseModel, layer: int) -> dict[str, object]:
+    """The layer's median token norm over the default reference corpus, with what it was measured on."""
+    return {
+        "value": median_token_norm(model, layer),
+        "model_key": model_key(model),
+        "reference_sha256": texts_sha256(reference_texts(model)),
+    }
 
 
 FAST_SUBSET = {"per_emotion": 4, "emotions": "core", "neutral_limit": 20}  # what FAST builds for other models

@@ -63,6 +63,16 @@ def median_token_norm(model: CourseModel, layer: int, texts: Sequence[str] | Non
     return _MEDIAN_NORMS[key]
 
 
+def remember_median_norm(model: CourseModel, layer: int, reference_sha256: str, value: float) -> bool:
+    """Give median_token_norm a value measured earlier over the default reference corpus (the committed one of FAST's
+    precomputed vectors): kept only when that corpus is today's `reference_texts`; returns whether it was kept."""
+    key = (model_key(model), layer, texts_sha256(reference_texts(model)))
+    if key[2] != reference_sha256:
+        return False
+    _MEDIAN_NORMS.setdefault(key, float(value))
+    return True
+
+
 def random_direction(d_model: int, seed: int) -> torch.Tensor:
     """A unit vector drawn uniformly at random (seeded): the control direction."""
     g = torch.Generator().manual_seed(int(seed))

@@ -12,7 +12,7 @@ import sys
 import torch
 
 from course_utils import build_emotion_vectors, load_model
-from course_utils.precomputed import load_precomputed, save_precomputed
+from course_utils.precomputed import load_precomputed, norm_meta, save_precomputed
 
 
 def main() -> int:
@@ -30,7 +30,14 @@ def main() -> int:
         stored.names == fresh.names and stored.layer == fresh.layer and torch.allclose(stored.vectors, fresh.vectors, atol=1e-4)
     )
     print(f"max |stored - recomputed| = {diff:.2e}: {'match' if same else 'MISMATCH'}")
-    return 0 if same else 1
+    norm, fresh_norm = stored.meta.get("median_token_norm", {}), norm_meta(model, stored.layer)
+    norm_same = norm.get("reference_sha256") == fresh_norm["reference_sha256"] and abs(
+        float(norm.get("value", float("nan"))) - float(fresh_norm["value"])
+    ) <= 1e-4 * float(fresh_norm["value"])
+    print(
+        f"median token norm: stored {norm.get('value')}, recomputed {fresh_norm['value']}: {'match' if norm_same else 'MISMATCH'}"
+    )
+    return 0 if same and norm_same else 1
 
 
 if __name__ == "__main__":

@@ -196,6 +196,22 @@ def test_fast_path_loads_precomputed_only_for_the_bundled_model(model, tiny_mode
         load_precomputed(tiny_model, layer=20)
 
 
+def test_fast_reads_the_committed_steering_scale_instead_of_a_reference_pass(model, monkeypatch):
+    """load_precomputed hands median_token_norm the committed value (measured by `scripts/make_precomputed_vectors.py`,
+    which --check recomputes), but only for the reference corpus it was measured on."""
+    from course_utils import steering
+    from course_utils.precomputed import load_precomputed
+
+    monkeypatch.setattr(steering, "_MEDIAN_NORMS", {})
+    stored = load_precomputed(model)
+    monkeypatch.setattr(steering, "extract_activations", lambda *a, **k: pytest.fail("a reference pass was run"))
+    assert steering.median_token_norm(model, stored.layer) == stored.meta["median_token_norm"]["value"]
+    monkeypatch.setattr(steering, "_MEDIAN_NORMS", {})
+    assert not steering.remember_median_norm(model, stored.layer, "another corpus", 1.0)
+    with pytest.raises(pytest.fail.Exception, match="reference pass"):
+        steering.median_token_norm(model, stored.layer)
+
+
 def test_the_control_statistic_is_the_score_statistic():
     """cosine_to (used by the random-direction controls) on the emotion vectors themselves is exactly cosine."""
     from course_utils.vectors import EmotionVectors
