@@ -270,3 +270,23 @@ def test_check_remote_stops_on_a_critical_mismatch_or_a_model_not_running(monkey
         models.check_remote(remote)
     with pytest.raises(ValueError, match="remote=True"):
         models.check_remote(types.SimpleNamespace(remote=False))
+
+
+def test_the_gguf_file_is_parsed_once_while_converting(monkeypatch):
+    """Inside _gguf_parsed_once the tokenizer, config and weights share one reader of a file (and one name map);
+    outside, gguf is as before. (The converted folder was compared byte for byte with and without it.)"""
+    import gguf
+
+    made = []
+
+    class Reader:
+        def __init__(self, path):
+            made.append(path)
+
+    monkeypatch.setattr(gguf, "GGUFReader", Reader)
+    with models._gguf_parsed_once():
+        assert gguf.GGUFReader("a.gguf") is gguf.GGUFReader("a.gguf")
+        assert gguf.GGUFReader("b.gguf") is not gguf.GGUFReader("a.gguf")
+        assert gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2) is gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2)
+    assert made == ["a.gguf", "b.gguf"]
+    assert gguf.GGUFReader is Reader and gguf.GGUFReader("a.gguf") is not gguf.GGUFReader("a.gguf")
