@@ -18,6 +18,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -47,11 +48,14 @@ def run_course(cache: Path, build: Path, fast: bool, env_extra: dict | None = No
     env = dict(os.environ, COURSE_CACHE_DIR=str(cache), COURSE_BUILD_DIR=str(build), **(env_extra or {}))
     cmd = [sys.executable, "-m", "course_utils.run_course"] + (["--fast"] if fast else [])
     t0, peak = time.perf_counter(), 0
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ps = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        peak = max(peak, tree_rss(ps))
-        time.sleep(0.25)
+    build.mkdir(parents=True, exist_ok=True)
+    log = build / "run_course.log"  # run_course prints each notebook's kernel peak there
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.PIPE)
+        ps = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(ps))
+            time.sleep(0.25)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     timings = build / "timings.json"
     return {
@@ -60,7 +64,15 @@ def run_course(cache: Path, build: Path, fast: bool, env_extra: dict | None = No
         "rc": proc.returncode,
         "stderr_tail": err[-2000:],
         "notebooks": json.loads(timings.read_text()) if timings.exists() else [],
+        "kernel_peaks_gb": kernel_peaks(log.read_text()),
     }
+
+
+def kernel_peaks(log: str) -> dict[str, float]:
+    """Each notebook's kernel peak memory (GB) from run_course's printout ("[i/n] name ..." then "done in ... peak X GB")."""
+    names = re.findall(r"^\[\d+/\d+\] (\S+) \.\.\.$", log, flags=re.M)
+    peaks = re.findall(r"done in \d+ s, kernel peak ([\d.]+) GB", log)
+    return {n: float(g) for n, g in zip(names, peaks)}
 
 
 def results(build: Path) -> dict:
@@ -119,15 +131,23 @@ def table(unit: float, figures: dict) -> str:
         if not r or not r["notebooks"]:
             continue
         total = sum(t["seconds"] for t in r["notebooks"])
-        lines += ["", f"Per notebook ({label}):", "", "| notebook | time | share |", "|---|---|---|"]
-        lines += [f"| {t['notebook']} | {cell(t['seconds'])} | {t['seconds'] / total:.0%} |" for t in r["notebooks"]]
+        peaks = r.get("kernel_peaks_gb") or {}
+        head = "| notebook | time | share |" + (" kernel peak |" if peaks else "")
+        lines += ["", f"Per notebook ({label}):", "", head, "|---|---|---|" + ("---|" if peaks else "")]
+        lines += [
+            f"| {t['notebook']} | {cell(t['seconds'])} | {t['seconds'] / total:.0%} |"
+            + (f" {peaks[t['notebook']]:.2f} GB |" if t["notebook"] in peaks else (" |" if peaks else ""))
+            for t in r["notebooks"]
+        ]
     if figures.get("flops"):
         f = figures["flops"]
         lines += [
             "",
             f"FLOPs of a full cold run: {f['total'] / 1e12:,.1f} TFLOP; at the bare forward pass's rate "
             f"({f['rate'] / 1e9:,.1f} GFLOP/s) they would take {cell(f['floor_seconds'])}: the cold run takes "
-            f"**{figures['cold']['seconds'] / f['floor_seconds']:.2f}x** that floor."
+            f"**{figures['cold']['seconds'] / f['floor_seconds']:.2f}x** that floor. (torch's FlopCounterMode counts "
+            "torch's own operations: scikit-learn probes, numpy statistics and Python work are not in the count, so "
+            "notebooks built on them, 03 and 04, sit far above their floor.)"
             if figures.get("cold")
             else "",
         ]
