@@ -24,13 +24,16 @@ def main() -> int:
     if not args.check:
         print(f"wrote {save_precomputed(model)}")
         return 0
-    stored, fresh = load_precomputed(model), build_emotion_vectors(model)
+    # recompute first: loading the committed files hands their norm to median_token_norm's memo
+    fresh = build_emotion_vectors(model)
+    fresh_norm = norm_meta(model, fresh.layer)
+    stored = load_precomputed(model)
     diff = float((stored.vectors - fresh.vectors).abs().max())
     same = (
         stored.names == fresh.names and stored.layer == fresh.layer and torch.allclose(stored.vectors, fresh.vectors, atol=1e-4)
     )
     print(f"max |stored - recomputed| = {diff:.2e}: {'match' if same else 'MISMATCH'}")
-    norm, fresh_norm = stored.meta.get("median_token_norm", {}), norm_meta(model, stored.layer)
+    norm = stored.meta.get("median_token_norm", {})
     norm_same = norm.get("reference_sha256") == fresh_norm["reference_sha256"] and abs(
         float(norm.get("value", float("nan"))) - float(fresh_norm["value"])
     ) <= 1e-4 * float(fresh_norm["value"])
