@@ -18,7 +18,6 @@ import argparse
 import datetime
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -48,31 +47,21 @@ def run_course(cache: Path, build: Path, fast: bool, env_extra: dict | None = No
     env = dict(os.environ, COURSE_CACHE_DIR=str(cache), COURSE_BUILD_DIR=str(build), **(env_extra or {}))
     cmd = [sys.executable, "-m", "course_utils.run_course"] + (["--fast"] if fast else [])
     t0, peak = time.perf_counter(), 0
-    build.mkdir(parents=True, exist_ok=True)
-    log = build / "run_course.log"  # run_course prints each notebook's kernel peak there
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.PIPE)
-        ps = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            peak = max(peak, tree_rss(ps))
-            time.sleep(0.25)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(ps))
+        time.sleep(0.25)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    timings = build / "timings.json"
+    timings, peaks = build / "timings.json", build / "kernel_peaks.json"  # peaks: each notebook's, from run_course
     return {
         "seconds": time.perf_counter() - t0,
         "peak_gb": peak / 2**30,
         "rc": proc.returncode,
         "stderr_tail": err[-2000:],
         "notebooks": json.loads(timings.read_text()) if timings.exists() else [],
-        "kernel_peaks_gb": kernel_peaks(log.read_text()),
+        "kernel_peaks_gb": json.loads(peaks.read_text()) if peaks.exists() else {},
     }
-
-
-def kernel_peaks(log: str) -> dict[str, float]:
-    """Each notebook's kernel peak memory (GB) from run_course's printout ("[i/n] name ..." then "done in ... peak X GB")."""
-    names = re.findall(r"^\[\d+/\d+\] (\S+) \.\.\.$", log, flags=re.M)
-    peaks = re.findall(r"done in \d+ s, kernel peak ([\d.]+) GB", log)
-    return {n: float(g) for n, g in zip(names, peaks)}
 
 
 def results(build: Path) -> dict:

@@ -124,6 +124,7 @@ def run(fast: bool, model: str | None, only: list[str] | None, fresh_kernels: bo
     timings: list[tuple[str, float, str]] = []
     counted = os.environ.get("COURSE_COUNT_FLOPS")  # the benchmark's FLOP count: the shared kernel's total, per notebook
     per_notebook: dict[str, int] = {}
+    peaks: dict[str, float] = {}
     kernel = None if fresh_kernels else SharedKernel(todo[0].parent if todo else REPO_ROOT)
     try:
         for i, path in enumerate(todo, 1):
@@ -139,6 +140,9 @@ def run(fast: bool, model: str | None, only: list[str] | None, fresh_kernels: bo
                 Path(counted).mkdir(parents=True, exist_ok=True)
                 (Path(counted) / "per_notebook.json").write_text(json.dumps(per_notebook, indent=1))
             peak = kernel.peak_gb() if kernel else None
+            if peak:
+                peaks[path.stem] = round(peak, 3)
+                (build_dir() / "kernel_peaks.json").write_text(json.dumps(peaks, indent=1))  # read by the benchmark
             print(f"    done in {timings[-1][1]:.0f} s" + (f", kernel peak {peak:.2f} GB" if peak else ""), flush=True)
     finally:
         if kernel:
